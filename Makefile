@@ -1,0 +1,71 @@
+# callpulse — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+export CALLPULSE_KAFKA_PORT ?= 19092
+export CALLPULSE_PG_PORT ?= 15432
+export CALLPULSE_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(CALLPULSE_KAFKA_PORT)
+export CALLPULSE_TEST_DATABASE_URL ?= postgresql+asyncpg://callpulse:callpulse@127.0.0.1:$(CALLPULSE_PG_PORT)/callpulse_test
+
+.PHONY: help install run demo test unit lint fmt schemas infra up down bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install callpulse with its dev tools
+
+run: $(STAMP) ## Run callpulse embedded: one process, SQLite, in-process bus, on :8000
+	$(BIN)/callpulse run --port $(PORT)
+
+demo: $(STAMP) ## Run embedded mode with a simulated floor of ~50 reps
+	$(BIN)/callpulse run --port $(PORT) --demo
+
+infra: ## Start the local Kafka and PostgreSQL (installed on first use)
+	deploy/local/kafka.sh start
+	deploy/local/postgres.sh start
+
+test: $(STAMP) infra lint ## Install everything, start Kafka and PostgreSQL, run lint and every test
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: $(STAMP) ## Run only the unit tests (no Kafka or PostgreSQL needed)
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, import-linter, stale JSON Schema check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy schemas services
+	$(BIN)/lint-imports
+	$(BIN)/python -m schemas.generate --check
+
+fmt: $(STAMP) ## Format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: $(STAMP) ## Regenerate schemas/json from the pydantic models
+	$(BIN)/python -m schemas.generate
+
+up: $(STAMP) infra ## Start Kafka, PostgreSQL, ingest, aggregator and api as background processes
+	deploy/local/services.sh start
+
+down: ## Stop everything `make up` started (by pid)
+	-deploy/local/services.sh stop
+	-deploy/local/kafka.sh stop
+	-deploy/local/postgres.sh stop
+
+bench: $(STAMP) infra ## Run the benchmark suite; writes bench/results/
+	$(BIN)/python -m bench.run
+
+clean: ## Remove the venv and caches (keeps .cache/ jars and data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,108 @@
+"""Roster contract: teams, reps, targets on the compacted `callpulse.roster` topic."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from schemas.kpis import WindowName
+
+
+def _valid_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_valid_timezone)]
+TargetKpi = Literal[
+    "dials",
+    "inbound_calls",
+    "connects",
+    "connect_rate",
+    "talk_seconds",
+    "avg_talk_seconds",
+    "conversations",
+    "conversions",
+    "conversion_rate",
+    "revenue",
+    "avg_deal",
+    "csat_avg",
+]
+
+
+class Shift(BaseModel):
+    """Working days (ISO weekday 1 = Monday) and local start/end time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    days: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5]
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+
+
+class Team(BaseModel):
+    """A team: its time zone defines its calendar windows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team_id: str
+    name: str | None = None
+    timezone: TimeZoneName = "UTC"
+    shift: Shift = Shift()
+
+
+class Rep(BaseModel):
+    """A rep; `external_ids` maps a provider's agent id (e.g. {"aircall": "123"}) to this rep."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rep_id: str
+    name: str | None = None
+    team_id: str | None = None
+    external_ids: dict[str, str] = {}
+
+
+class Target(BaseModel):
+    """A goal for one KPI over one window: `at least` value (avg talk, calls, conversion...)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kpi: TargetKpi
+    window: WindowName = "today"
+    value: float = Field(gt=0)
+
+
+class Targets(BaseModel):
+    """Targets of a team (defaults for its reps) or of one rep (overrides by kpi and window)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: Literal["team", "rep"]
+    subject_id: str
+    targets: list[Target] = []
+
+
+class RosterRecord(BaseModel):
+    """One record of the roster topic; `deleted` tombstones the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team: Team | None = None
+    rep: Rep | None = None
+    targets: Targets | None = None
+
+    def key(self) -> str:
+        """The compaction key of this record."""
+        if self.team is not None:
+            return f"team:{self.team.team_id}"
+        if self.rep is not None:
+            return f"rep:{self.rep.rep_id}"
+        if self.targets is not None:
+            return f"targets:{self.targets.subject}:{self.targets.subject_id}"
+        raise ValueError("empty roster record")

@@ -1,0 +1,1 @@
+"""callpulse services: ingest, aggregator, api, and the embedded runner that wires them."""

@@ -1,0 +1,1 @@
+"""The aggregator: call assembly and KPI windows (Faust app around a pure domain)."""

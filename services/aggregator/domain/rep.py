@@ -1,0 +1,261 @@
+"""Stage 2: one rep's state — sparse time buckets, live status — and its KPI snapshot.
+
+Buckets: per-minute for the last `MINUTE_RETENTION` (rolling windows and the local hour), per local
+hour for two days (the hourly connect profile), per local day for `DAY_RETENTION_DAYS` (today,
+week, month). Facts are applied once per (call, version); the remembered versions expire after
+`APPLIED_HORIZON`, far beyond any redelivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus, TargetProgress
+from schemas.roster import Shift, Target
+from services.aggregator.domain import windows as w
+from services.aggregator.domain.calls import RepFact
+from services.aggregator.domain.counters import C, Counters, add_into, derive, total, zero
+
+MINUTE_RETENTION = timedelta(hours=2)
+HOUR_RETENTION_DAYS = 2
+DAY_RETENTION_DAYS = 45
+APPLIED_HORIZON = timedelta(hours=26)
+WRAP_UP = timedelta(seconds=120)
+
+
+@dataclass(slots=True)
+class RepState:
+    """Everything stage 2 keeps for one rep."""
+
+    rep_id: str
+    team_id: str | None = None
+    minutes: dict[int, Counters] = field(default_factory=dict)
+    hours: dict[str, list[int]] = field(default_factory=dict)
+    days: dict[str, Counters] = field(default_factory=dict)
+    applied: dict[str, list[int]] = field(default_factory=dict)
+    status: RepStatus = "idle"
+    status_since: datetime | None = None
+    last_event_at: datetime | None = None
+    late_dropped: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "rep_id": self.rep_id,
+            "team_id": self.team_id,
+            "minutes": {str(k): v for k, v in self.minutes.items()},
+            "hours": self.hours,
+            "days": self.days,
+            "applied": self.applied,
+            "status": self.status,
+            "status_since": None if self.status_since is None else self.status_since.isoformat(),
+            "last_event_at": None if self.last_event_at is None else self.last_event_at.isoformat(),
+            "late_dropped": self.late_dropped,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RepState:
+        """Inverse of to_dict."""
+        return cls(
+            rep_id=d["rep_id"],
+            team_id=d.get("team_id"),
+            minutes={int(k): v for k, v in d.get("minutes", {}).items()},
+            hours=dict(d.get("hours", {})),
+            days=dict(d.get("days", {})),
+            applied=dict(d.get("applied", {})),
+            status=d.get("status", "idle"),
+            status_since=_dt(d.get("status_since")),
+            last_event_at=_dt(d.get("last_event_at")),
+            late_dropped=d.get("late_dropped", 0),
+        )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def apply_fact(rep: RepState, fact: RepFact, tz: ZoneInfo, now: datetime) -> bool:
+    """Apply one fact unless its (call, version) was applied; True when it changed the rep."""
+    seen = rep.applied.get(fact.call_id)
+    if seen is not None and seen[0] >= fact.version:
+        return False
+    rep.applied[fact.call_id] = [fact.version, int(fact.event_at.timestamp())]
+    if fact.team_id is not None:
+        rep.team_id = fact.team_id
+    for index, at, amount in fact.atoms:
+        _add_atom(rep, index, at, amount, tz, now)
+    if fact.status is not None and (rep.status_since is None or fact.status_at >= rep.status_since):
+        rep.status, rep.status_since = fact.status, fact.status_at
+    if rep.last_event_at is None or fact.event_at > rep.last_event_at:
+        rep.last_event_at = fact.event_at
+    return True
+
+
+def _add_atom(
+    rep: RepState, index: int, at: datetime, amount: int, tz: ZoneInfo, now: datetime
+) -> None:
+    day = w.local_day(at, tz)
+    if day < w.local_day(now, tz) - timedelta(days=DAY_RETENTION_DAYS - 1):
+        rep.late_dropped += 1  # older than every window we keep: history only (Postgres)
+        return
+    _bump(rep.days.setdefault(day.isoformat(), zero()), index, amount)
+    if at >= now - MINUTE_RETENTION:
+        _bump(rep.minutes.setdefault(w.epoch_minute(at), zero()), index, amount)
+    if index in (C.DIALS, C.CONNECTS, C.INBOUND):
+        hour_key = at.astimezone(tz).strftime("%Y-%m-%dT%H")
+        profile = rep.hours.setdefault(hour_key, [0, 0, 0])
+        profile[(C.DIALS, C.CONNECTS, C.INBOUND).index(index)] += amount
+
+
+def _bump(bucket: Counters, index: int, amount: int) -> None:
+    bucket[index] += amount
+
+
+def prune(rep: RepState, tz: ZoneInfo, now: datetime) -> None:
+    """Drop buckets and remembered versions past their retention (bounded memory per rep)."""
+    oldest_minute = w.epoch_minute(now - MINUTE_RETENTION)
+    for minute in [m for m in rep.minutes if m < oldest_minute]:
+        del rep.minutes[minute]
+    today = w.local_day(now, tz)
+    oldest_day = (today - timedelta(days=DAY_RETENTION_DAYS - 1)).isoformat()
+    for day in [d for d in rep.days if d < oldest_day]:
+        del rep.days[day]
+    oldest_hour = (today - timedelta(days=HOUR_RETENTION_DAYS - 1)).isoformat()
+    for hour in [h for h in rep.hours if h < oldest_hour]:
+        del rep.hours[hour]
+    horizon = int((now - APPLIED_HORIZON).timestamp())
+    for call_id in [c for c, (_, at) in rep.applied.items() if at < horizon]:
+        del rep.applied[call_id]
+
+
+def window_counters(rep: RepState, window: str, tz: ZoneInfo, now: datetime) -> Counters:
+    """The summed counters of one window at `now`."""
+    if window in w.CALENDAR:
+        keys = (d.isoformat() for d in w.day_keys(window, now, tz))  # type: ignore[arg-type]
+        return total(rep.days[k] for k in keys if k in rep.days)
+    minutes = w.minute_range(window, now, tz)  # type: ignore[arg-type]
+    return total(rep.minutes[m] for m in minutes if m in rep.minutes)
+
+
+def status_now(rep: RepState, now: datetime) -> tuple[RepStatus, datetime | None]:
+    """Live status: wrap-up turns idle after `WRAP_UP` without a new call."""
+    if (
+        rep.status == "wrap_up"
+        and rep.status_since is not None
+        and now - rep.status_since > WRAP_UP
+    ):
+        return "idle", rep.status_since + WRAP_UP
+    return rep.status, rep.status_since
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the roster says about a rep at snapshot time."""
+
+    timezone: str = "UTC"
+    team_id: str | None = None
+    rep_name: str | None = None
+    shift: Shift = field(default_factory=Shift)
+    targets: tuple[Target, ...] = ()
+
+
+COUNT_KPIS = frozenset(
+    {
+        "dials",
+        "inbound_calls",
+        "connects",
+        "talk_seconds",
+        "conversations",
+        "conversions",
+        "revenue",
+    }
+)
+
+
+def shift_fraction(shift: Shift, now: datetime, tz: ZoneInfo) -> float | None:
+    """How much of today's shift has elapsed (0..1), None outside a shift day."""
+    local = now.astimezone(tz)
+    if local.isoweekday() not in shift.days:
+        return None
+    start = datetime.combine(local.date(), shift.start, tzinfo=tz)
+    end = datetime.combine(local.date(), shift.end, tzinfo=tz)
+    length = (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds()
+    if length <= 0:
+        return None
+    elapsed = (now.astimezone(UTC) - start.astimezone(UTC)).total_seconds()
+    return min(1.0, max(0.0, elapsed / length))
+
+
+def progress(
+    targets: tuple[Target, ...], values: dict[str, Kpis], fraction: float | None
+) -> list[TargetProgress]:
+    """Target progress; counts get a pro-rata expectation for `today` during the shift."""
+    out: list[TargetProgress] = []
+    for target in targets:
+        raw = getattr(values[target.window], target.kpi)
+        value = None if raw is None else float(raw)
+        expected: float | None = None
+        if target.kpi in COUNT_KPIS and target.window == "today" and fraction is not None:
+            expected = round(target.value * fraction, 3)
+        elif target.kpi not in COUNT_KPIS:
+            expected = target.value
+        out.append(
+            TargetProgress(
+                kpi=target.kpi,
+                window=target.window,
+                target=target.value,
+                value=value,
+                progress=None if value is None else round(value / target.value, 6),
+                met=value is not None and value >= target.value,
+                expected=expected,
+            )
+        )
+    return out
+
+
+def hourly_profile(rep: RepState) -> list[HourlyPoint]:
+    """Dials, connects and outbound connect rate by local hour of day, over the kept hours."""
+    sums: dict[int, list[int]] = {}
+    for key, (dials, connects, inbound) in rep.hours.items():
+        point = sums.setdefault(int(key[-2:]), [0, 0])
+        point[0] += dials
+        point[1] += connects - inbound
+    return [
+        HourlyPoint(hour=h, dials=d, connects=c, connect_rate=None if d == 0 else round(c / d, 6))
+        for h, (d, c) in sorted(sums.items())
+    ]
+
+
+def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> RepSnapshot:
+    """The rep's KPIs for every window at `now`, with status and target progress."""
+    tz = ZoneInfo(ctx.timezone)
+    values: dict[str, Kpis] = {}
+    for window in WINDOWS:
+        start, end = w.bounds(window, now, tz)
+        counters = window_counters(rep, window, tz, now)
+        values[window] = Kpis(window=window, window_start=start, window_end=end, **derive(counters))
+    status, since = status_now(rep, now)
+    return RepSnapshot(
+        rep_id=rep.rep_id,
+        team_id=ctx.team_id or rep.team_id,
+        rep_name=ctx.rep_name,
+        timezone=ctx.timezone,
+        status=status,
+        status_since=since,
+        as_of=now,
+        lag_seconds=round(max(0.0, lag_seconds), 3),
+        last_event_at=rep.last_event_at,
+        windows=values,
+        targets=progress(ctx.targets, values, shift_fraction(ctx.shift, now, tz)),
+        hourly=hourly_profile(rep),
+    )
+
+
+def day_counters(rep: RepState, day: date) -> Counters:
+    """One local day's counters (zero when absent)."""
+    bucket = zero()
+    add_into(bucket, rep.days.get(day.isoformat(), zero()))
+    return bucket

@@ -1,0 +1,45 @@
+"""The roster as the aggregator sees it: team of a rep, time zone, shift, effective targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.roster import Rep, RosterRecord, Target, Team
+from services.aggregator.domain.rep import Context
+
+
+@dataclass(slots=True)
+class RosterView:
+    """Latest teams, reps and targets; the roster wins over team ids carried by events."""
+
+    default_timezone: str = "UTC"
+    teams: dict[str, Team] = field(default_factory=dict)
+    reps: dict[str, Rep] = field(default_factory=dict)
+    team_targets: dict[str, tuple[Target, ...]] = field(default_factory=dict)
+    rep_targets: dict[str, tuple[Target, ...]] = field(default_factory=dict)
+
+    def apply(self, record: RosterRecord) -> None:
+        """Take one roster record (a newer record for the same key replaces the older)."""
+        if record.team is not None:
+            self.teams[record.team.team_id] = record.team
+        if record.rep is not None:
+            self.reps[record.rep.rep_id] = record.rep
+        if record.targets is not None:
+            book = self.team_targets if record.targets.subject == "team" else self.rep_targets
+            book[record.targets.subject_id] = tuple(record.targets.targets)
+
+    def context(self, rep_id: str, event_team_id: str | None) -> Context:
+        """Team, time zone, shift and targets of a rep; rep targets override team ones."""
+        rep = self.reps.get(rep_id)
+        team_id = (rep.team_id if rep else None) or event_team_id
+        team = self.teams.get(team_id) if team_id else None
+        merged = {(t.kpi, t.window): t for t in self.team_targets.get(team_id or "", ())}
+        merged.update({(t.kpi, t.window): t for t in self.rep_targets.get(rep_id, ())})
+        base = Context()
+        return Context(
+            timezone=team.timezone if team else self.default_timezone,
+            team_id=team_id,
+            rep_name=rep.name if rep else None,
+            shift=team.shift if team else base.shift,
+            targets=tuple(merged.values()),
+        )

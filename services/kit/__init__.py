@@ -1,0 +1,1 @@
+"""What the services truly share: problem+json errors, logging, Kafka client settings."""

@@ -1,0 +1,122 @@
+"""Property: a shuffled log with duplicates gives exactly the reference fold's KPIs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.events import CallEvent, parse_event
+from schemas.kpis import WINDOWS
+from schemas.roster import RosterRecord, Team
+from services.aggregator.domain.floor import Floor
+from services.aggregator.domain.reference import fold
+
+NOW = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
+REPS = ("r1", "r2", "r3")
+TZ = {"t1": "America/New_York", "t2": "Asia/Shanghai"}
+REP_TEAM = {"r1": "t1", "r2": "t2", "r3": "t2"}
+
+
+@st.composite
+def call_events(draw: st.DrawFn, index: int) -> list[CallEvent]:
+    """The events of one call: any subset of the lifecycle, at times up to 40 days back."""
+    call_id = f"c{index}"
+    start = NOW - timedelta(seconds=draw(st.integers(0, 40 * 86400)))
+    direction = draw(st.sampled_from(["outbound", "inbound"]))
+    rep = draw(st.sampled_from(REPS))
+    other = draw(st.sampled_from(REPS))
+    talk = draw(st.sampled_from([0, 12.5, 299.999, 300, 1234.567]))
+    raw: list[dict[str, object]] = []
+
+    def add(type_: str, at: datetime, **fields: object) -> None:
+        raw.append(
+            {
+                "type": type_,
+                "call_id": call_id,
+                "occurred_at": at,
+                "event_id": f"{call_id}-{len(raw)}",
+                **fields,
+            }
+        )
+
+    if draw(st.booleans()):
+        add(
+            "call.started",
+            start,
+            rep_id=None if direction == "inbound" else rep,
+            direction=direction,
+        )
+    answered = start + timedelta(seconds=draw(st.integers(1, 60)))
+    if draw(st.booleans()):
+        add("call.answered", answered, rep_id=rep)
+    end = answered + timedelta(seconds=talk)
+    if draw(st.booleans()):
+        status = draw(st.sampled_from(["completed", "no_answer", "busy", "failed"]))
+        cdr = draw(st.booleans())
+        add(
+            "call.ended",
+            end,
+            rep_id=draw(st.sampled_from([rep, other])),
+            end_status=status,
+            direction=direction,
+            talk_seconds=talk if status == "completed" else None,
+            started_at=start if cdr else None,
+            answered_at=answered if cdr and status == "completed" else None,
+        )
+    for k in range(draw(st.integers(0, 2))):
+        add(
+            "call.outcome",
+            end + timedelta(seconds=30 + 60 * k),
+            rep_id=rep,
+            outcome=draw(st.sampled_from(["sale", "callback", "not_interested"])),
+            amount=draw(st.sampled_from([None, "0", "19.99", "1200.5001"])),
+        )
+    if draw(st.booleans()):
+        add(
+            "survey.completed", end + timedelta(minutes=5), rep_id=rep, csat=draw(st.integers(1, 5))
+        )
+    return [parse_event(r) for r in raw]
+
+
+@st.composite
+def logs(draw: st.DrawFn) -> tuple[list[CallEvent], list[CallEvent]]:
+    """(de-duplicated log, shuffled log with duplicates)."""
+    n = draw(st.integers(1, 12))
+    events = [e for i in range(n) for e in draw(call_events(i))]
+    dupes = draw(st.lists(st.sampled_from(events), max_size=len(events))) if events else []
+    shuffled = draw(st.permutations(events + dupes))
+    return events, shuffled
+
+
+@settings(max_examples=150, deadline=None)
+@given(logs())
+def test_any_shuffle_with_duplicates_equals_the_reference_fold(
+    log: tuple[list[CallEvent], list[CallEvent]],
+) -> None:
+    events, shuffled = log
+    floor = Floor()
+    for team_id, tz in TZ.items():
+        floor.roster.apply(RosterRecord(team=Team(team_id=team_id, timezone=tz)))
+    for rep, team in REP_TEAM.items():
+        from schemas.roster import Rep
+
+        floor.roster.apply(RosterRecord(rep=Rep(rep_id=rep, team_id=team)))
+    for event in shuffled:
+        floor.apply(event, NOW)
+    expected = fold(events, NOW, {rep: TZ[team] for rep, team in REP_TEAM.items()})
+    for rep in REPS:
+        if rep not in floor.reps:
+            assert rep not in expected or all(
+                v["dials"] == 0 and v["connects"] == 0 for v in expected[rep].values()
+            )
+            continue
+        snap = floor.snapshot(rep, NOW)
+        for window in WINDOWS:
+            got = snap.windows[window].model_dump(exclude={"window", "window_start", "window_end"})
+            want = expected.get(rep, {}).get(window)
+            if want is None:
+                assert all(not v for v in got.values() if v is not None)
+                continue
+            assert got == want, (rep, window)
