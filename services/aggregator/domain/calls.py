@@ -61,6 +61,34 @@ class RepFact:
         """Deterministic id: the same transition always has the same id."""
         return f"{self.call_id}:{self.version}:{self.rep_id}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the `callpulse.rep-facts` message)."""
+        return {
+            "fact_id": self.fact_id,
+            "rep_id": self.rep_id,
+            "call_id": self.call_id,
+            "version": self.version,
+            "atoms": _atoms_out(self.atoms),
+            "team_id": self.team_id,
+            "status": self.status,
+            "status_at": self.status_at.isoformat(),
+            "event_at": self.event_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RepFact:
+        """Inverse of to_dict."""
+        return cls(
+            rep_id=d["rep_id"],
+            call_id=d["call_id"],
+            version=int(d["version"]),
+            atoms=_atoms_in(d["atoms"]),
+            team_id=d.get("team_id"),
+            status=d.get("status"),
+            status_at=datetime.fromisoformat(d["status_at"]),
+            event_at=datetime.fromisoformat(d["event_at"]),
+        )
+
 
 @dataclass(slots=True)
 class CallState:

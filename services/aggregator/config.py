@@ -1,0 +1,31 @@
+"""Aggregator settings (prefix CALLPULSE_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import topics
+
+
+class AggregatorSettings(BaseSettings):
+    """Where the aggregator reads and writes, and its KPI rules."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLPULSE_", extra="ignore")
+
+    KAFKA_BOOTSTRAP: str = "127.0.0.1:19092"
+    APP_ID: str = "callpulse-aggregator"
+    PARTITIONS: int = 4
+    WEB_PORT: int = 6066
+    WEB_HOST: str = "127.0.0.1"
+    DATA_DIR: str = ".callpulse/aggregator"
+    TIMEZONE: str = "UTC"
+    EVENTS_TOPIC: str = topics.CALL_EVENTS
+    FACTS_TOPIC: str = topics.REP_FACTS
+    KPIS_TOPIC: str = topics.KPIS
+    CALLS_TOPIC: str = topics.CALLS
+    ALERTS_TOPIC: str = topics.ALERTS
+    ROSTER_TOPIC: str = topics.ROSTER
+    SNAPSHOT_INTERVAL_SECONDS: float = 0.25
+    ROLLING_REFRESH_SECONDS: float = 15.0
+    CONVERSATION_MIN_SECONDS: float = 300.0
+    MAX_CALL_SECONDS: float = 4 * 3600.0
