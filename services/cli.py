@@ -60,5 +60,55 @@ def aggregator(loglevel: str = "warning") -> None:
     run_worker(AggregatorSettings(), loglevel=loglevel)
 
 
+@app.command()
+def send(
+    url: Annotated[str, typer.Option(help="Base URL of ingest (or the embedded server).")] = (
+        "http://127.0.0.1:8000"
+    ),
+    rep: Annotated[str, typer.Option(help="rep_id of the event.")] = "alice",
+    type_: Annotated[str, typer.Option("--type", help="Event type.")] = "call.started",
+    call_id: Annotated[str | None, typer.Option(help="Call id (default: a new one).")] = None,
+    data_dir: Annotated[str, typer.Option(help="Embedded data dir holding the secret.")] = (
+        ".callpulse"
+    ),
+) -> None:
+    """Send one signed test event (secret: CALLPULSE_WEBHOOK_SECRET or the embedded one)."""
+    import json
+    import os
+    import uuid
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import httpx
+    from standardwebhooks import Webhook
+
+    secret = os.environ.get("CALLPULSE_WEBHOOK_SECRET")
+    stored = Path(data_dir) / "webhook_secret"
+    if not secret and stored.exists():
+        secret = stored.read_text().strip()
+    now = datetime.now(UTC)
+    event = {
+        "event_id": f"cli-{uuid.uuid4().hex[:12]}",
+        "type": type_,
+        "call_id": call_id or f"cli-call-{uuid.uuid4().hex[:8]}",
+        "rep_id": rep,
+        "occurred_at": now.isoformat(),
+    }
+    if type_ == "call.ended":
+        event["end_status"] = "completed"
+    body = json.dumps(event)
+    headers = {"content-type": "application/json"}
+    if secret:
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        headers |= {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+        }
+    response = httpx.post(f"{url.rstrip('/')}/v1/events", content=body, headers=headers)
+    typer.echo(f"{response.status_code} {response.text}")
+    raise typer.Exit(0 if response.is_success else 1)
+
+
 if __name__ == "__main__":
     app()

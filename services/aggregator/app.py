@@ -42,15 +42,20 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.events = Counter(
-            "callpulse_aggregator_events_total", "Call events by result.", ["result"],
+            "callpulse_aggregator_events_total",
+            "Call events by result.",
+            ["result"],
             registry=self.registry,
         )
         self.facts = Counter(
-            "callpulse_aggregator_facts_total", "Rep facts by result.", ["result"],
+            "callpulse_aggregator_facts_total",
+            "Rep facts by result.",
+            ["result"],
             registry=self.registry,
         )
         self.snapshots = Counter(
-            "callpulse_aggregator_snapshots_total", "KPI snapshots published.",
+            "callpulse_aggregator_snapshots_total",
+            "KPI snapshots published.",
             registry=self.registry,
         )
         self.lag = Histogram(
@@ -131,7 +136,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 metrics.events.labels("duplicate").inc()
                 continue
             calls[key] = json.dumps(step.state.to_dict()).encode()
-            if step.facts:
+            if step.changed:
                 record = call_record(step.state)
                 await calls_topic.send(key=key, value=record.model_dump_json().encode())
             metrics.events.labels("applied").inc()
@@ -195,8 +200,12 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 continue
             calls[key] = json.dumps(step.state.to_dict()).encode()
             for fact in step.facts:
-                await facts_topic.send(key=fact.rep_id.encode(), value=json.dumps(fact.to_dict()).encode())
-            await calls_topic.send(key=key, value=call_record(step.state).model_dump_json().encode())
+                await facts_topic.send(
+                    key=fact.rep_id.encode(), value=json.dumps(fact.to_dict()).encode()
+                )
+            await calls_topic.send(
+                key=key, value=call_record(step.state).model_dump_json().encode()
+            )
 
     @app.task
     async def follow_roster() -> None:
@@ -236,7 +245,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         )
 
     @app.on_partitions_revoked.connect
-    async def forget(app_: Any, revoked: Any, **kwargs: Any) -> None:
+    def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Partitions may move to another worker: drop decoded copies, the table is the truth.
         live.clear()
         published.clear()
@@ -252,8 +261,14 @@ def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
     asyncio.run(
         ensure_topics(
             settings.KAFKA_BOOTSTRAP,
-            [settings.EVENTS_TOPIC, settings.FACTS_TOPIC, settings.KPIS_TOPIC,
-             settings.CALLS_TOPIC, settings.ALERTS_TOPIC, settings.ROSTER_TOPIC],
+            [
+                settings.EVENTS_TOPIC,
+                settings.FACTS_TOPIC,
+                settings.KPIS_TOPIC,
+                settings.CALLS_TOPIC,
+                settings.ALERTS_TOPIC,
+                settings.ROSTER_TOPIC,
+            ],
             partitions=settings.PARTITIONS,
             compacted=[settings.KPIS_TOPIC, settings.CALLS_TOPIC, settings.ROSTER_TOPIC],
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 import structlog
@@ -20,12 +21,14 @@ async def ensure_topics(
     *,
     partitions: int,
     compacted: Iterable[str] = (),
-    timeout: float = 30.0,
+    wait_seconds: float = 30.0,
 ) -> None:
-    """Create the topics that are missing (idempotent); compacted ones with cleanup.policy=compact."""
+    """Create the missing topics (idempotent); compacted ones with cleanup.policy=compact."""
     compact = set(compacted)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
-    async with asyncio.timeout(timeout):
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(wait_seconds * 1000)
+    )
+    async with asyncio.timeout(wait_seconds):
         await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -40,10 +43,8 @@ async def ensure_topics(
             if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another service was first
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another service created it first
             log.info("topics_created", topics=[t.name for t in wanted], partitions=partitions)
     finally:
         await admin.close()

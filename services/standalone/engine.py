@@ -25,7 +25,7 @@ from services.standalone.eventlog import SqliteEventLog
 
 log = structlog.get_logger(__name__)
 
-SnapshotSink = Callable[[RepSnapshot], None]
+SnapshotSink = Callable[[RepSnapshot], object]
 RecordSink = Callable[[list[CallRecord]], Awaitable[None]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -15,7 +16,7 @@ CREATE TABLE IF NOT EXISTS events (
     call_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
     body BLOB NOT NULL,
-    received_at REAL NOT NULL DEFAULT (unixepoch('subsec')),
+    received_at REAL NOT NULL,
     UNIQUE (call_id, event_id)
 )
 """
@@ -52,10 +53,15 @@ class SqliteEventLog:
 
     async def append(self, events: Sequence[CallEvent]) -> int:
         """Commit a batch atomically; returns how many were new."""
-        rows = [(e.call_id, e.event_id, event_to_json(e)) for e in events]
+        now = time.time()
+        rows = [(e.call_id, e.event_id, event_to_json(e), now) for e in events]
         before = self.db.total_changes
+        # ON CONFLICT DO NOTHING skips only a retried event; `INSERT OR IGNORE` would also
+        # silently skip a row that breaks any other constraint, losing an acknowledged event.
         await self.db.executemany(
-            "INSERT OR IGNORE INTO events (call_id, event_id, body) VALUES (?, ?, ?)", rows
+            "INSERT INTO events (call_id, event_id, body, received_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (call_id, event_id) DO NOTHING",
+            rows,
         )
         await self.db.commit()
         return self.db.total_changes - before

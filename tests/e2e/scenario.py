@@ -44,8 +44,13 @@ def scenario(run: str, now: datetime) -> tuple[list[dict[str, Any]], list[list[d
 
     def e(n: int, type_: str, call: str, minutes: float, **fields: Any) -> dict[str, Any]:
         at = (t + timedelta(minutes=minutes)).isoformat()
-        return {"event_id": f"{run}-e{n}", "type": type_, "call_id": f"{run}-{call}",
-                "occurred_at": at, **fields}
+        return {
+            "event_id": f"{run}-e{n}",
+            "type": type_,
+            "call_id": f"{run}-{call}",
+            "occurred_at": at,
+            **fields,
+        }
 
     a, b, c = f"{run}-alice", f"{run}-bob", f"{run}-carol"
     events = [
@@ -64,9 +69,17 @@ def scenario(run: str, now: datetime) -> tuple[list[dict[str, Any]], list[list[d
         e(13, "call.answered", "c4", 20.1, rep_id=c),
         e(14, "call.ended", "c4", 25.1, rep_id=c, end_status="completed", direction="inbound"),
         e(15, "survey.completed", "c4", 27, rep_id=c, csat=4),
-        e(16, "call.ended", "c5", 33, rep_id=c, end_status="completed",
-          started_at=(t + timedelta(minutes=28)).isoformat(),
-          answered_at=(t + timedelta(minutes=28.3)).isoformat(), talk_seconds=281.5),
+        e(
+            16,
+            "call.ended",
+            "c5",
+            33,
+            rep_id=c,
+            end_status="completed",
+            started_at=(t + timedelta(minutes=28)).isoformat(),
+            answered_at=(t + timedelta(minutes=28.3)).isoformat(),
+            talk_seconds=281.5,
+        ),
         e(17, "call.outcome", "c5", 34, rep_id=c, outcome="sale", amount="999.99"),
     ]
     by_n = {int(ev["event_id"].rsplit("e", 1)[1]): ev for ev in events}
@@ -156,8 +169,12 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
     """A real OS process of ours, stopped (TERM, then KILL) at the end."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", *args], cwd=ROOT, env={**os.environ, **env},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield proc

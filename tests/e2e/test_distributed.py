@@ -5,6 +5,7 @@ API and the calls out of PostgreSQL, and both must be exact."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +17,8 @@ from tests.e2e.scenario import (
     ADMIN_KEY,
     SECRET,
     expected,
-    midday_timezone,
     free_port,
+    midday_timezone,
     post_batches,
     process,
     scenario,
@@ -45,10 +46,23 @@ def _calls_in_postgres(dsn: str, run: str) -> list[asyncpg.Record]:
     return asyncio.run(fetch())
 
 
+def _wait_for_calls(dsn: str, run: str, want_outcome: str) -> dict[str, asyncpg.Record]:
+    """The run's call rows, once the history consumer has stored the last versions."""
+    deadline = time.monotonic() + 30
+    while True:
+        by_id = {r["call_id"]: r for r in _calls_in_postgres(dsn, run)}
+        done = len(by_id) == 5 and by_id[f"{run}-c3"]["outcome"] == want_outcome
+        if done or time.monotonic() > deadline:
+            return by_id
+        time.sleep(0.5)
+
+
 def test_events_flow_through_kafka_faust_and_api_into_exact_kpis_and_postgres(
     kafka_bootstrap: str, postgres_url: str, tmp_path: Path
 ) -> None:
     run = f"e2e{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    tz = midday_timezone(now)
     topics = {
         "CALLPULSE_EVENTS_TOPIC": f"{run}.call-events",
         "CALLPULSE_FACTS_TOPIC": f"{run}.rep-facts",
@@ -72,16 +86,15 @@ def test_events_flow_through_kafka_faust_and_api_into_exact_kpis_and_postgres(
     }
     ingest_port, api_port = free_port(), free_port()
     ingest_url, api_url = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}"
-    now = datetime.now(UTC)
     events, batches = scenario(run, now)
-    tz = midday_timezone(now)
     want = expected(events, now, tz)
     assert set(want) == {f"{run}-alice", f"{run}-bob", f"{run}-carol"}
 
     with (
         process(["services.cli", "aggregator", "--loglevel", "warning"], env, tmp_path / "agg.log"),
-        process(["services.cli", "ingest", "--port", str(ingest_port)], env, tmp_path / "in.log")
-        as ingest,
+        process(
+            ["services.cli", "ingest", "--port", str(ingest_port)], env, tmp_path / "in.log"
+        ) as ingest,
         process(["services.cli", "api", "--port", str(api_port)], env, tmp_path / "api.log") as api,
     ):
         wait_http(f"{ingest_url}/readyz", proc=ingest)
@@ -89,9 +102,8 @@ def test_events_flow_through_kafka_faust_and_api_into_exact_kpis_and_postgres(
         post_batches(ingest_url, batches)
         wait_for_kpis(api_url, want)
 
-        rows = _calls_in_postgres(postgres_url.replace("+asyncpg", ""), run)
-        assert [r["call_id"] for r in rows] == [f"{run}-c{i}" for i in range(1, 6)]
-        by_id = {r["call_id"]: r for r in rows}
+        by_id = _wait_for_calls(postgres_url.replace("+asyncpg", ""), run, want_outcome="callback")
+        assert sorted(by_id) == [f"{run}-c{i}" for i in range(1, 6)]
         assert by_id[f"{run}-c1"]["outcome"] == "sale"
         assert str(by_id[f"{run}-c1"]["amount"]).startswith("120.5")
         assert by_id[f"{run}-c2"]["end_status"] == "no_answer"

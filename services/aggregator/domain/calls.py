@@ -375,6 +375,8 @@ class Step:
     state: CallState
     facts: list[RepFact]
     duplicate: bool
+    changed: bool = False
+    """A new version of the call: its record for history changed."""
 
 
 def apply_event(state: CallState | None, event: CallEvent, rules: Rules) -> Step:
@@ -384,8 +386,31 @@ def apply_event(state: CallState | None, event: CallEvent, rules: Rules) -> Step
         return Step(current, _resend(current), duplicate=True)
     current.seen.append(event.event_id)
     del current.seen[:-SEEN_IDS_PER_CALL]
+    before = _fingerprint(current)
     merge(current, event)
-    return Step(current, _advance(current, rules), duplicate=False)
+    changed = _fingerprint(current) != before
+    facts = _advance(current, rules, force=changed)
+    return Step(current, facts, duplicate=False, changed=changed or bool(facts))
+
+
+def _fingerprint(state: CallState) -> tuple[Any, ...]:
+    """What a call record shows: a change of any of it makes a new version for history."""
+    return (
+        state.rep_id,
+        state.team_id,
+        state.campaign_id,
+        state.direction,
+        state.started_at,
+        state.answered_at,
+        state.ended_at,
+        state.end_status,
+        state.talk_seconds,
+        state.outcome,
+        state.outcome_at,
+        state.amount,
+        state.csat,
+        state.stale_closed,
+    )
 
 
 def close_if_stale(state: CallState, now: datetime, rules: Rules) -> Step | None:
@@ -398,14 +423,15 @@ def close_if_stale(state: CallState, now: datetime, rules: Rules) -> Step | None
         return None
     current = _copy(state)
     current.ended_at, current.end_status, current.stale_closed = deadline, "failed", True
-    return Step(current, _advance(current, rules), duplicate=False)
+    return Step(current, _advance(current, rules, force=True), duplicate=False, changed=True)
 
 
-def _advance(state: CallState, rules: Rules) -> list[RepFact]:
+def _advance(state: CallState, rules: Rules, *, force: bool = False) -> list[RepFact]:
+    """Make a new version when the call changed; its facts carry the change of credit."""
     new = contribution(state, rules)
     status = status_of(state)
     unchanged = state.rep_id == state.credited_rep and new == state.credited
-    if unchanged and status == (state.status, state.status_at):
+    if unchanged and status == (state.status, state.status_at) and not force:
         return []
     state.version += 1
     state.prev_rep, state.prev_credited = state.credited_rep, state.credited

@@ -38,7 +38,7 @@ class Floor:
         step = apply_event(self.calls.get(event.call_id), event, self.rules)
         self.calls[event.call_id] = step.state
         out = Applied(duplicate=step.duplicate)
-        if step.facts and not step.duplicate:
+        if step.changed:
             out.record = call_record(step.state)
         for fact in step.facts:
             if self.apply_fact(fact, now):

@@ -254,3 +254,19 @@ def test_csat_latest_survey_wins() -> None:
     ]
     got = kpis(events)
     assert (got["csat_avg"], got["csat_responses"]) == (5.0, 1)
+
+
+def test_a_change_that_moves_no_kpi_still_makes_a_new_record_for_history() -> None:
+    floor = Floor()
+    for event in full_call("c1", "r1", T0, talk=60):
+        floor.apply(event, NOW)
+    version = floor.calls["c1"].version
+    applied = floor.apply(
+        ev("call.outcome", "c1", T0 + timedelta(minutes=3), rep_id="r1", outcome="callback"), NOW
+    )
+    assert applied.record is not None
+    assert (applied.record.outcome, applied.record.version) == ("callback", version + 1)
+    again = floor.apply(
+        ev("call.outcome", "c1", T0 + timedelta(minutes=2), rep_id="r1", outcome="x"), NOW
+    )
+    assert again.record is None  # an older outcome changes nothing

@@ -1,0 +1,1 @@
+"""The API service: read model, REST, SSE, metrics and history."""

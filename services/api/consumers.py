@@ -1,0 +1,288 @@
+"""Kafka consumers of the API: KPI snapshots and alerts into the read model, call records into
+history. Each connects and reconnects in the background, so the API starts without Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from schemas.alerts import Alert
+from schemas.calls import CallRecord
+from schemas.kpis import RepSnapshot
+from services.api.db import repository
+from services.api.metrics import ApiMetrics
+from services.api.readmodel import ReadModel
+
+log = structlog.get_logger(__name__)
+
+RETRY_SECONDS = (0.5, 1, 2, 5)
+Handler = Callable[[Any, bool], str]
+"""Takes a ConsumerRecord and whether the follower is still catching up; returns an outcome."""
+
+
+async def _backoff(attempt: int) -> None:
+    await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+
+
+async def _wait_for_topic(consumer: AIOKafkaConsumer, topic: str) -> None:
+    """Wait until the cluster lists `topic`.
+
+    Subscribing to a missing topic would only notice it at the next metadata refresh (minutes).
+    """
+    attempt = 0
+    while topic not in await consumer.topics():
+        if attempt == 0:
+            log.info("waiting_for_topic", topic=topic)
+        await _backoff(attempt)
+        attempt += 1
+
+
+async def _lag(consumer: AIOKafkaConsumer) -> int:
+    """Messages between the positions and the last known high watermarks."""
+    lag = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            lag += max(0, high - await consumer.position(tp))
+    return lag
+
+
+class Follower:
+    """Reads every partition of one topic without a consumer group (each replica reads it all).
+
+    From the beginning (a compacted topic materialized in memory) or from the end (live only).
+    `ready` is set once the positions reach the end offsets taken when the partitions were
+    assigned: the read model then holds everything published before this replica started.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        handle: Handler,
+        *,
+        from_beginning: bool,
+        metrics: ApiMetrics | None = None,
+    ) -> None:
+        self.bootstrap, self.topic, self.handle = bootstrap, topic, handle
+        self.from_beginning, self.metrics = from_beginning, metrics
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start following in the background."""
+        self._task = asyncio.create_task(self._run(), name=f"follow:{self.topic}")
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=None,  # no group: this replica gets every partition
+                enable_auto_commit=False,
+                auto_offset_reset="earliest" if self.from_beginning else "latest",
+                client_id="callpulse-api",
+            )
+            try:
+                await consumer.start()
+                await _wait_for_topic(consumer, self.topic)
+                consumer.subscribe([self.topic])
+                log.info("follow_started", topic=self.topic)
+                attempt = 0
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnect on any client error; the loop is the supervisor
+                log.warning("follow_failed", topic=self.topic, error=repr(exc))
+                await _backoff(attempt)
+                attempt += 1
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        ends: dict[TopicPartition, int] | None = None
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            if ends is None and consumer.assignment():
+                ends = await consumer.end_offsets(list(consumer.assignment()))
+            catching_up = not self.ready.is_set()
+            for messages in batches.values():
+                for message in messages:
+                    outcome = self.handle(message, catching_up)
+                    if self.metrics is not None:
+                        self.metrics.consumed.labels(self.topic, outcome).inc()
+            if catching_up and ends is not None:
+                await self._check_caught_up(consumer, ends)
+            await self._report_lag(consumer)
+
+    async def _check_caught_up(
+        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+    ) -> None:
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return
+        log.info("follow_caught_up", topic=self.topic)
+        self.ready.set()
+
+    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        if self.metrics is not None:
+            self.metrics.consumer_lag.labels(self.topic).set(await _lag(consumer))
+
+
+def kpis_handler(readmodel: ReadModel) -> Handler:
+    """Apply RepSnapshot JSON to the read model; a tombstone removes the rep."""
+
+    def handle(message: Any, catching_up: bool) -> str:
+        if message.value is None:
+            if message.key is not None:
+                readmodel.remove(message.key.decode())
+            return "deleted"
+        try:
+            snapshot = RepSnapshot.model_validate_json(message.value)
+        except ValidationError:
+            log.warning("snapshot_invalid", offset=message.offset, partition=message.partition)
+            return "invalid"
+        return "applied" if readmodel.apply(snapshot, replayed=catching_up) else "stale"
+
+    return handle
+
+
+def alerts_handler(readmodel: ReadModel) -> Handler:
+    """Send alert transitions to the SSE subscribers."""
+
+    def handle(message: Any, catching_up: bool) -> str:
+        try:
+            alert = Alert.model_validate_json(message.value or b"")
+        except ValidationError:
+            log.warning("alert_invalid", offset=message.offset, partition=message.partition)
+            return "invalid"
+        readmodel.publish_alert(alert)
+        return "applied"
+
+    return handle
+
+
+Store = Callable[[list[CallRecord]], Awaitable[None]]
+
+
+def calls_store(sessions: async_sessionmaker[AsyncSession]) -> Store:
+    """Upsert a batch of call records in one transaction."""
+
+    async def store(records: list[CallRecord]) -> None:
+        async with sessions.begin() as session:
+            await repository.upsert_calls(session, records)
+
+    return store
+
+
+class CallsConsumer:
+    """Stores call records in history: batched upserts, offsets committed after the DB commit.
+
+    At-least-once: a crash between the two redelivers the batch, and the upsert is idempotent.
+    API replicas share one consumer group, so each record is normally stored once.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        store: Store,
+        *,
+        metrics: ApiMetrics | None = None,
+        max_records: int = 500,
+    ) -> None:
+        self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
+        self.store, self.metrics, self.max_records = store, metrics, max_records
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start consuming in the background."""
+        self._task = asyncio.create_task(self._run(), name=f"store:{self.topic}")
+
+    async def stop(self) -> None:
+        """Stop consuming (an uncommitted batch is redelivered later)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                client_id="callpulse-api",
+            )
+            try:
+                await consumer.start()
+                await _wait_for_topic(consumer, self.topic)
+                consumer.subscribe([self.topic])
+                attempt = 0
+                while True:
+                    batches = await consumer.getmany(timeout_ms=1000, max_records=self.max_records)
+                    if batches:
+                        await self._store(self._records(batches))
+                        await consumer.commit()
+                    if self.metrics is not None:
+                        self.metrics.consumer_lag.labels(self.topic).set(await _lag(consumer))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnect; uncommitted records are redelivered
+                log.warning("calls_consumer_failed", topic=self.topic, error=repr(exc))
+                await _backoff(attempt)
+                attempt += 1
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    def _records(self, batches: dict[Any, list[Any]]) -> list[CallRecord]:
+        records = []
+        for messages in batches.values():
+            for message in messages:
+                if message.value is None:
+                    continue  # compaction tombstone: history keeps the call
+                try:
+                    records.append(CallRecord.model_validate_json(message.value))
+                except ValidationError:
+                    log.warning("call_record_invalid", offset=message.offset)
+                    self._count("invalid")
+        return records
+
+    async def _store(self, records: list[CallRecord]) -> None:
+        # The database may be briefly away: retry the same batch rather than skip it.
+        attempt = 0
+        while True:
+            try:
+                await self.store(records)
+            except Exception as exc:  # driver errors vary; nothing is committed to Kafka yet
+                log.warning("calls_store_failed", records=len(records), error=repr(exc))
+                await _backoff(attempt)
+                attempt += 1
+                continue
+            if self.metrics is not None:
+                self.metrics.calls_stored.inc(len(records))
+            self._count("applied", len(records))
+            return
+
+    def _count(self, outcome: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.consumed.labels(self.topic, outcome).inc(n)

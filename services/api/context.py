@@ -1,0 +1,69 @@
+"""What the API routes depend on, built once by `install()` and held on `app.state`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.config import ApiSettings
+from services.api.keys import Authenticator
+from services.api.kpis import KpiService
+from services.api.publisher import RosterPublisher
+from services.api.readmodel import ReadModel
+from services.api.reports import ReportService
+from services.api.roster import RosterCache, RosterService
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """The read model, database sessions, services and key verification of one app."""
+
+    settings: ApiSettings
+    readmodel: ReadModel
+    sessions: async_sessionmaker[AsyncSession]
+    authenticator: Authenticator
+    kpis: KpiService
+    roster: RosterService
+    reports: ReportService
+
+    @classmethod
+    def build(
+        cls,
+        settings: ApiSettings,
+        readmodel: ReadModel,
+        sessions: async_sessionmaker[AsyncSession],
+        roster_publisher: RosterPublisher,
+    ) -> ApiContext:
+        """Wire the services around the given adapters."""
+        cache = RosterCache(sessions)
+        return cls(
+            settings=settings,
+            readmodel=readmodel,
+            sessions=sessions,
+            authenticator=Authenticator(sessions, ttl=settings.KEY_CACHE_SECONDS),
+            kpis=KpiService(readmodel, cache, settings.TIMEZONE),
+            roster=RosterService(sessions, roster_publisher, cache),
+            reports=ReportService(
+                sessions, cache, settings.TIMEZONE, settings.CONVERSATION_MIN_SECONDS
+            ),
+        )
+
+
+def context(request: Request) -> ApiContext:
+    """The API context of the app serving this request."""
+    ctx: ApiContext = request.app.state.callpulse_api
+    return ctx
+
+
+async def session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A database session for one request."""
+    async with context(request).sessions() as db:
+        yield db
+
+
+ContextDep = Annotated[ApiContext, Depends(context)]
+SessionDep = Annotated[AsyncSession, Depends(session)]

@@ -1,0 +1,1 @@
+"""The API's database: tables, queries and migrations."""

@@ -1,0 +1,186 @@
+"""Prometheus metrics: business gauges rendered from the read model at scrape time, and
+operational metrics (HTTP requests, consumer lag, stored calls)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schemas.kpis import WINDOWS, Kpis, WindowName
+from services.api.readmodel import ReadModel
+
+# KPI field -> metric suffix; ratios take the `_ratio` unit suffix of Prometheus conventions.
+SERIES: dict[str, tuple[str, str]] = {
+    "dials": ("dials", "Outbound calls started"),
+    "inbound_calls": ("inbound_calls", "Inbound calls handled"),
+    "connects": ("connects", "Calls answered by a person"),
+    "connect_rate": ("connect_ratio", "Outbound connects per dial"),
+    "talk_seconds": ("talk_seconds", "Time in conversation"),
+    "avg_talk_seconds": ("avg_talk_seconds", "Talk time per connect"),
+    "conversations": ("conversations", "Connects of at least the conversation minimum"),
+    "conversions": ("conversions", "Calls whose latest outcome is a sale"),
+    "conversion_rate": ("conversion_ratio", "Conversions per connect"),
+    "revenue": ("revenue", "Sum of sale amounts"),
+    "avg_deal": ("avg_deal", "Revenue per conversion"),
+    "csat_avg": ("csat_average", "Mean customer-satisfaction score (1-5)"),
+    "csat_responses": ("csat_responses", "Customer-satisfaction survey responses"),
+}
+REP_WINDOWS: tuple[WindowName, ...] = ("today",)
+"""Windows of the rep-level series; team-level series cover every window."""
+
+
+class ReadModelCollector(Collector):
+    """Team-level series always, rep-level series for the first `rep_cap` reps (by rep_id)."""
+
+    def __init__(self, readmodel: ReadModel, rep_cap: int) -> None:
+        self.readmodel, self.rep_cap = readmodel, rep_cap
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        """No samples at registration: collecting before the first snapshot would be empty."""
+        return []
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """Render the current read model."""
+        now = self.readmodel.clock()
+        yield from self._teams(now)
+        yield from self._reps(now)
+        yield _gauge("callpulse_api_reps", "Reps held in the read model.", len(self.readmodel))
+        yield _gauge(
+            "callpulse_api_sse_subscribers",
+            "Open Server-Sent Events streams.",
+            self.readmodel.subscriber_count,
+        )
+
+    def _teams(self, now: datetime) -> Iterable[GaugeMetricFamily]:
+        families = _families("callpulse_team", "team", ["team_id", "window"])
+        reps = GaugeMetricFamily(
+            "callpulse_team_reps", "Reps of a team by live status.", labels=["team_id", "status"]
+        )
+        lag = GaugeMetricFamily(
+            "callpulse_team_lag_seconds",
+            "Largest end-to-end lag of a team's numbers.",
+            labels=["team_id"],
+        )
+        for team_id in self.readmodel.team_ids():
+            for window in WINDOWS:
+                view = self.readmodel.team(team_id, window, now)
+                if view is None:
+                    continue
+                _add(families, view.totals, [team_id, window])
+                if window == "today":
+                    for status, count in view.status_counts.items():
+                        reps.add_metric([team_id, status], count)
+                    lag.add_metric([team_id], view.lag_seconds)
+        yield from families.values()
+        yield reps
+        yield lag
+
+    def _reps(self, now: datetime) -> Iterable[GaugeMetricFamily]:
+        families = _families("callpulse_rep", "rep", ["rep_id", "team_id", "window"])
+        snapshots = self.readmodel.snapshots()
+        for snap in snapshots[: self.rep_cap]:
+            for window in REP_WINDOWS:
+                view = self.readmodel.rep(snap.rep_id, window, now)
+                if view is not None:
+                    _add(families, view.kpis, [snap.rep_id, snap.team_id or "", window])
+        yield from families.values()
+        yield _gauge(
+            "callpulse_api_rep_series_omitted",
+            "Reps without rep-level series because of CALLPULSE_REP_METRICS_CAP.",
+            max(0, len(snapshots) - self.rep_cap),
+        )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _families(prefix: str, subject: str, labels: list[str]) -> dict[str, GaugeMetricFamily]:
+    return {
+        kpi: GaugeMetricFamily(
+            f"{prefix}_{suffix}", f"{doc}, per {subject} and window.", labels=labels
+        )
+        for kpi, (suffix, doc) in SERIES.items()
+    }
+
+
+def _add(families: dict[str, GaugeMetricFamily], kpis: Kpis, labels: list[str]) -> None:
+    for kpi, family in families.items():
+        value = getattr(kpis, kpi)
+        if value is not None:  # a null ratio has no sample rather than a fake 0
+            family.add_metric(labels, float(value))
+
+
+class ApiMetrics:
+    """Operational metrics of the API service."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "callpulse_api_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "callpulse_api_http_request_duration_seconds",
+            "HTTP request latency until the response starts, by route template.",
+            ["route", "method"],
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "callpulse_api_consumer_lag_messages",
+            "Messages between the consumer's position and the end of the topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self.consumed = Counter(
+            "callpulse_api_consumed_messages",
+            "Messages consumed, by topic and outcome (applied, stale, invalid).",
+            ["topic", "outcome"],
+            registry=registry,
+        )
+        self.calls_stored = Counter(
+            "callpulse_api_calls_stored", "Call records written to history.", registry=registry
+        )
+
+
+class HttpMetricsMiddleware:
+    """Counts requests and times them until the response starts (SSE streams stay open)."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Wrap one HTTP request."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                self.metrics.latency.labels(_route(scope), scope["method"]).observe(
+                    time.perf_counter() - started
+                )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.requests.labels(_route(scope), scope["method"], str(status)).inc()
+
+
+def _route(scope: Scope) -> str:
+    # The route template keeps label cardinality bounded; unmatched paths share one label.
+    route: Any = scope.get("route")
+    return str(getattr(route, "path", "<unmatched>"))

@@ -1,0 +1,213 @@
+"""Request and response bodies of the API (what OpenAPI documents)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from schemas.kpis import HourlyPoint, Kpis, RepStatus, TargetProgress, WindowName
+from schemas.roster import Shift, Target, TimeZoneName
+
+Metric = Literal[
+    "dials",
+    "inbound_calls",
+    "connects",
+    "connect_rate",
+    "talk_seconds",
+    "avg_talk_seconds",
+    "conversations",
+    "conversions",
+    "conversion_rate",
+    "revenue",
+    "avg_deal",
+    "csat_avg",
+    "csat_responses",
+]
+
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[str, StringConstraints(max_length=200, pattern=_PRINTABLE)]
+"""A name or id as stored: at most 200 characters, no control characters (no NUL for Postgres)."""
+RepId = Annotated[str, Path(min_length=1, max_length=200, pattern=_PRINTABLE)]
+TeamId = Annotated[str, Path(min_length=1, max_length=200, pattern=_PRINTABLE)]
+TeamFilter = Annotated[
+    str | None,
+    Query(max_length=200, pattern=_PRINTABLE, description="One team; every team when omitted."),
+]
+
+LAG_DESCRIPTION = (
+    "Seconds from the arrival in Kafka of the newest event these numbers include to their being "
+    "served by this API: the aggregator's lag when it computed the snapshot plus the delivery "
+    "delay to this replica. It does not grow while a rep is idle; `age_seconds` (now - `as_of`) "
+    "says how old the snapshot is."
+)
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Field paths and messages of a 422."
+    )
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem+json errors."""
+    described = {
+        401: "Missing, unknown or revoked API key.",
+        403: "The key's role is not allowed to do this.",
+        404: "No such subject.",
+        422: "The request does not match the schema.",
+        503: "A dependency is unavailable; retry after `Retry-After` seconds.",
+    }
+    return {
+        status: {
+            "model": ProblemOut,
+            "description": described.get(status, "Error."),
+            "content": {"application/problem+json": {}},
+        }
+        for status in statuses
+    }
+
+
+class RepKpisOut(Kpis):
+    """One rep's KPIs over one window, with live status and target progress."""
+
+    rep_id: str
+    rep_name: str | None = None
+    team_id: str | None = None
+    timezone: str
+    as_of: AwareDatetime | None = Field(
+        description="When the aggregator computed these numbers; null when there is no activity."
+    )
+    lag_seconds: float = Field(description=LAG_DESCRIPTION)
+    age_seconds: float | None = Field(default=None, description="Seconds since `as_of`.")
+    status: RepStatus = "idle"
+    status_since: AwareDatetime | None = None
+    targets: list[TargetProgress] = Field(
+        default=[], description="Progress per target, every window the rep has targets for."
+    )
+    hourly: list[HourlyPoint] = Field(
+        default=[], description="Connect rate by local hour of day over the retained days."
+    )
+
+
+class TeamKpisOut(Kpis):
+    """Team totals over one window and one row per rep: the wallboard payload."""
+
+    team_id: str
+    timezone: str
+    as_of: AwareDatetime | None = Field(description="The newest of the reps' `as_of`.")
+    lag_seconds: float = Field(description="The largest of the reps' lag. " + LAG_DESCRIPTION)
+    rep_count: int
+    status_counts: dict[str, int] = Field(description="Reps per live status.")
+    reps: list[RepKpisOut]
+
+
+class LeaderboardRow(BaseModel):
+    """One ranked rep; equal values share a rank."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    rep_id: str
+    rep_name: str | None = None
+    team_id: str | None = None
+    value: float
+    kpis: Kpis
+
+
+class LeaderboardOut(BaseModel):
+    """Reps ranked by one KPI over one window, after the quality floors."""
+
+    metric: Metric
+    window: WindowName
+    team_id: str | None = None
+    floors: dict[str, float] = Field(description="Quality floors applied: KPI -> minimum.")
+    generated_at: AwareDatetime
+    rows: list[LeaderboardRow]
+
+
+class TeamIn(BaseModel):
+    """A team's name, time zone (defaults to the service's) and shift."""
+
+    name: Text | None = None
+    timezone: TimeZoneName | None = None
+    shift: Shift = Shift()
+
+
+class RepIn(BaseModel):
+    """A rep's name, team and provider agent ids (e.g. {"aircall": "123"})."""
+
+    name: Text | None = None
+    team_id: Text | None = None
+    external_ids: dict[Text, Text] = {}
+
+
+class TargetsIn(BaseModel):
+    """The full list of targets of a team or a rep (replaces the previous list)."""
+
+    targets: list[Target] = Field(max_length=200)
+
+    @field_validator("targets")
+    @classmethod
+    def _finite(cls, targets: list[Target]) -> list[Target]:
+        if any(not math.isfinite(t.value) for t in targets):
+            raise ValueError("target values must be finite")
+        return targets
+
+
+class ReportKpis(BaseModel):
+    """KPIs of one subject over a report period; rates and averages are null on a 0 denominator."""
+
+    dials: int
+    inbound_calls: int
+    connects: int
+    connect_rate: float | None
+    talk_seconds: float
+    avg_talk_seconds: float | None
+    conversations: int
+    conversions: int
+    conversion_rate: float | None
+    revenue: float
+    avg_deal: float | None
+    csat_avg: float | None
+    csat_responses: int
+    csat_sum: int
+
+
+class DailyRow(ReportKpis):
+    """One rep's day."""
+
+    rep_id: str
+
+
+class DailyReportOut(BaseModel):
+    """Per-rep KPIs of one local day, from the call history."""
+
+    date: date
+    team_id: str | None
+    timezone: str
+    start: AwareDatetime
+    end: AwareDatetime
+    totals: ReportKpis
+    reps: list[DailyRow]
+
+
+class HourlyReportOut(BaseModel):
+    """When do customers pick up: outbound dials and connects by local hour of the dial."""
+
+    team_id: str | None
+    timezone: str
+    days: int
+    start: AwareDatetime
+    end: AwareDatetime
+    hours: list[HourlyPoint] = Field(description="All 24 local hours, 0-23.")

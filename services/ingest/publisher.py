@@ -1,0 +1,159 @@
+"""Where accepted events go: the `EventPublisher` port and its Kafka adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from schemas.events import CallEvent, event_to_json
+
+log = structlog.get_logger(__name__)
+
+ProducerFactory = Callable[[], Any]
+
+
+class PublishUnavailable(Exception):
+    """Events could not be made durable now; the client should retry after `retry_after` s."""
+
+    def __init__(self, retry_after: int, reason: str = "the event log is unavailable") -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class EventPublisher(Protocol):
+    """Makes a batch of events durable, or raises PublishUnavailable."""
+
+    @property
+    def ready(self) -> bool:
+        """True when publish() can be expected to succeed."""
+        ...
+
+    async def publish(self, events: Sequence[CallEvent]) -> None:
+        """Return only once every event is durable; all-or-nothing from the caller's view."""
+        ...
+
+
+class KafkaPublisher:
+    """Produces events to Kafka with acks=all and idempotence, keyed by call_id."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        timeout_seconds: float = 5.0,
+        connect_timeout_seconds: float = 10.0,
+        retry_after_seconds: int = 5,
+        reconnect_delay_seconds: float = 1.0,
+        client_id: str = "callpulse-ingest",
+        producer_factory: ProducerFactory | None = None,
+    ) -> None:
+        self._topic = topic
+        self._timeout = timeout_seconds
+        self._connect_timeout = connect_timeout_seconds
+        self._retry_after = retry_after_seconds
+        self._reconnect_delay = reconnect_delay_seconds
+        self._factory = producer_factory or (
+            lambda: AIOKafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                request_timeout_ms=max(1000, int(timeout_seconds * 1000)),
+            )
+        )
+        self._producer: Any = None
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once a producer has connected to the cluster."""
+        return self._producer is not None
+
+    async def start(self) -> None:
+        """Connect within the connect timeout; if that fails, keep trying in the background."""
+        if self._producer is not None or self._connector is not None:
+            return
+        if not await self._connect_once():
+            self._connector = asyncio.create_task(self._keep_connecting())
+
+    async def stop(self) -> None:
+        """Stop reconnecting, flush what is in flight (bounded) and close the producer."""
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+            self._connector = None
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _close(producer, self._timeout)
+
+    async def publish(self, events: Sequence[CallEvent]) -> None:
+        """Send the whole batch, then wait for every ack, all within the publish timeout."""
+        producer = self._producer
+        if producer is None:
+            raise PublishUnavailable(self._retry_after, "not connected to Kafka yet")
+        if not events:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                pending: list[asyncio.Future[Any]] = []
+                for event in events:
+                    future = await producer.send(
+                        self._topic, value=event_to_json(event), key=event.call_id.encode()
+                    )
+                    # After a timeout nobody awaits these; retrieve their errors to keep logs clean.
+                    future.add_done_callback(_retrieve_exception)
+                    pending.append(future)
+                await asyncio.wait(pending)
+                for future in pending:
+                    future.result()
+        except TimeoutError as exc:
+            log.warning("publish_timeout", events=len(events), timeout_seconds=self._timeout)
+            raise PublishUnavailable(
+                self._retry_after, "Kafka did not acknowledge in time"
+            ) from exc
+        except KafkaError as exc:
+            log.warning("publish_failed", events=len(events), error=type(exc).__name__)
+            raise PublishUnavailable(self._retry_after, "Kafka rejected the batch") from exc
+
+    async def _connect_once(self) -> bool:
+        producer = self._factory()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await producer.start()
+        except Exception as exc:  # whatever failed, we are not connected: try again later
+            log.warning("kafka_connect_failed", error=type(exc).__name__, detail=str(exc))
+            await _close(producer, self._timeout)
+            return False
+        self._producer = producer
+        log.info("kafka_connected", topic=self._topic)
+        return True
+
+    async def _keep_connecting(self) -> None:
+        delay = self._reconnect_delay
+        while True:
+            await asyncio.sleep(delay)
+            if await self._connect_once():
+                return
+            delay = min(delay * 2, 30.0)
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _close(producer: Any, seconds: float) -> None:
+    # A producer that never connected, or a broker that went away, must not hang shutdown.
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(seconds):
+            await producer.stop()

@@ -1,0 +1,166 @@
+"""`callpulse run`: ingest routes, the KPI domain and the API in one process (embedded mode).
+
+No Kafka, no PostgreSQL: an in-process bus between the durable SQLite event log and the read
+model, and SQLite for history, roster and keys. Same routes and contracts as the distributed
+services, on one port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from schemas.calls import CallRecord
+from schemas.roster import RosterRecord
+from services.aggregator.domain.calls import Rules
+from services.aggregator.domain.floor import Floor
+from services.aggregator.domain.roster import RosterView
+from services.api import app as api_app
+from services.api.config import ApiSettings
+from services.api.db import repository
+from services.api.db.engine import create_engine, create_sessionmaker, migrate
+from services.api.keys import ensure_bootstrap_key
+from services.api.readmodel import ReadModel
+from services.ingest.config import IngestSettings
+from services.ingest.routes import install as install_ingest
+from services.kit import logging as kit_logging
+from services.standalone.banner import banner, ensure_webhook_secret
+from services.standalone.engine import EmbeddedEngine
+from services.standalone.eventlog import SqliteEventLog
+
+log = structlog.get_logger(__name__)
+
+
+class _RosterFeed:
+    """RosterPublisher for the embedded mode: roster changes go straight into the domain."""
+
+    def __init__(self, engine: EmbeddedEngine) -> None:
+        self.engine = engine
+
+    async def publish(self, record: RosterRecord) -> None:
+        await self.engine.publish_roster(record)
+
+
+def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
+    """The embedded app; settings from `CALLPULSE_*`, SQLite files under `data_dir`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault(
+        "CALLPULSE_DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'callpulse.db'}"
+    )
+    api_settings = ApiSettings(KAFKA_BOOTSTRAP=None)
+    ingest_settings = IngestSettings(KAFKA_BOOTSTRAP=None)
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    readmodel = ReadModel(default_timezone=api_settings.TIMEZONE)
+    db = create_engine(api_settings.DATABASE_URL)
+    sessions = create_sessionmaker(db)
+    floor = Floor(
+        rules=Rules(conversation_min_seconds=api_settings.CONVERSATION_MIN_SECONDS),
+        roster=RosterView(default_timezone=api_settings.TIMEZONE),
+    )
+
+    async def store_records(records: list[CallRecord]) -> None:
+        async with sessions.begin() as session:
+            await repository.upsert_calls(session, records)
+
+    engine = EmbeddedEngine(
+        SqliteEventLog(data_dir / "events.db"),
+        floor,
+        on_snapshot=readmodel.apply,
+        on_records=store_records,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        await migrate(db)
+        created = await ensure_bootstrap_key(sessions, api_settings.BOOTSTRAP_ADMIN_KEY)
+        if created is not None:
+            api_app.announce_key(created)
+        async with sessions() as session:
+            for record in await repository.roster_records(session):
+                floor.roster.apply(record)
+        await engine.log.open()
+        await engine.start()
+        demo: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        if demo_url is not None:
+            demo = asyncio.create_task(_demo(demo_url, ingest_settings, stop))
+        try:
+            yield {"readmodel": readmodel, "sessions": sessions}
+        finally:
+            stop.set()
+            if demo is not None:
+                demo.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await demo
+            await engine.stop()
+            await engine.log.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="callpulse (embedded)",
+        version="1",
+        description="Ingest, KPI aggregation and the API in one process.\n\n" + api_app.DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_ingest(app, ingest_settings, engine, registry)
+    api_app.install(app, api_settings, readmodel, sessions, _RosterFeed(engine), registry)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: the event log is replayed")
+    async def readyz(response: Response) -> dict[str, bool]:
+        response.status_code = 200 if engine.ready else 503
+        return {"ready": engine.ready}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _demo(url: str, settings: IngestSettings, stop: asyncio.Event) -> None:
+    from services.simulator.demo import run_demo
+
+    secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
+    await asyncio.sleep(0.5)  # let the server accept connections first
+    await run_demo(url, secret, reps=50, stop=stop)
+
+
+def serve(host: str, port: int, data_dir: str, demo: bool) -> None:
+    """Run the embedded app with uvicorn and print how to use it."""
+    import uvicorn
+
+    kit_logging.configure()
+    base = f"http://{host}:{port}"
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("CALLPULSE_WEBHOOK_SECRET"):
+        secret, source = os.environ["CALLPULSE_WEBHOOK_SECRET"], "from CALLPULSE_WEBHOOK_SECRET"
+    else:
+        secret = ensure_webhook_secret(root)
+        source = f"in {root / 'webhook_secret'} (set CALLPULSE_WEBHOOK_SECRET to choose one)"
+        os.environ["CALLPULSE_WEBHOOK_SECRET"] = secret
+    app = create_app(root, demo_url=base if demo else None)
+    sys.stderr.write(banner(base, secret, source))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

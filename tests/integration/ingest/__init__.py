@@ -1,0 +1,1 @@
+"""Ingest against the real Kafka broker, and its OpenAPI contract."""

@@ -1,0 +1,54 @@
+"""Builders of RepSnapshot values for the API tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from schemas.kpis import WINDOWS, Kpis, RepSnapshot, RepStatus, TargetProgress, kpi_values
+from services.api.windows import bounds
+
+ZERO = {
+    "dials": 0,
+    "inbound_calls": 0,
+    "connects": 0,
+    "talk_seconds": 0.0,
+    "conversations": 0,
+    "conversions": 0,
+    "revenue": 0.0,
+    "csat_sum": 0,
+    "csat_responses": 0,
+}
+
+
+def kpis_at(window: Any, at: datetime, timezone: str = "UTC", **totals: Any) -> Kpis:
+    """KPIs of the window containing `at`, from additive totals."""
+    start, end = bounds(window, at, timezone)
+    return Kpis(
+        window=window, window_start=start, window_end=end, **kpi_values(**{**ZERO, **totals})
+    )
+
+
+def make_snapshot(
+    rep_id: str,
+    team_id: str | None,
+    as_of: datetime,
+    *,
+    timezone: str = "UTC",
+    lag_seconds: float = 0.5,
+    status: RepStatus = "idle",
+    targets: list[TargetProgress] | None = None,
+    **totals: Any,
+) -> RepSnapshot:
+    """A snapshot with the same totals in every window."""
+    return RepSnapshot(
+        rep_id=rep_id,
+        team_id=team_id,
+        rep_name=f"Rep {rep_id}",
+        timezone=timezone,
+        status=status,
+        as_of=as_of,
+        lag_seconds=lag_seconds,
+        windows={w: kpis_at(w, as_of, timezone, **totals) for w in WINDOWS},
+        targets=targets or [],
+    )

@@ -1,0 +1,49 @@
+"""API settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import topics
+from services.api.config import DEFAULT_DATABASE_URL, ApiSettings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "BOOTSTRAP_ADMIN_KEY", "TIMEZONE"):
+        monkeypatch.delenv(f"CALLPULSE_{name}", raising=False)
+    settings = ApiSettings()
+    assert settings.KAFKA_BOOTSTRAP is None
+    assert settings.DATABASE_URL == DEFAULT_DATABASE_URL
+    assert settings.BOOTSTRAP_ADMIN_KEY is None
+    assert (settings.KPIS_TOPIC, settings.CALLS_TOPIC) == (topics.KPIS, topics.CALLS)
+    assert settings.REP_METRICS_CAP == 500
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u:p@db:5432/x", "postgresql+asyncpg://u:p@db:5432/x"),
+        ("postgres://u:p@db/x", "postgresql+asyncpg://u:p@db/x"),
+        ("postgresql+asyncpg://u:p@db/x", "postgresql+asyncpg://u:p@db/x"),
+        ("sqlite+aiosqlite:///tmp/a.db", "sqlite+aiosqlite:///tmp/a.db"),
+    ],
+)
+def test_database_url_gets_an_async_driver(
+    monkeypatch: pytest.MonkeyPatch, given: str, expected: str
+) -> None:
+    monkeypatch.setenv("CALLPULSE_DATABASE_URL", given)
+    url = ApiSettings().DATABASE_URL
+    assert url == expected
+
+
+def test_blank_values_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLPULSE_KAFKA_BOOTSTRAP", "")
+    monkeypatch.setenv("CALLPULSE_BOOTSTRAP_ADMIN_KEY", " ")
+    settings = ApiSettings()
+    assert settings.KAFKA_BOOTSTRAP is None
+    assert settings.BOOTSTRAP_ADMIN_KEY is None
+
+
+def test_unknown_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        ApiSettings(TIMEZONE="Mars/Olympus")

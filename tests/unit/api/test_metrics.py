@@ -1,0 +1,84 @@
+"""Business metrics rendered from the read model at scrape time; they pass promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from services.api.app import create_app
+from services.api.config import ApiSettings
+from tests.unit.api.snapshots import make_snapshot
+
+
+@pytest.fixture
+async def exposition(tmp_path: Path) -> str:
+    settings = ApiSettings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/api.db",
+        BOOTSTRAP_ADMIN_KEY=SecretStr("cp_metrics"),
+        REP_METRICS_CAP=2,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        readmodel = app.state.callpulse_api.readmodel
+        now = datetime.now(UTC)
+        readmodel.apply(make_snapshot("a", "t1", now, dials=4, connects=2, talk_seconds=100))
+        readmodel.apply(make_snapshot("b", "t1", now, status="on_call", dials=6))
+        readmodel.apply(make_snapshot("c", "t2", now, dials=1))
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            await client.get("/v1/teams/t1/kpis", headers={"Authorization": "Bearer cp_metrics"})
+            response = await client.get("/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def test_team_series_for_every_window(exposition: str) -> None:
+    dials = samples(exposition, "callpulse_team_dials")
+    assert dials[(("team_id", "t1"), ("window", "today"))] == 10
+    assert dials[(("team_id", "t2"), ("window", "month"))] == 1
+    ratio = samples(exposition, "callpulse_team_connect_ratio")
+    assert ratio[(("team_id", "t1"), ("window", "today"))] == 0.2
+    reps = samples(exposition, "callpulse_team_reps")
+    assert reps[(("status", "on_call"), ("team_id", "t1"))] == 1
+
+
+def test_rep_series_up_to_the_cap(exposition: str) -> None:
+    dials = samples(exposition, "callpulse_rep_dials")
+    assert sorted(dict(labels)["rep_id"] for labels in dials) == ["a", "b"]
+    assert samples(exposition, "callpulse_api_rep_series_omitted") == {(): 1}
+
+
+def test_requests_are_counted_by_route_template(exposition: str) -> None:
+    requests = samples(exposition, "callpulse_api_http_requests_total")
+    key = (("method", "GET"), ("route", "/v1/teams/{team_id}/kpis"), ("status", "200"))
+    assert requests[key] == 1
+
+
+def test_promtool_accepts_the_exposition(exposition: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
