@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -19,6 +20,17 @@ from pydantic import (
 )
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+DECIMAL_PATTERN = r"^[0-9]{1,14}(\.[0-9]{1,4})?$"
+
+
+def _rfc3339_only(value: object) -> object:
+    # pydantic would read a number as Unix time; the contract says RFC 3339 strings.
+    if isinstance(value, int | float):
+        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 Direction = Literal["outbound", "inbound"]
 EndStatus = Literal["completed", "no_answer", "busy", "failed", "canceled", "voicemail"]
 
@@ -31,7 +43,7 @@ class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     event_id: Id = Field(description="Unique per event from the sender; a retry reuses it.")
-    occurred_at: AwareDatetime = Field(description="RFC 3339 with offset; naive times rejected.")
+    occurred_at: Timestamp = Field(description="RFC 3339 with offset; naive times rejected.")
     call_id: Id = Field(description="Sender's call id, stable across the call's events.")
     rep_id: Id | None = Field(default=None, description="Required to count a call.")
     team_id: Id | None = Field(default=None, description="The roster wins when both exist.")
@@ -59,8 +71,8 @@ class CallEnded(_Event):
     type: Literal["call.ended"] = "call.ended"
     direction: Direction = "outbound"
     end_status: EndStatus
-    started_at: AwareDatetime | None = None
-    answered_at: AwareDatetime | None = None
+    started_at: Timestamp | None = None
+    answered_at: Timestamp | None = None
     talk_seconds: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
     from_: str | None = Field(default=None, alias="from", max_length=64)
     to: str | None = Field(default=None, max_length=64)
@@ -74,7 +86,18 @@ class CallOutcome(_Event):
         description="`sale`, `callback`, `not_interested`, or another string."
     )
     amount: Decimal | None = Field(
-        default=None, ge=0, max_digits=18, decimal_places=4, description="Decimal string."
+        default=None,
+        ge=0,
+        max_digits=18,
+        decimal_places=4,
+        description="Decimal string (a JSON number is accepted too).",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "pattern": DECIMAL_PATTERN},
+                {"type": "number", "minimum": 0},
+                {"type": "null"},
+            ]
+        },
     )
     currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -73,6 +74,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = Problem(exc.status_code, _title(exc.status_code), str(exc.detail or ""))
         problem.headers = dict(exc.headers or {})
         return problem_response(problem, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort: a bug still answers problem+json, and is logged with its traceback.
+        structlog.get_logger(__name__).exception("unhandled_error", path=request.url.path)
+        return problem_response(Problem(500, "Internal Server Error"), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
