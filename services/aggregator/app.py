@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from schemas.events import event_from_json
 from schemas.roster import RosterRecord
 from services.aggregator.config import AggregatorSettings
+from services.aggregator.domain.alerts import evaluate
 from services.aggregator.domain.calls import (
     CallState,
     RepFact,
@@ -64,6 +65,12 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "callpulse_aggregator_alerts_total",
+            "Alert transitions published.",
+            ["kind", "state"],
+            registry=self.registry,
+        )
         self.reps = Gauge(
             "callpulse_aggregator_reps", "Reps held by this worker.", registry=self.registry
         )
@@ -97,6 +104,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     facts_topic = app.topic(settings.FACTS_TOPIC, key_type=bytes, value_type=bytes)
     kpis_topic = app.topic(settings.KPIS_TOPIC, key_type=bytes, value_type=bytes)
     calls_topic = app.topic(settings.CALLS_TOPIC, key_type=bytes, value_type=bytes)
+    alerts_topic = app.topic(settings.ALERTS_TOPIC, key_type=bytes, value_type=bytes)
     # Values are JSON bytes: the changelog stores exactly what the domain's to_dict() gives.
     calls = app.Table("calls", default=None, key_type=bytes, value_type=bytes)
     reps = app.Table("reps", default=None, key_type=bytes, value_type=bytes)
@@ -164,6 +172,12 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         prune(state, ZoneInfo(ctx.timezone), now)
         lag = 0.0 if arrived is None else now.timestamp() - arrived
         snap = snapshot(state, ctx, now, lag)
+        fired = evaluate(state.alerts, ctx.alert_rules, snap, ctx.shift, ctx.targets, now)
+        for alert in fired:
+            await alerts_topic.send(key=rep_id.encode(), value=alert.model_dump_json().encode())
+            metrics.alerts.labels(alert.kind, alert.state).inc()
+        if fired:  # the rules' state lives in the rep: persist it with the notification
+            reps[rep_id.encode()] = json.dumps(state.to_dict()).encode()
         body = snap.model_dump(mode="json", exclude={"as_of", "lag_seconds"})
         if arrived is None and published.get(rep_id) == body:
             return

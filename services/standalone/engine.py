@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from schemas.alerts import Alert
 from schemas.calls import CallRecord
 from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
@@ -39,11 +40,12 @@ class EmbeddedEngine:
         on_snapshot: SnapshotSink,
         on_records: RecordSink,
         *,
+        on_alert: Callable[[Alert], object] = lambda alert: None,
         snapshot_interval: float = 0.25,
         rolling_refresh: float = 15.0,
     ) -> None:
         self.log, self.floor = event_log, floor
-        self.on_snapshot, self.on_records = on_snapshot, on_records
+        self.on_snapshot, self.on_records, self.on_alert = on_snapshot, on_records, on_alert
         self.snapshot_interval, self.rolling_refresh = snapshot_interval, rolling_refresh
         self._dirty: dict[str, float] = {}
         self._records: dict[str, CallRecord] = {}
@@ -134,6 +136,8 @@ class EmbeddedEngine:
         now = datetime.now(UTC)
         lag = 0.0 if arrived is None else max(0.0, now.timestamp() - arrived)
         snap = self.floor.snapshot(rep_id, now, lag)
+        for alert in self.floor.alerts(snap, now):
+            self.on_alert(alert)
         body = snap.model_dump(exclude={"as_of", "lag_seconds"})
         if not force and self._published.get(rep_id) == body:
             return

@@ -85,6 +85,7 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
         floor,
         on_snapshot=readmodel.apply,
         on_records=store_records,
+        on_alert=readmodel.publish_alert,
     )
 
     @asynccontextmanager

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from schemas.alerts import Alert
 from schemas.calls import CallRecord
 from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
+from services.aggregator.domain.alerts import evaluate
 from services.aggregator.domain.calls import CallState, RepFact, Rules, apply_event, call_record
 from services.aggregator.domain.calls import close_if_stale as _close_if_stale
 from services.aggregator.domain.rep import Context, RepState, apply_fact, prune, snapshot
@@ -72,6 +74,12 @@ class Floor:
         ctx = self.context(rep_id, rep.team_id)
         prune(rep, ZoneInfo(ctx.timezone), now)
         return snapshot(rep, ctx, now, lag_seconds)
+
+    def alerts(self, snap: RepSnapshot, now: datetime) -> list[Alert]:
+        """Evaluate the rep's alert rules on its snapshot: the transitions to notify."""
+        rep = self.reps[snap.rep_id]
+        ctx = self.context(snap.rep_id, rep.team_id)
+        return evaluate(rep.alerts, ctx.alert_rules, snap, ctx.shift, ctx.targets, now)
 
     def context(self, rep_id: str, team_id: str | None) -> Context:
         """Roster facts for a rep (team, time zone, shift, targets)."""

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus, TargetProgress
-from schemas.roster import Shift, Target
+from schemas.roster import AlertRule, Shift, Target
 from services.aggregator.domain import windows as w
 from services.aggregator.domain.calls import RepFact
 from services.aggregator.domain.counters import C, Counters, add_into, derive, total, zero
@@ -40,6 +40,7 @@ class RepState:
     status_since: datetime | None = None
     last_event_at: datetime | None = None
     late_dropped: int = 0
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -54,6 +55,7 @@ class RepState:
             "status_since": None if self.status_since is None else self.status_since.isoformat(),
             "last_event_at": None if self.last_event_at is None else self.last_event_at.isoformat(),
             "late_dropped": self.late_dropped,
+            "alerts": self.alerts,
         }
 
     @classmethod
@@ -70,6 +72,7 @@ class RepState:
             status_since=_dt(d.get("status_since")),
             last_event_at=_dt(d.get("last_event_at")),
             late_dropped=d.get("late_dropped", 0),
+            alerts=dict(d.get("alerts", {})),
         )
 
 
@@ -160,6 +163,7 @@ class Context:
     rep_name: str | None = None
     shift: Shift = field(default_factory=Shift)
     targets: tuple[Target, ...] = ()
+    alert_rules: tuple[AlertRule, ...] = ()
 
 
 COUNT_KPIS = frozenset(

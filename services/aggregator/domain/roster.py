@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.roster import Rep, RosterRecord, Target, Team
+from schemas.roster import AlertRule, Rep, RosterRecord, Target, Team
 from services.aggregator.domain.rep import Context
 
 
@@ -17,6 +17,8 @@ class RosterView:
     reps: dict[str, Rep] = field(default_factory=dict)
     team_targets: dict[str, tuple[Target, ...]] = field(default_factory=dict)
     rep_targets: dict[str, tuple[Target, ...]] = field(default_factory=dict)
+    team_rules: dict[str, tuple[AlertRule, ...]] = field(default_factory=dict)
+    rep_rules: dict[str, tuple[AlertRule, ...]] = field(default_factory=dict)
 
     def apply(self, record: RosterRecord) -> None:
         """Take one roster record (a newer record for the same key replaces the older)."""
@@ -27,6 +29,10 @@ class RosterView:
         if record.targets is not None:
             book = self.team_targets if record.targets.subject == "team" else self.rep_targets
             book[record.targets.subject_id] = tuple(record.targets.targets)
+        if record.alert_rules is not None:
+            rules = record.alert_rules
+            shelf = self.team_rules if rules.subject == "team" else self.rep_rules
+            shelf[rules.subject_id] = tuple(rules.rules)
 
     def context(self, rep_id: str, event_team_id: str | None) -> Context:
         """Team, time zone, shift and targets of a rep; rep targets override team ones."""
@@ -35,6 +41,8 @@ class RosterView:
         team = self.teams.get(team_id) if team_id else None
         merged = {(t.kpi, t.window): t for t in self.team_targets.get(team_id or "", ())}
         merged.update({(t.kpi, t.window): t for t in self.rep_targets.get(rep_id, ())})
+        rules = {r.rule_id: r for r in self.team_rules.get(team_id or "", ())}
+        rules.update({r.rule_id: r for r in self.rep_rules.get(rep_id, ())})
         base = Context()
         return Context(
             timezone=team.timezone if team else self.default_timezone,
@@ -42,4 +50,5 @@ class RosterView:
             rep_name=rep.name if rep else None,
             shift=team.shift if team else base.shift,
             targets=tuple(merged.values()),
+            alert_rules=tuple(rules.values()),
         )
