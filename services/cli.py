@@ -110,5 +110,10 @@ def send(
     raise typer.Exit(0 if response.is_success else 1)
 
 
+from services.simulator.cli import simulate, verify  # noqa: E402 - registered below
+
+app.command()(simulate)
+app.command()(verify)
+
 if __name__ == "__main__":
     app()

@@ -105,6 +105,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     kpis_topic = app.topic(settings.KPIS_TOPIC, key_type=bytes, value_type=bytes)
     calls_topic = app.topic(settings.CALLS_TOPIC, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(settings.ALERTS_TOPIC, key_type=bytes, value_type=bytes)
+    ticks_topic = app.topic(settings.TICKS_TOPIC, key_type=bytes, value_type=bytes)
     # Values are JSON bytes: the changelog stores exactly what the domain's to_dict() gives.
     calls = app.Table("calls", default=None, key_type=bytes, value_type=bytes)
     reps = app.Table("reps", default=None, key_type=bytes, value_type=bytes)
@@ -154,6 +155,9 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         """Stage 2: apply each fact once to its rep's buckets."""
         async for value in stream:
             raw = json.loads(value)
+            if "tick" in raw:  # from evaluate_alerts: rules are judged where the state lives
+                await judge(raw["rep_id"])
+                continue
             fact = RepFact.from_dict(raw)
             state = rep_state(fact.rep_id)
             ctx = roster.context(fact.rep_id, fact.team_id or state.team_id)
@@ -165,6 +169,23 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             dirty.setdefault(fact.rep_id, float(raw.get("arrived") or time.time()))
             metrics.facts.labels("applied").inc()
 
+    async def judge(rep_id: str) -> None:
+        """Evaluate a rep's alert rules; only inside stream iteration, since it writes the table."""
+        state = rep_state(rep_id)
+        now = datetime.now(UTC)
+        ctx = roster.context(rep_id, state.team_id)
+        if not ctx.alert_rules and not state.alerts:
+            return
+        snap = snapshot(state, ctx, now, 0.0)
+        fired = evaluate(state.alerts, ctx.alert_rules, snap, ctx.shift, ctx.targets, now)
+        if not fired:
+            return
+        # The rules' state lives in the rep: persist it together with the notification.
+        reps[rep_id.encode()] = json.dumps(state.to_dict()).encode()
+        for alert in fired:
+            await alerts_topic.send(key=rep_id.encode(), value=alert.model_dump_json().encode())
+            metrics.alerts.labels(alert.kind, alert.state).inc()
+
     async def publish(rep_id: str, arrived: float | None) -> None:
         state = rep_state(rep_id)
         now = datetime.now(UTC)
@@ -172,12 +193,6 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         prune(state, ZoneInfo(ctx.timezone), now)
         lag = 0.0 if arrived is None else now.timestamp() - arrived
         snap = snapshot(state, ctx, now, lag)
-        fired = evaluate(state.alerts, ctx.alert_rules, snap, ctx.shift, ctx.targets, now)
-        for alert in fired:
-            await alerts_topic.send(key=rep_id.encode(), value=alert.model_dump_json().encode())
-            metrics.alerts.labels(alert.kind, alert.state).inc()
-        if fired:  # the rules' state lives in the rep: persist it with the notification
-            reps[rep_id.encode()] = json.dumps(state.to_dict()).encode()
         body = snap.model_dump(mode="json", exclude={"as_of", "lag_seconds"})
         if arrived is None and published.get(rep_id) == body:
             return
@@ -202,14 +217,40 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             await publish(key.decode(), None)
         metrics.reps.set(len(live))
 
+    @app.timer(interval=settings.ALERT_EVALUATION_SECONDS)
+    async def evaluate_alerts() -> None:
+        """Time moves rules (pace, idle, missed): tick each rep that has rules, in its partition.
+
+        Faust tables may only change inside stream iteration, so the tick travels through the
+        facts topic to the agent that owns the rep.
+        """
+        for key in list(reps.keys()):
+            rep_id = key.decode()
+            state = rep_state(rep_id)
+            if roster.context(rep_id, state.team_id).alert_rules or state.alerts:
+                await facts_topic.send(
+                    key=key, value=json.dumps({"tick": 1, "rep_id": rep_id}).encode()
+                )
+
     @app.timer(interval=60.0)
-    async def close_stale_calls() -> None:
-        """Close calls with no end after max_call_seconds as failed."""
+    async def find_stale_calls() -> None:
+        """Calls open past max_call_seconds get a tick, closed by `expire` in their partition."""
         now = datetime.now(UTC)
         for key, raw in list(calls.items()):
             if raw is None or b'"ended_at": null' not in raw:
                 continue
-            step = close_if_stale(CallState.from_dict(json.loads(raw)), now, rules)
+            if close_if_stale(CallState.from_dict(json.loads(raw)), now, rules) is not None:
+                await ticks_topic.send(key=key, value=b"{}")
+
+    @app.agent(ticks_topic)
+    async def expire(stream: faust.StreamT[bytes]) -> None:
+        """Close a call with no end after max_call_seconds as failed (co-partitioned with calls)."""
+        async for event_ in stream.events():
+            key = event_.key
+            raw = calls.get(key)
+            if raw is None:
+                continue
+            step = close_if_stale(CallState.from_dict(json.loads(raw)), datetime.now(UTC), rules)
             if step is None:
                 continue
             calls[key] = json.dumps(step.state.to_dict()).encode()
@@ -269,7 +310,6 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
 def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
     """Ensure topics exist, then run one Faust worker until stopped."""
-    from schemas import topics
     from services.kit.kafka import ensure_topics
 
     asyncio.run(
@@ -278,6 +318,7 @@ def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
             [
                 settings.EVENTS_TOPIC,
                 settings.FACTS_TOPIC,
+                settings.TICKS_TOPIC,
                 settings.KPIS_TOPIC,
                 settings.CALLS_TOPIC,
                 settings.ALERTS_TOPIC,
@@ -287,7 +328,6 @@ def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
             compacted=[settings.KPIS_TOPIC, settings.CALLS_TOPIC, settings.ROSTER_TOPIC],
         )
     )
-    del topics
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

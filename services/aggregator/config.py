@@ -27,5 +27,7 @@ class AggregatorSettings(BaseSettings):
     ROSTER_TOPIC: str = topics.ROSTER
     SNAPSHOT_INTERVAL_SECONDS: float = 0.25
     ROLLING_REFRESH_SECONDS: float = 15.0
+    ALERT_EVALUATION_SECONDS: float = 10.0
+    TICKS_TOPIC: str = "callpulse.call-ticks"
     CONVERSATION_MIN_SECONDS: float = 300.0
     MAX_CALL_SECONDS: float = 4 * 3600.0

@@ -26,6 +26,8 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # one line per outgoing request (demo, alert delivery) drowns the useful lines
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def mask_phone(number: str | None) -> str | None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -69,14 +70,18 @@ def simulate(
         str | None,
         typer.Option(envvar=KEY_ENV, help="Admin key: register teams (zones, shifts) and reps."),
     ] = None,
-    api_url: Annotated[str | None, typer.Option(help="API base URL for --key [--url].")] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="API base URL for --key (default: --url).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the floor and of the faults.")] = 1,
     reps: Annotated[int, typer.Option(min=0)] = 20,
     teams: Annotated[int, typer.Option(min=1)] = 2,
     minutes: Annotated[
         float, typer.Option(min=0, help="Span of simulated history ending now.")
     ] = 60.0,
-    live: Annotated[bool, typer.Option(help="Then stream in real time until Ctrl-C.")] = False,
+    live: Annotated[
+        bool, typer.Option(help="After the history, stream in real time until Ctrl-C.")
+    ] = False,
     duration: Annotated[
         float, typer.Option(min=0, help="--live: stop after this many seconds (0: never).")
     ] = 0.0,
@@ -92,8 +97,11 @@ def simulate(
     all_day: Annotated[bool, typer.Option(help="No shifts: reps work around the clock.")] = False,
     dials_per_hour: Annotated[float, typer.Option(min=0.1, help="A rep's dial pace.")] = 40.0,
     run_id: Annotated[
-        str | None, typer.Option(help="Prefix of call ids [sim<seed>-<end>].")
+        str | None, typer.Option(help="Prefix of call ids (default: sim<seed>-<time>).")
     ] = None,
+    id_prefix: Annotated[
+        str, typer.Option(help="Before team and rep ids: keeps runs on one server apart.")
+    ] = "",
     log_out: Annotated[Path | None, typer.Option(help="Write the events as sent (NDJSON).")] = None,
     truth_out: Annotated[
         Path | None, typer.Option(help="Write the ground truth: rep -> window -> KPIs (JSON).")
@@ -111,11 +119,12 @@ def simulate(
             reps=reps,
             teams=teams,
             run_id=run_id or f"sim{seed}-{end:%Y%m%dT%H%M%S}",
+            id_prefix=id_prefix,
             timezones=tuple(timezone) if timezone else defaults.timezones,
             shift=None if all_day else defaults.shift,
             dials_per_hour=dials_per_hour,
         )
-    except Exception as exc:
+    except (ValueError, KeyError) as exc:  # KeyError: an unknown time zone
         raise typer.BadParameter(str(exc)) from exc
     faults = Faults(duplicates=duplicates, reorder=reorder, late=late, seed=seed)
     policy = RetryPolicy(attempts=attempts, timeout=timeout)
@@ -132,6 +141,8 @@ def simulate(
     else:
         sent, report = asyncio.run(run.history(start, end, batch, rate or None))
     unique = len({event.event_id for event in sent})
+    if not sent:
+        console.print("[yellow]no events[/yellow]: every team is off shift then; try --all-day")
     _summary(report, unique, len(sent))
     if log_out is not None:
         write_log(log_out, sent)
@@ -153,20 +164,16 @@ async def _register(api_url: str, key: str, config: FloorConfig) -> None:
     console.print(f"registered {config.teams} teams and {count} reps")
 
 
+@dataclass(frozen=True, slots=True)
 class _Run:
     """One simulation run's wiring: floor, faults, and a sender to the ingest."""
 
-    def __init__(
-        self,
-        config: FloorConfig,
-        faults: Faults,
-        policy: RetryPolicy,
-        url: str,
-        secret: str | None,
-        concurrency: int,
-    ) -> None:
-        self.config, self.faults, self.policy = config, faults, policy
-        self.url, self.secret, self.concurrency = url, secret, concurrency
+    config: FloorConfig
+    faults: Faults
+    policy: RetryPolicy
+    url: str
+    secret: str | None
+    concurrency: int
 
     def _client(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=self.concurrency)
@@ -218,12 +225,21 @@ class _Run:
 
 
 def verify(
-    truth: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Ground-truth JSON.")],
+    truth: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="From simulate --truth-out; the server must have seen only that run's reps "
+            "(a fresh server, or --id-prefix).",
+        ),
+    ],
     url: Annotated[str, typer.Option(help="Base URL of the API.")] = DEFAULT_URL,
     key: Annotated[str | None, typer.Option(envvar=KEY_ENV, help="API key (viewer).")] = None,
     windows: Annotated[str, typer.Option(help="Comma-separated windows.")] = "today,week,month",
     tolerance: Annotated[float, typer.Option(min=0, help="Relative slack (0: exact).")] = 0.0,
     wait: Annotated[float, typer.Option(min=0, help="Retry for this many seconds.")] = 0.0,
+    rows: Annotated[int, typer.Option(min=1, help="Mismatch rows shown at most.")] = 50,
 ) -> None:
     """Compare a running API's rep KPIs with the ground truth; exit 1 on any difference."""
     names = [name.strip() for name in windows.split(",") if name.strip()]
@@ -239,7 +255,7 @@ def verify(
             while True:
                 verdict = await check(client, expected, names, tolerance=tolerance)
                 if verdict.ok or asyncio.get_running_loop().time() >= deadline:
-                    render(verdict, expected, names, Console())
+                    render(verdict, expected, names, Console(), limit=rows)
                     return verdict.ok
                 await asyncio.sleep(1.0)
 

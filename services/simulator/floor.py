@@ -65,6 +65,7 @@ class FloorConfig:
     reps: int = 20
     teams: int = 2
     run_id: str = "sim"
+    id_prefix: str = ""  # before team and rep ids, to keep runs on one server apart
     timezones: tuple[str, ...] = ("Europe/London", "America/New_York", "Asia/Shanghai")
     shift: ShiftHours | None = ShiftHours()  # None: the floor works around the clock
     # A rep's pace while nobody picks up; conversations and wrap-up slow the real dial rate down.
@@ -109,15 +110,16 @@ class TeamSpec:
 
 
 def roster(config: FloorConfig) -> list[TeamSpec]:
-    """Teams `team-1`... with reps `rep-1-01`..., sizes as even as possible, zones cycled."""
+    """Teams `team-1`... with reps `rep-1-01`... (after `id_prefix`), even sizes, zones cycled."""
     out = []
     for index in range(config.teams):
         size = config.reps // config.teams + (1 if index < config.reps % config.teams else 0)
         width = max(2, len(str(size)))
         team = index + 1
-        rep_ids = tuple(f"rep-{team}-{n:0{width}d}" for n in range(1, size + 1))
+        prefix = config.id_prefix
+        rep_ids = tuple(f"{prefix}rep-{team}-{n:0{width}d}" for n in range(1, size + 1))
         zone = config.timezones[index % len(config.timezones)]
-        out.append(TeamSpec(team_id=f"team-{team}", timezone=zone, rep_ids=rep_ids))
+        out.append(TeamSpec(team_id=f"{prefix}team-{team}", timezone=zone, rep_ids=rep_ids))
     return out
 
 
@@ -132,7 +134,7 @@ def _reps(config: FloorConfig) -> list[tuple[Rep, random.Random]]:
     for t, team in enumerate(roster(config), start=1):
         for n, rep_id in enumerate(team.rep_ids, start=1):
             # Not cryptographic: a seeded generator makes the floor reproducible.
-            rng = random.Random(f"{config.seed}/{rep_id}")  # noqa: S311
+            rng = random.Random(f"{config.seed}/{t}/{n}")  # noqa: S311
             dial, connect, convert, talk = (
                 rng.lognormvariate(0.0, config.rep_spread) for _ in range(4)
             )

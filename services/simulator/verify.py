@@ -117,15 +117,20 @@ async def check(
     return verdict
 
 
-def render(verdict: Verdict, truth: Truth, windows: Sequence[str], console: Console) -> None:
-    """Print an exact-match line, or a table of every mismatch."""
+def render(
+    verdict: Verdict, truth: Truth, windows: Sequence[str], console: Console, limit: int = 50
+) -> None:
+    """Print an exact-match line, or a table of the mismatches (the first `limit` rows)."""
     scope = f"{len(truth)} reps x {len(windows)} windows ({', '.join(windows)})"
     if verdict.ok:
         console.print(f"[green]exact match[/green]: {verdict.values} KPI values, {scope}")
         return
-    table = Table(title=f"{len(verdict.mismatches)} mismatches, {scope}")
+    reps = len({m.rep_id for m in verdict.mismatches})
+    table = Table(title=f"{len(verdict.mismatches)} mismatches in {reps} reps, {scope}")
     for column in ("rep", "window", "KPI", "expected", "actual"):
         table.add_column(column, justify="right" if column in ("expected", "actual") else "left")
-    for m in verdict.mismatches:
+    for m in verdict.mismatches[:limit]:
         table.add_row(m.rep_id, m.window, m.kpi, repr(m.expected), repr(m.actual))
     console.print(table)
+    if len(verdict.mismatches) > limit:
+        console.print(f"... and {len(verdict.mismatches) - limit} more")

@@ -102,7 +102,7 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
         demo: asyncio.Task[None] | None = None
         stop = asyncio.Event()
         if demo_url is not None:
-            demo = asyncio.create_task(_demo(demo_url, ingest_settings, stop))
+            demo = asyncio.create_task(_demo(demo_url, ingest_settings, api_settings, stop))
         try:
             yield {"readmodel": readmodel, "sessions": sessions}
         finally:
@@ -140,12 +140,13 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
     return app
 
 
-async def _demo(url: str, settings: IngestSettings, stop: asyncio.Event) -> None:
+async def _demo(url: str, settings: IngestSettings, api: ApiSettings, stop: asyncio.Event) -> None:
     from services.simulator.demo import run_demo
 
     secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
+    key = api.BOOTSTRAP_ADMIN_KEY.get_secret_value() if api.BOOTSTRAP_ADMIN_KEY else None
     await asyncio.sleep(0.5)  # let the server accept connections first
-    await run_demo(url, secret, reps=50, stop=stop)
+    await run_demo(url, secret, reps=50, stop=stop, timezone=api.TIMEZONE, api_key=key)
 
 
 def serve(host: str, port: int, data_dir: str, demo: bool) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,7 +31,7 @@ def test_the_deduplicated_set_is_the_log(
 ) -> None:
     faults = Faults(duplicates=duplicates, reorder=reorder, late=late, seed=seed)
     sent = list(inject(LOG, faults))
-    assert all(a.send_at <= b.send_at for a, b in zip(sent, sent[1:], strict=False))
+    assert all(a.send_at <= b.send_at for a, b in pairwise(sent))
     assert all(item.send_at >= item.event.occurred_at for item in sent)
     unique = dedupe(item.event for item in sent)
     assert sorted(_ids(unique)) == sorted(_ids(LOG))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,7 +40,7 @@ def test_another_seed_gives_another_log() -> None:
 
 def test_the_log_is_time_ordered_with_unique_ids_and_round_trips() -> None:
     events = generate(ALL_DAY, END - timedelta(hours=3), END)
-    assert all(a.occurred_at <= b.occurred_at for a, b in zip(events, events[1:], strict=False))
+    assert all(a.occurred_at <= b.occurred_at for a, b in pairwise(events))
     assert all(END - timedelta(hours=3) <= e.occurred_at < END for e in events)
     assert len({e.event_id for e in events}) == len(events)
     assert all(parse_event(e.model_dump(by_alias=True)) == e for e in events[:500])

@@ -6,15 +6,25 @@ import asyncio
 import base64
 import json
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from schemas.events import CallEvent
 from services.simulator.faults import Scheduled
 from services.simulator.floor import FloorConfig, generate
-from services.simulator.sender import RetryPolicy, Sender, batched, encode, send_all, send_live
+from services.simulator.sender import (
+    Delivery,
+    RetryPolicy,
+    Sender,
+    batched,
+    encode,
+    send_all,
+    send_live,
+)
 
 SECRET = "whsec_" + base64.b64encode(b"simulator-unit-secret-0123456789").decode()
 END = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -26,7 +36,7 @@ async def _no_sleep(_: float) -> None:
     return None
 
 
-def _sender(handler: httpx.MockTransport, secret: str | None = SECRET, **kw: object) -> Sender:
+def _sender(handler: httpx.MockTransport, secret: str | None = SECRET) -> Sender:
     client = httpx.AsyncClient(transport=handler, base_url="http://ingest")
     return Sender(client, secret, FAST, rng=random.Random(0), sleep=_no_sleep)
 
@@ -147,7 +157,6 @@ async def test_send_all_delivers_every_batch_once() -> None:
 
 
 async def test_send_live_sends_what_is_due_and_stops_on_request() -> None:
-    now = END
     received: list[list[str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -158,11 +167,14 @@ async def test_send_live_sends_what_is_due_and_stops_on_request() -> None:
     past = [Scheduled(e.occurred_at, e) for e in EVENTS[:5]]
     future = Scheduled(END + timedelta(hours=1), EVENTS[5])
     stop = asyncio.Event()
+
+    def on_sent(events: Sequence[CallEvent], _: Delivery) -> None:
+        if sum(map(len, received)) == 5:
+            stop.set()  # the future event is due in an hour: stop while waiting for it
+
     sender = _sender(httpx.MockTransport(handler))
-    task = asyncio.create_task(send_live(sender, [*past, future], stop, batch=3, clock=lambda: now))
-    while not received or sum(map(len, received)) < 5:
-        await asyncio.sleep(0.01)
-    stop.set()
-    report = await task
+    report = await send_live(
+        sender, [*past, future], stop, batch=3, clock=lambda: END, on_sent=on_sent
+    )
     assert received == [[e.event_id for e in EVENTS[:3]], [e.event_id for e in EVENTS[3:5]]]
     assert report.accepted_ids == {e.event_id for e in EVENTS[:5]}

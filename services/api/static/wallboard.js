@@ -1,0 +1,1077 @@
+/* callpulse wallboard: plain JavaScript, no build step, no third-party code.
+ *
+ * Data: GET /v1/teams/{team}/kpis (totals and a row per rep), GET /v1/leaderboard, and the live
+ * stream GET /v1/stream?team_id= read with fetch() (EventSource cannot send the Authorization
+ * header). Every `kpi` event updates the rep's status at once and schedules a re-read of the team
+ * (at most one per second); when the stream is down the page polls every 5 s and reconnects with
+ * backoff. URL parameters: key, team, window, lang, sort, metric, currency.
+ */
+"use strict";
+
+(() => {
+  const WINDOWS = ["today", "hour", "15m", "60m", "week", "month"];
+  const STATUSES = ["on_call", "ringing", "wrap_up", "idle"];
+  const ADDITIVE = new Set([
+    "dials", "inbound_calls", "connects", "talk_seconds", "conversations", "conversions",
+    "revenue", "csat_responses",
+  ]);
+  const TILES = [
+    "dials", "connects", "connect_rate", "talk_seconds",
+    "conversions", "conversion_rate", "revenue", "csat_avg",
+  ];
+  const COLUMNS = [
+    "dials", "connects", "connect_rate", "talk_seconds", "avg_talk_seconds",
+    "conversions", "conversion_rate", "revenue", "csat_avg",
+  ];
+  const METRICS = [
+    "conversions", "revenue", "dials", "connects", "talk_seconds", "conversion_rate",
+    "avg_talk_seconds", "csat_avg",
+  ];
+  // Quality floors for ratio leaderboards: nobody leads on one lucky call.
+  const FLOORS = {
+    conversion_rate: ["connects", 3],
+    avg_talk_seconds: ["connects", 3],
+    csat_avg: ["csat_responses", 3],
+    connect_rate: ["dials", 10],
+  };
+  const POLL_MS = 5000;
+  const LIVE_REFRESH_MS = 30000; // rolling windows move even without events
+  const TEAMS_MS = 60000;
+  const LEADERS_MS = 10000;
+  const PAGE_MS = 10000;
+  const STALE_MS = 30000;
+  const STREAM_IDLE_MS = 45000; // the server pings every 15 s
+  const KEY_STORE = "callpulse.key";
+  const PREFS_STORE = "callpulse.wallboard";
+
+  const I18N = {
+    en: {
+      title: "callpulse wallboard", team: "Team", reps: "Reps", rep: "Rep",
+      leaderboard: "Leaderboard", alerts: "Alerts", no_alerts: "No alerts firing",
+      more: "+{n} more", status: "Status",
+      w_today: "Today", w_hour: "This hour", "w_15m": "15 min", "w_60m": "60 min",
+      w_week: "This week", w_month: "This month",
+      dials: "Dials", inbound_calls: "Inbound", connects: "Connects",
+      connect_rate: "Connect rate", talk_seconds: "Talk time", avg_talk_seconds: "Avg talk",
+      conversations: "Conversations", conversions: "Conversions",
+      conversion_rate: "Conversion rate", revenue: "Revenue", avg_deal: "Avg deal",
+      csat_avg: "CSAT", csat_responses: "CSAT responses",
+      h_dials: "Dials", h_connects: "Conn.", h_connect_rate: "Conn. %",
+      h_talk_seconds: "Talk", h_avg_talk_seconds: "Avg talk", h_conversions: "Conv.",
+      h_conversion_rate: "Conv. %", h_revenue: "Revenue", h_csat_avg: "CSAT",
+      s_idle: "Idle", s_ringing: "Ringing", s_on_call: "On call", s_wrap_up: "Wrap-up",
+      live: "Live", polling: "Polling every 5 s", offline: "Offline", connecting: "Connecting…",
+      updated: "Updated {t}", lag: "lag {s} s",
+      of_target: "{v} / {t} target", rate_target: "target {t}", expected: "expected now {v}",
+      inbound_n: "{n} inbound", conversations_n: "{n} conversations", avg_n: "avg {v}",
+      avg_deal_n: "avg deal {v}", responses_n: "{n} responses", per_dial: "{a} of {b} dials",
+      per_connect: "of {n} connects",
+      key_title: "API key",
+      key_help: "Enter an API key of this callpulse (the viewer role is enough). " +
+        "It is kept in this browser only.",
+      key_save: "Save", key_bad: "That key was refused. Check it and try again.",
+      change_key: "Change API key",
+      no_teams: "No teams yet: reps appear once events carry a team_id or the roster " +
+        "puts them in a team.",
+      unknown_team: "Team “{t}” has no data yet.",
+      no_reps: "No reps in this team yet.", no_leaders: "Nobody ranked yet.",
+      floor: "Ranked from {n} {kpi}.", page: "{a} / {b}",
+      stale: "No fresh data for {s} s: showing the last numbers received.",
+      error: "The server did not answer ({e}); retrying.",
+      lang_other: "中文",
+    },
+    zh: {
+      title: "callpulse 实时看板", team: "团队", reps: "坐席", rep: "坐席",
+      leaderboard: "排行榜", alerts: "告警", no_alerts: "当前无告警",
+      more: "另有 {n} 条", status: "状态",
+      w_today: "今日", w_hour: "本小时", "w_15m": "近15分钟", "w_60m": "近60分钟",
+      w_week: "本周", w_month: "本月",
+      dials: "外呼量", inbound_calls: "呼入", connects: "接通数",
+      connect_rate: "接通率", talk_seconds: "通话时长", avg_talk_seconds: "平均通话",
+      conversations: "有效通话", conversions: "成交数",
+      conversion_rate: "转化率", revenue: "销售额", avg_deal: "客单价",
+      csat_avg: "满意度", csat_responses: "评价数",
+      h_dials: "外呼", h_connects: "接通", h_connect_rate: "接通率",
+      h_talk_seconds: "通话时长", h_avg_talk_seconds: "平均通话", h_conversions: "成交",
+      h_conversion_rate: "转化率", h_revenue: "销售额", h_csat_avg: "满意度",
+      s_idle: "空闲", s_ringing: "振铃", s_on_call: "通话中", s_wrap_up: "话后处理",
+      live: "实时", polling: "每 5 秒刷新", offline: "离线", connecting: "连接中…",
+      updated: "更新于 {t}", lag: "延迟 {s} 秒",
+      of_target: "{v} / 目标 {t}", rate_target: "目标 {t}", expected: "应达 {v}",
+      inbound_n: "呼入 {n}", conversations_n: "有效通话 {n}", avg_n: "平均 {v}",
+      avg_deal_n: "客单价 {v}", responses_n: "{n} 条评价", per_dial: "{a} / {b} 外呼",
+      per_connect: "共 {n} 个接通",
+      key_title: "API 密钥",
+      key_help: "请输入本系统的 API 密钥（viewer 角色即可）。密钥只保存在本浏览器中。",
+      key_save: "保存", key_bad: "密钥被拒绝，请检查后重试。",
+      change_key: "更换 API 密钥",
+      no_teams: "暂无团队：通话事件带有 team_id，或名册把坐席分入团队后即会显示。",
+      unknown_team: "团队“{t}”暂无数据。",
+      no_reps: "该团队暂无坐席。", no_leaders: "暂无排名。",
+      floor: "至少 {n} 个{kpi}才参与排名。", page: "{a} / {b}",
+      stale: "已 {s} 秒未收到新数据：显示的是最后一次的数字。",
+      error: "服务器未响应（{e}），正在重试。",
+      lang_other: "English",
+    },
+  };
+
+  // ---------------------------------------------------------------- state
+
+  const params = new URLSearchParams(location.search);
+  const prefs = loadPrefs();
+  const state = {
+    key: null,
+    lang: pick(params.get("lang"), ["en", "zh"]) || prefs.lang || browserLang(),
+    team: params.get("team") || prefs.team || null,
+    window: pick(params.get("window"), WINDOWS) || prefs.window || "today",
+    metric: pick(params.get("metric"), METRICS) || prefs.metric || "conversions",
+    sort: parseSort(params.get("sort")) || prefs.sort || { key: "conversions", dir: -1 },
+    currency: (params.get("currency") || "").toUpperCase() || null,
+    teams: new Set(),
+    data: null, // the last TeamKpisOut
+    leaders: null, // the last LeaderboardOut
+    alerts: new Map(), // alert_id -> Alert (firing only)
+    lastOk: 0,
+    live: false,
+    page: 0,
+    rowsPerPage: Infinity,
+    stream: null, // AbortController of the open stream
+    timers: {},
+    generation: 0, // bumped on team change: late answers for the old team are dropped
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  const $ = (id) => document.getElementById(id);
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") el.className = value;
+      else if (name === "text") el.textContent = value;
+      else el.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  function t(name, vars) {
+    const table = I18N[state.lang] || I18N.en;
+    let text = table[name] ?? I18N.en[name] ?? name;
+    for (const [k, v] of Object.entries(vars || {})) text = text.replaceAll(`{${k}}`, String(v));
+    return text;
+  }
+
+  function pick(value, allowed) {
+    return allowed.includes(value) ? value : null;
+  }
+
+  function parseSort(value) {
+    if (!value) return null;
+    const dir = value.startsWith("-") || value.startsWith(" ") ? 1 : -1; // default: highest first
+    const key = value.replace(/^[-+ ]/, "");
+    return key === "rep_id" || key === "status" || COLUMNS.includes(key)
+      ? { key, dir: key === "rep_id" ? -dir : dir }
+      : null;
+  }
+
+  function browserLang() {
+    return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en";
+  }
+
+  function loadPrefs() {
+    try {
+      return JSON.parse(localStorage.getItem(PREFS_STORE) || "{}") || {};
+    } catch {
+      return {};
+    }
+  }
+
+  function savePrefs() {
+    const { lang, team, window, metric, sort } = state;
+    try {
+      localStorage.setItem(PREFS_STORE, JSON.stringify({ lang, team, window, metric, sort }));
+    } catch {
+      /* private mode: preferences live only as long as the page */
+    }
+  }
+
+  function locale() {
+    return state.lang === "zh" ? "zh-CN" : "en-US";
+  }
+
+  function fmtInt(n) {
+    return new Intl.NumberFormat(locale(), { maximumFractionDigits: 0 }).format(n);
+  }
+
+  function fmtPct(r) {
+    return r === null || r === undefined
+      ? "–"
+      : new Intl.NumberFormat(locale(), {
+        style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1,
+      }).format(r);
+  }
+
+  function fmtMoney(v) {
+    if (v === null || v === undefined) return "–";
+    const digits = Math.abs(v) >= 1000 ? 0 : 2;
+    const options = { minimumFractionDigits: 0, maximumFractionDigits: digits };
+    if (state.currency) {
+      try {
+        return new Intl.NumberFormat(locale(), {
+          ...options, style: "currency", currency: state.currency,
+        }).format(v);
+      } catch {
+        /* an unknown currency code: plain number */
+      }
+    }
+    return new Intl.NumberFormat(locale(), options).format(v);
+  }
+
+  function fmtDuration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    const s = Math.max(0, Math.round(seconds));
+    const hh = Math.floor(s / 3600);
+    const mm = Math.floor((s % 3600) / 60);
+    const ss = String(s % 60).padStart(2, "0");
+    return hh > 0 ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+  }
+
+  function fmt(kpi, value) {
+    if (value === null || value === undefined) return "–";
+    switch (kpi) {
+      case "connect_rate":
+      case "conversion_rate":
+        return fmtPct(value);
+      case "talk_seconds":
+      case "avg_talk_seconds":
+        return fmtDuration(value);
+      case "revenue":
+      case "avg_deal":
+        return fmtMoney(value);
+      case "csat_avg":
+        return new Intl.NumberFormat(locale(), {
+          minimumFractionDigits: 1, maximumFractionDigits: 1,
+        }).format(value);
+      default:
+        return fmtInt(value);
+    }
+  }
+
+  function fmtTime(date) {
+    return date.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", hour12: false });
+  }
+
+  function fmtClock(date) {
+    return date.toLocaleTimeString(locale(), {
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    });
+  }
+
+  function since(iso) {
+    if (!iso) return "";
+    const ms = Date.now() - Date.parse(iso);
+    return Number.isFinite(ms) ? fmtDuration(Math.max(0, ms / 1000)) : "";
+  }
+
+  // ---------------------------------------------------------------- targets and pace
+
+  /** "met", "behind" (under 90 % of the pro-rata expectation) or "on_track". */
+  function pace(value, target, expected) {
+    if (value === null || value === undefined || !target) return null;
+    if (value >= target) return "met";
+    if (expected !== null && expected !== undefined && expected > 0 && value < expected * 0.9) {
+      return "behind";
+    }
+    return "on_track";
+  }
+
+  /** A team's target for `kpi` over the shown window, combined from its reps' targets. */
+  function teamTarget(data, kpi) {
+    const rows = [];
+    for (const rep of data.reps) {
+      for (const tp of rep.targets || []) {
+        if (tp.kpi === kpi && tp.window === data.window) rows.push(tp);
+      }
+    }
+    if (!rows.length) return null;
+    if (ADDITIVE.has(kpi)) {
+      const target = rows.reduce((s, r) => s + r.target, 0);
+      const value = rows.reduce((s, r) => s + (r.value || 0), 0);
+      const hasExpected = rows.every((r) => r.expected !== null && r.expected !== undefined);
+      const expected = hasExpected ? rows.reduce((s, r) => s + r.expected, 0) : null;
+      return { target, value, expected };
+    }
+    // Ratios and averages: the team's own value against the reps' mean target.
+    const target = rows.reduce((s, r) => s + r.target, 0) / rows.length;
+    return { target, value: data[kpi], expected: null };
+  }
+
+  function repTarget(rep, kpi, window) {
+    return (rep.targets || []).find((tp) => tp.kpi === kpi && tp.window === window) || null;
+  }
+
+  function progressBar(goal, cls) {
+    const track = h("div", { class: cls || "bar-track" });
+    if (!goal || !goal.target) {
+      track.classList.add("empty");
+      return track;
+    }
+    const fill = h("div", { class: "bar-fill" });
+    fill.style.width = `${Math.min(1, Math.max(0, (goal.value || 0) / goal.target)) * 100}%`;
+    track.append(fill);
+    if (goal.expected !== null && goal.expected !== undefined && goal.expected > 0) {
+      const mark = h("div", { class: "bar-mark", title: t("expected", { v: goal.expected }) });
+      mark.style.left = `calc(${Math.min(1, goal.expected / goal.target) * 100}% - 1px)`;
+      track.append(mark);
+    }
+    return track;
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  function renderStatic() {
+    document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+    document.title = t("title");
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of document.querySelectorAll("[data-i18n-title]")) {
+      el.title = t(el.dataset.i18nTitle);
+      el.setAttribute("aria-label", el.title);
+    }
+    const lang = $("lang");
+    lang.textContent = t("lang_other");
+    lang.lang = state.lang === "zh" ? "en" : "zh-CN";
+
+    const windows = $("windows");
+    windows.replaceChildren(
+      ...WINDOWS.map((w) => {
+        const button = h("button", {
+          type: "button", role: "radio", "data-window": w,
+          "aria-checked": String(w === state.window), text: t(`w_${w}`),
+        });
+        button.addEventListener("click", () => setWindow(w));
+        return button;
+      }),
+    );
+
+    const metric = $("metric");
+    metric.replaceChildren(
+      ...METRICS.map((m) => h("option", { value: m, selected: m === state.metric, text: t(m) })),
+    );
+    renderHead();
+  }
+
+  function renderTeams() {
+    const select = $("team");
+    const teams = [...state.teams].sort((a, b) => a.localeCompare(b));
+    if (state.team && !teams.includes(state.team)) teams.unshift(state.team);
+    select.replaceChildren(
+      ...teams.map((id) => h("option", { value: id, selected: id === state.team, text: id })),
+    );
+    select.disabled = teams.length === 0;
+  }
+
+  function renderTotals() {
+    const data = state.data;
+    const tiles = TILES.map((kpi) => {
+      const value = data ? data[kpi] : null;
+      const goal = data ? teamTarget(data, kpi) : null;
+      const p = goal ? pace(goal.value, goal.target, goal.expected) : null;
+      const tile = h(
+        "div",
+        { class: "tile", "data-kpi": kpi, "data-pace": p },
+        h("div", { class: "label", text: t(kpi) }),
+        h("div", { class: "value", "data-value": value ?? "", text: fmt(kpi, value) }),
+        h("div", { class: "sub", text: data ? tileSub(kpi, data) : "" }),
+        progressBar(goal),
+        h("div", { class: "target", text: goal ? targetText(kpi, goal) : "" }),
+      );
+      return tile;
+    });
+    $("totals").replaceChildren(...tiles);
+  }
+
+  function tileSub(kpi, d) {
+    switch (kpi) {
+      case "dials":
+        return t("inbound_n", { n: fmtInt(d.inbound_calls) });
+      case "connects":
+        return t("conversations_n", { n: fmtInt(d.conversations) });
+      case "connect_rate":
+        return t("per_dial", { a: fmtInt(d.connects - d.inbound_calls), b: fmtInt(d.dials) });
+      case "talk_seconds":
+        return t("avg_n", { v: fmtDuration(d.avg_talk_seconds) });
+      case "conversion_rate":
+        return t("per_connect", { n: fmtInt(d.connects) });
+      case "revenue":
+        return t("avg_deal_n", { v: fmtMoney(d.avg_deal) });
+      case "csat_avg":
+        return t("responses_n", { n: fmtInt(d.csat_responses) });
+      default:
+        return "";
+    }
+  }
+
+  function targetText(kpi, goal) {
+    if (!ADDITIVE.has(kpi)) return t("rate_target", { t: fmt(kpi, goal.target) });
+    let text = t("of_target", { v: fmt(kpi, goal.value), t: fmt(kpi, goal.target) });
+    if (goal.expected !== null && goal.expected !== undefined) {
+      text += ` · ${t("expected", { v: fmt(kpi, Math.round(goal.expected)) })}`;
+    }
+    return text;
+  }
+
+  function renderHead() {
+    const head = $("reps-head");
+    const cols = [
+      ["rank", "#", "rank"],
+      ["rep_id", t("rep"), "l"],
+      ["status", t("status"), "l"],
+      ...COLUMNS.map((c) => [c, t(`h_${c}`), ""]),
+    ];
+    head.replaceChildren(
+      ...cols.map(([key, label, cls]) => {
+        const th = h("th", { class: cls || null, scope: "col", "data-sort": key, text: label });
+        if (key === state.sort.key) {
+          const ascending = key === "rep_id" ? state.sort.dir === -1 : state.sort.dir === 1;
+          th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        }
+        if (key !== "rank") th.addEventListener("click", () => setSort(key));
+        return th;
+      }),
+    );
+  }
+
+  function sortedReps() {
+    const reps = state.data ? [...state.data.reps] : [];
+    const { key, dir } = state.sort;
+    const statusRank = (s) => STATUSES.indexOf(s);
+    const value = (rep) => (key === "status" ? -statusRank(rep.status) : rep[key]);
+    reps.sort((a, b) => {
+      if (key === "rep_id") {
+        return -dir * repLabel(a).localeCompare(repLabel(b));
+      }
+      const va = value(a);
+      const vb = value(b);
+      if (va !== vb) {
+        if (va === null || va === undefined) return 1; // nulls last either way
+        if (vb === null || vb === undefined) return -1;
+        return dir * (vb - va);
+      }
+      return (b.dials - a.dials) || a.rep_id.localeCompare(b.rep_id);
+    });
+    return reps;
+  }
+
+  function repLabel(rep) {
+    return rep.rep_name || rep.rep_id;
+  }
+
+  function repRow(rep, rank, window) {
+    const behind = (rep.targets || []).some(
+      (tp) => tp.window === window && pace(tp.value, tp.target, tp.expected) === "behind",
+    );
+    const nameCell = h(
+      "td",
+      { class: "l" },
+      h("span", { class: "name", text: repLabel(rep) }),
+      rep.rep_name && rep.rep_name !== rep.rep_id ? h("span", { class: "rid", text: rep.rep_id }) : null,
+    );
+    const cells = COLUMNS.map((kpi) => {
+      const value = rep[kpi];
+      const goal = repTarget(rep, kpi, window);
+      const td = h("td", {
+        class: value === null || value === undefined ? "n null" : "n",
+        "data-kpi": kpi,
+        "data-value": value ?? "",
+        text: fmt(kpi, value),
+      });
+      if (goal) {
+        const bar = h("div", {
+          class: "cell-bar",
+          "data-pace": pace(goal.value, goal.target, goal.expected),
+          title: targetText(kpi, goal),
+        });
+        const fill = h("span");
+        fill.style.width = `${Math.min(1, (goal.value || 0) / goal.target) * 100}%`;
+        bar.append(fill);
+        td.append(bar);
+      }
+      return td;
+    });
+    return h(
+      "tr",
+      { "data-rep-id": rep.rep_id, "data-status": rep.status, class: behind ? "behind" : null },
+      h("td", { class: "rank", text: rank }),
+      nameCell,
+      h("td", { class: "l" }, statusBadge(rep.status, rep.status_since)),
+      cells,
+    );
+  }
+
+  function statusBadge(status, sinceIso) {
+    return h(
+      "span",
+      { class: "badge", "data-status": status },
+      t(`s_${status}`),
+      sinceIso ? h("span", { class: "since", "data-since": sinceIso, text: since(sinceIso) }) : null,
+    );
+  }
+
+  function renderReps() {
+    const body = $("reps-body");
+    const data = state.data;
+    if (!data) {
+      body.replaceChildren();
+      $("page").textContent = "";
+      return;
+    }
+    const reps = sortedReps();
+    if (!reps.length) {
+      body.replaceChildren(
+        h("tr", {}, h("td", { class: "empty", colspan: COLUMNS.length + 3, text: t("no_reps") })),
+      );
+      return;
+    }
+    const per = Math.max(1, state.rowsPerPage);
+    const pages = Math.max(1, Math.ceil(reps.length / per));
+    if (state.page >= pages) state.page = 0;
+    const start = pages > 1 ? state.page * per : 0;
+    const shown = pages > 1 ? reps.slice(start, start + per) : reps;
+    body.replaceChildren(...shown.map((rep, i) => repRow(rep, start + i + 1, data.window)));
+    $("page").textContent = pages > 1 ? t("page", { a: state.page + 1, b: pages }) : "";
+
+    const counts = data.status_counts || {};
+    $("status-counts").replaceChildren(
+      ...STATUSES.filter((s) => counts[s]).map((s) =>
+        h("span", { class: "badge", "data-status": s }, t(`s_${s}`), " ", h("b", { text: counts[s] })),
+      ),
+    );
+    fitPage(reps.length);
+  }
+
+  /** On a TV nobody scrolls: show as many rows as fit and turn the pages every 10 s. */
+  function fitPage(total) {
+    const wrap = $("reps-wrap");
+    if (getComputedStyle(wrap).overflowY !== "hidden") {
+      if (state.rowsPerPage !== Infinity) {
+        state.rowsPerPage = Infinity;
+        renderReps();
+      }
+      return;
+    }
+    const row = $("reps-body").querySelector("tr");
+    const head = $("reps-head");
+    if (!row || !row.offsetHeight) return;
+    const fits = Math.max(1, Math.floor((wrap.clientHeight - head.offsetHeight) / row.offsetHeight));
+    const want = fits >= total ? Infinity : fits;
+    if (want !== state.rowsPerPage) {
+      state.rowsPerPage = want;
+      renderReps();
+    }
+  }
+
+  function renderLeaders() {
+    const list = $("leaders");
+    const lb = state.leaders;
+    const floor = FLOORS[state.metric];
+    $("floor-note").textContent = floor ? t("floor", { n: floor[1], kpi: t(floor[0]) }) : "";
+    if (!lb || !lb.rows.length) {
+      list.replaceChildren(h("li", { class: "empty", text: lb ? t("no_leaders") : "" }));
+      return;
+    }
+    const top = Math.max(...lb.rows.map((r) => r.value), 0);
+    list.replaceChildren(
+      ...lb.rows.map((row) =>
+        h(
+          "li",
+          { "data-rank": row.rank, "data-rep-id": row.rep_id },
+          h("span", { class: "rank", text: row.rank }),
+          h(
+            "span",
+            { class: "who" },
+            h("span", { class: "name", text: row.rep_name || row.rep_id }),
+            progressBar(top > 0 ? { value: row.value, target: top, expected: null } : null),
+          ),
+          h("span", { class: "value", text: fmt(lb.metric, row.value) }),
+        ),
+      ),
+    );
+  }
+
+  function renderAlerts() {
+    const box = $("alerts");
+    const alerts = [...state.alerts.values()]
+      .filter((a) => !state.team || !a.team_id || a.team_id === state.team)
+      .sort((a, b) => Date.parse(b.fired_at) - Date.parse(a.fired_at));
+    if (!alerts.length) {
+      box.replaceChildren(h("span", { class: "alert-ok", text: t("no_alerts") }));
+      return;
+    }
+    const chips = alerts.map((a) =>
+      h(
+        "div",
+        { class: "alert", "data-kind": a.kind, "data-alert-id": a.alert_id },
+        h("span", { class: "kind", text: a.kind }),
+        h("span", { class: "msg", text: state.lang === "zh" ? a.message_zh : a.message_en }),
+        h("span", { class: "at", text: fmtTime(new Date(a.fired_at)) }),
+      ),
+    );
+    box.replaceChildren(...chips);
+    // Keep what fits and say how many more there are.
+    let hidden = 0;
+    while (box.children.length > 1 && box.scrollWidth > box.clientWidth + 1) {
+      box.lastElementChild.remove();
+      hidden += 1;
+    }
+    if (hidden) {
+      box.append(h("span", { class: "alert-more", text: t("more", { n: hidden }) }));
+      while (box.children.length > 2 && box.scrollWidth > box.clientWidth + 1) {
+        box.children[box.children.length - 2].remove();
+        hidden += 1;
+        box.lastElementChild.textContent = t("more", { n: hidden });
+      }
+    }
+  }
+
+  function renderConn() {
+    const conn = $("conn");
+    const mode = state.live ? "live" : state.lastOk ? "polling" : "connecting";
+    const offline = state.lastOk && Date.now() - state.lastOk > STALE_MS;
+    const shown = offline ? "offline" : mode;
+    conn.dataset.state = shown;
+    $("conn-text").textContent = t(shown);
+    const parts = [];
+    if (state.lastOk) parts.push(t("updated", { t: fmtClock(new Date(state.lastOk)) }));
+    if (state.data && state.data.lag_seconds > 5) {
+      parts.push(t("lag", { s: Math.round(state.data.lag_seconds) }));
+    }
+    $("updated").textContent = parts.join(" · ");
+    $("board").classList.toggle("stale", Boolean(offline));
+  }
+
+  function notice(text, level) {
+    const el = $("notice");
+    el.hidden = !text;
+    el.textContent = text || "";
+    if (level) el.dataset.level = level;
+    else delete el.dataset.level;
+  }
+
+  function renderAll() {
+    renderStatic();
+    renderTeams();
+    renderTotals();
+    renderReps();
+    renderLeaders();
+    renderAlerts();
+    renderConn();
+  }
+
+  /** Every second: the clock, "since" counters, staleness. */
+  function tick() {
+    $("clock").textContent = fmtTime(new Date());
+    for (const el of document.querySelectorAll("[data-since]")) el.textContent = since(el.dataset.since);
+    renderConn();
+    if (state.lastOk && Date.now() - state.lastOk > STALE_MS && state.data) {
+      notice(t("stale", { s: Math.round((Date.now() - state.lastOk) / 1000) }), "warn");
+    }
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  class Unauthorized extends Error {}
+
+  async function api(path) {
+    const response = await fetch(path, {
+      headers: { Authorization: `Bearer ${state.key}`, Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (response.status === 401) throw new Unauthorized();
+    if (!response.ok) {
+      const error = new Error(`HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return response.json();
+  }
+
+  function q(values) {
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries(values)) if (v !== null && v !== undefined) search.set(k, v);
+    return search.toString();
+  }
+
+  function failed(error) {
+    if (error instanceof Unauthorized) {
+      askKey(true);
+      return;
+    }
+    if (error && error.name === "AbortError") return;
+    notice(t("error", { e: error && error.message ? error.message : String(error) }), "error");
+  }
+
+  async function refreshTeam() {
+    if (!state.key || !state.team) return;
+    const generation = state.generation;
+    const team = state.team;
+    try {
+      const data = await api(`/v1/teams/${encodeURIComponent(team)}/kpis?${q({ window: state.window })}`);
+      if (generation !== state.generation) return;
+      state.data = data;
+      state.lastOk = Date.now();
+      notice(null);
+      renderTotals();
+      renderReps();
+      renderConn();
+    } catch (error) {
+      if (generation !== state.generation) return;
+      if (error.status === 404) {
+        state.data = null;
+        state.lastOk = Date.now();
+        renderTotals();
+        renderReps();
+        notice(t("unknown_team", { t: team }), "warn");
+        return;
+      }
+      failed(error);
+    }
+  }
+
+  async function refreshLeaders() {
+    if (!state.key || !state.team) return;
+    const generation = state.generation;
+    const floor = FLOORS[state.metric];
+    const query = {
+      metric: state.metric, window: state.window, team_id: state.team, limit: 10,
+    };
+    if (floor) query[`min_${floor[0]}`] = floor[1];
+    try {
+      const lb = await api(`/v1/leaderboard?${q(query)}`);
+      if (generation !== state.generation) return;
+      state.leaders = lb;
+      renderLeaders();
+    } catch (error) {
+      if (generation === state.generation) failed(error);
+    }
+  }
+
+  /** Teams seen: every team with a rep in the read model (the leaderboard spans all teams). */
+  async function refreshTeams() {
+    if (!state.key) return;
+    try {
+      const lb = await api(`/v1/leaderboard?${q({ metric: "dials", window: "month", limit: 5000 })}`);
+      for (const row of lb.rows) if (row.team_id) state.teams.add(row.team_id);
+      if (!state.team && state.teams.size) {
+        setTeam([...state.teams].sort((a, b) => a.localeCompare(b))[0]);
+        return;
+      }
+      renderTeams();
+      if (!state.team) notice(t("no_teams"), "warn");
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  /** Firing alerts at start; the endpoint may be missing on older servers (then: stream only). */
+  async function loadAlerts() {
+    if (!state.key) return;
+    try {
+      const body = await api(`/v1/alerts?${q({ state: "firing", team_id: state.team })}`);
+      const items = Array.isArray(body) ? body : body.alerts || body.items || body.rows || [];
+      for (const a of items) if (a && a.alert_id && a.state !== "resolved") state.alerts.set(a.alert_id, a);
+      renderAlerts();
+    } catch (error) {
+      if (error instanceof Unauthorized) failed(error);
+      // 404/405/422 from a server without the endpoint: the stream still brings alerts.
+    }
+  }
+
+  // ---------------------------------------------------------------- live stream
+
+  let refreshQueued = null;
+  let lastRefresh = 0;
+
+  /** Re-read the team soon: at most once a second, however many events arrive. */
+  function scheduleRefresh() {
+    if (refreshQueued) return;
+    const wait = Math.max(0, 1000 - (Date.now() - lastRefresh));
+    refreshQueued = setTimeout(() => {
+      refreshQueued = null;
+      lastRefresh = Date.now();
+      refreshTeam();
+    }, wait);
+  }
+
+  let lastLeaders = 0;
+  function scheduleLeaders() {
+    if (Date.now() - lastLeaders < LEADERS_MS / 2) return;
+    lastLeaders = Date.now();
+    setTimeout(refreshLeaders, 1500);
+  }
+
+  function onKpi(snapshot) {
+    if (!state.data || snapshot.team_id !== state.team) {
+      scheduleRefresh();
+      return;
+    }
+    const rep = state.data.reps.find((r) => r.rep_id === snapshot.rep_id);
+    if (rep && (rep.status !== snapshot.status || rep.status_since !== snapshot.status_since)) {
+      rep.status = snapshot.status;
+      rep.status_since = snapshot.status_since;
+      const row = document.querySelector(`tr[data-rep-id="${CSS.escape(rep.rep_id)}"]`);
+      if (row) {
+        row.dataset.status = rep.status;
+        row.children[2].replaceChildren(statusBadge(rep.status, rep.status_since));
+      }
+    }
+    scheduleRefresh();
+    scheduleLeaders();
+  }
+
+  function onAlert(alert) {
+    if (alert.state === "firing") state.alerts.set(alert.alert_id, alert);
+    else state.alerts.delete(alert.alert_id);
+    renderAlerts();
+  }
+
+  function dispatch(event, data) {
+    if (!data) return;
+    let body;
+    try {
+      body = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (event === "kpi") onKpi(body);
+    else if (event === "alert") onAlert(body);
+  }
+
+  async function openStream() {
+    closeStream();
+    if (!state.key || !state.team || !window.ReadableStream || !window.TextDecoderStream) return;
+    const controller = new AbortController();
+    state.stream = controller;
+    let idle = null;
+    const watchdog = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => controller.abort(), STREAM_IDLE_MS);
+    };
+    try {
+      const response = await fetch(`/v1/stream?${q({ team_id: state.team })}`, {
+        headers: { Authorization: `Bearer ${state.key}`, Accept: "text/event-stream" },
+        cache: "no-store",
+        signal: controller.signal,
+      });
+      if (response.status === 401) throw new Unauthorized();
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      state.live = true;
+      state.backoff = 1000;
+      renderConn();
+      watchdog();
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      let event = "message";
+      let data = [];
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        watchdog();
+        buffer += value;
+        const lines = buffer.split(/\r\n|\r|\n/);
+        buffer = lines.pop();
+        for (const line of lines) {
+          if (line === "") {
+            dispatch(event, data.join("\n"));
+            event = "message";
+            data = [];
+          } else if (line.startsWith(":")) {
+            continue; // a comment: the server's keep-alive ping
+          } else {
+            const colon = line.indexOf(":");
+            const field = colon < 0 ? line : line.slice(0, colon);
+            let val = colon < 0 ? "" : line.slice(colon + 1);
+            if (val.startsWith(" ")) val = val.slice(1);
+            if (field === "event") event = val;
+            else if (field === "data") data.push(val);
+          }
+        }
+      }
+    } catch (error) {
+      if (error instanceof Unauthorized) {
+        failed(error);
+        return;
+      }
+    } finally {
+      clearTimeout(idle);
+    }
+    if (state.stream !== controller) return; // replaced on purpose (team change)
+    state.stream = null;
+    state.live = false;
+    renderConn();
+    // Poll meanwhile; reconnect with backoff.
+    const delay = state.backoff || 1000;
+    state.backoff = Math.min(delay * 2, 30000);
+    clearTimeout(state.timers.reconnect);
+    state.timers.reconnect = setTimeout(openStream, delay);
+  }
+
+  function closeStream() {
+    const controller = state.stream;
+    state.stream = null;
+    state.live = false;
+    if (controller) controller.abort();
+  }
+
+  /** The polling loop: every 5 s without the stream, every 30 s with it. */
+  function pollLoop() {
+    clearTimeout(state.timers.poll);
+    const due = state.live ? LIVE_REFRESH_MS : POLL_MS;
+    state.timers.poll = setTimeout(async () => {
+      await refreshTeam();
+      if (!state.live) refreshLeaders();
+      pollLoop();
+    }, due);
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  function updateUrl() {
+    const search = new URLSearchParams(location.search);
+    search.delete("key");
+    if (state.team) search.set("team", state.team);
+    if (search.has("window")) search.set("window", state.window);
+    const query = search.toString();
+    history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+  }
+
+  function setTeam(team) {
+    if (team === state.team && state.data) return;
+    state.team = team;
+    state.generation += 1;
+    state.data = null;
+    state.leaders = null;
+    state.page = 0;
+    state.rowsPerPage = Infinity;
+    savePrefs();
+    updateUrl();
+    renderAll();
+    start();
+  }
+
+  function setWindow(w) {
+    state.window = w;
+    state.generation += 1;
+    state.page = 0;
+    savePrefs();
+    updateUrl();
+    renderStatic();
+    refreshTeam();
+    refreshLeaders();
+  }
+
+  function setSort(key) {
+    if (state.sort.key === key) state.sort = { key, dir: -state.sort.dir };
+    else state.sort = { key, dir: -1 };
+    state.page = 0;
+    savePrefs();
+    renderHead();
+    renderReps();
+  }
+
+  function askKey(refused) {
+    closeStream();
+    const dialog = $("key-dialog");
+    $("key-error").hidden = !refused;
+    $("key-error").textContent = refused ? t("key_bad") : "";
+    $("key-input").value = "";
+    if (!dialog.open) dialog.showModal();
+    $("key-input").focus();
+  }
+
+  function start() {
+    if (!state.key) {
+      askKey(false);
+      return;
+    }
+    refreshTeams();
+    if (!state.team) return;
+    refreshTeam();
+    refreshLeaders();
+    loadAlerts();
+    openStream();
+    pollLoop();
+  }
+
+  function bind() {
+    $("team").addEventListener("change", (e) => setTeam(e.target.value));
+    $("metric").addEventListener("change", (e) => {
+      state.metric = e.target.value;
+      savePrefs();
+      refreshLeaders();
+    });
+    $("lang").addEventListener("click", () => {
+      state.lang = state.lang === "zh" ? "en" : "zh";
+      savePrefs();
+      renderAll();
+    });
+    $("key-button").addEventListener("click", () => askKey(false));
+    $("key-form").addEventListener("submit", (e) => {
+      const key = $("key-input").value.trim();
+      if (!key) {
+        e.preventDefault();
+        return;
+      }
+      state.key = key;
+      try {
+        localStorage.setItem(KEY_STORE, key);
+      } catch {
+        /* kept for this page only */
+      }
+      start();
+    });
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        state.rowsPerPage = Infinity;
+        renderReps();
+        renderAlerts();
+      }, 200);
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") refreshTeam();
+    });
+  }
+
+  function init() {
+    const fromUrl = params.get("key");
+    let stored = null;
+    try {
+      stored = localStorage.getItem(KEY_STORE);
+      if (fromUrl) localStorage.setItem(KEY_STORE, fromUrl);
+    } catch {
+      /* no storage: the URL key still works for this page */
+    }
+    state.key = fromUrl || stored;
+    if (fromUrl) updateUrl(); // the key leaves the address bar (and screenshots of it)
+    bind();
+    renderAll();
+    tick();
+    setInterval(tick, 1000);
+    setInterval(() => {
+      state.page += 1;
+      renderReps();
+    }, PAGE_MS);
+    setInterval(refreshTeams, TEAMS_MS);
+    setInterval(() => state.live && refreshLeaders(), LEADERS_MS * 3);
+    start();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
