@@ -33,6 +33,7 @@ demo: $(STAMP) ## Run embedded mode with a simulated floor of ~50 reps
 	$(BIN)/callpulse run --port $(PORT) --demo
 
 infra: ## Start the local Kafka and PostgreSQL (installed on first use)
+	deploy/local/apt-deps.sh
 	deploy/local/kafka.sh start
 	deploy/local/postgres.sh start
 

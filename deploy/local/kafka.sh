@@ -2,13 +2,15 @@
 # Single-node Apache Kafka 3.9.2 (KRaft, no ZooKeeper) for local tests, run from Maven Central jars.
 # Usage: kafka.sh start|stop|status|reset|run CLASS [ARGS...]
 # Everything lives in <repo>/.cache/kafka/ (jars in libs/, data in data/, log in server.log).
-# Env: CALLPULSE_KAFKA_PORT (default 19092), CALLPULSE_KAFKA_CONTROLLER_PORT (default port+1).
+# Env: CALLPULSE_KAFKA_PORT (default 19092), CALLPULSE_KAFKA_CONTROLLER_PORT (default port+1),
+# CALLPULSE_KAFKA_DIR (default <repo>/.cache/kafka; the jars always stay in .cache/kafka/libs).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-KDIR="$ROOT/.cache/kafka"
-LIBS="$KDIR/libs"
+# CALLPULSE_KAFKA_DIR puts a second broker elsewhere (tests that stop a broker use their own).
+KDIR="${CALLPULSE_KAFKA_DIR:-$ROOT/.cache/kafka}"
+LIBS="$ROOT/.cache/kafka/libs"
 DATA="$KDIR/data"
 PIDFILE="$KDIR/kafka.pid"
 LOG="$KDIR/server.log"

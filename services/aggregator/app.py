@@ -91,6 +91,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         web_host=settings.WEB_HOST,
         web_port=settings.WEB_PORT,
         datadir=settings.DATA_DIR,
+        broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
         key_serializer="raw",
         value_serializer="raw",
     )

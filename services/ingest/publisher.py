@@ -9,7 +9,13 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from schemas.events import CallEvent, event_to_json
 
@@ -72,6 +78,7 @@ class KafkaPublisher:
         )
         self._producer: Any = None
         self._connector: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def ready(self) -> bool:
@@ -123,7 +130,25 @@ class KafkaPublisher:
             ) from exc
         except KafkaError as exc:
             log.warning("publish_failed", events=len(events), error=type(exc).__name__)
+            if isinstance(exc, PRODUCER_STATE_ERRORS):
+                self._replace(producer)
             raise PublishUnavailable(self._retry_after, "Kafka rejected the batch") from exc
+
+    def _replace(self, broken: Any) -> None:
+        """Start over with a new producer (a new producer id and fresh sequence numbers).
+
+        After a broker outage, sends that timed out leave the idempotent producer's sequence
+        numbers ahead of the broker's; aiokafka then fails every later send with
+        OutOfOrderSequenceNumber and never recovers on its own.
+        """
+        if self._producer is not broken:
+            return  # another request replaced it already
+        self._producer = None
+        log.warning("kafka_producer_replaced")
+        self._closing.add(asyncio.create_task(_close(broken, self._timeout)))
+        self._closing = {t for t in self._closing if not t.done()}
+        if self._connector is None or self._connector.done():
+            self._connector = asyncio.create_task(self._keep_connecting())
 
     async def _connect_once(self) -> bool:
         producer = self._factory()
@@ -145,6 +170,14 @@ class KafkaPublisher:
             if await self._connect_once():
                 return
             delay = min(delay * 2, 30.0)
+
+
+PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
 
 
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:

@@ -120,7 +120,7 @@ def test_two_workers_with_a_sigkill_in_the_middle_give_the_reference_kpis(
         with deployment.worker("c"):
             deployment.produce("events", items[2 * third :])
             want = fold(events, datetime.now(UTC), default_timezone=tz)
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 180
             mismatch: dict[Any, Any] = {}
             while time.monotonic() < deadline:
                 got = _latest(deployment)
