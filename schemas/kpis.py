@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -11,7 +11,7 @@ WindowName = Literal["today", "hour", "15m", "60m", "week", "month"]
 WINDOWS: tuple[WindowName, ...] = ("today", "hour", "15m", "60m", "week", "month")
 RepStatus = Literal["idle", "ringing", "on_call", "wrap_up"]
 
-KPI_NAMES = (
+KpiName = Literal[
     "dials",
     "inbound_calls",
     "connects",
@@ -25,7 +25,9 @@ KPI_NAMES = (
     "avg_deal",
     "csat_avg",
     "csat_responses",
-)
+]
+"""Every KPI a snapshot, a leaderboard or a target can name."""
+KPI_NAMES: tuple[KpiName, ...] = get_args(KpiName)
 
 
 class Kpis(BaseModel):

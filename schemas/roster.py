@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.kpis import WindowName
+from schemas.kpis import KpiName, WindowName
 
 
 def _valid_timezone(name: str) -> str:
@@ -20,20 +20,7 @@ def _valid_timezone(name: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_valid_timezone)]
-TargetKpi = Literal[
-    "dials",
-    "inbound_calls",
-    "connects",
-    "connect_rate",
-    "talk_seconds",
-    "avg_talk_seconds",
-    "conversations",
-    "conversions",
-    "conversion_rate",
-    "revenue",
-    "avg_deal",
-    "csat_avg",
-]
+TargetKpi = KpiName
 
 
 class Shift(BaseModel):
