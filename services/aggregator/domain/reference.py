@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from schemas import windows as w
 from schemas.events import (
     CallAnswered,
     CallEnded,
@@ -23,7 +24,6 @@ from schemas.events import (
     SurveyCompleted,
 )
 from schemas.kpis import WINDOWS, WindowName, kpi_values
-from services.aggregator.domain import windows as w
 from services.aggregator.domain.calls import Rules
 
 

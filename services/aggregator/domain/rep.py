@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from schemas import windows as w
 from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus, TargetProgress
 from schemas.roster import AlertRule, Shift, Target
-from services.aggregator.domain import windows as w
 from services.aggregator.domain.calls import RepFact
 from services.aggregator.domain.counters import C, Counters, add_into, derive, total, zero
 

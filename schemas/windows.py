@@ -1,4 +1,4 @@
-"""Window bounds in a team's time zone (DST-safe) and the buckets each window reads.
+"""Window bounds (design §3.2, contract) in a team's time zone, DST-safe, and their buckets.
 
 Calendar windows (`today`, `week` = ISO week, `month`) are local calendar periods. `hour` is the
 current local hour. Rolling windows are whole minutes: `15m` is the current minute and the 14
