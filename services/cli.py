@@ -115,5 +115,9 @@ from services.simulator.cli import simulate, verify  # noqa: E402 - registered b
 app.command()(simulate)
 app.command()(verify)
 
+from services.keys_cli import keys_app  # noqa: E402 - registered below
+
+app.add_typer(keys_app, name="keys")
+
 if __name__ == "__main__":
     app()

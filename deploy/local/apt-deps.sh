@@ -9,11 +9,14 @@ declare -A NEED=(
   [wrk]=wrk
   [curl]=curl
   [openssl]=openssl
+  [fc-list]=fontconfig
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/bin/$cmd ]] || missing+=("${NEED[$cmd]}")
 done
+# CJK glyphs for the wallboard's 简体中文 labels in Chromium screenshots
+[[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || missing+=(fonts-wqy-microhei)
 ((${#missing[@]})) || exit 0
 if [[ $(id -u) -ne 0 ]]; then
   echo "missing Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2

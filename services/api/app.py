@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, TypedDict
 
 import structlog
@@ -20,21 +20,27 @@ from prometheus_client import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.api.alerts.service import AlertService
 from services.api.config import ApiSettings
 from services.api.consumers import (
+    AlertsConsumer,
     CallsConsumer,
     Follower,
-    alerts_handler,
     calls_store,
     kpis_handler,
 )
 from services.api.context import ApiContext
 from services.api.db.engine import create_engine, create_sessionmaker, migrate
 from services.api.keys import ensure_bootstrap_key
-from services.api.metrics import ApiMetrics, HttpMetricsMiddleware, ReadModelCollector
+from services.api.metrics import (
+    AlertMetrics,
+    ApiMetrics,
+    HttpMetricsMiddleware,
+    ReadModelCollector,
+)
 from services.api.publisher import KafkaRosterPublisher, NullRosterPublisher, RosterPublisher
 from services.api.readmodel import ReadModel
-from services.api.routes import kpis, reports, roster, stream
+from services.api.routes import alerts, kpis, reports, roster, stream, wallboard
 from services.kit import logging as kit_logging
 from services.kit.kafka import ensure_topics
 from services.kit.problems import install_problem_handlers
@@ -59,17 +65,31 @@ def install(
     sessionmaker: async_sessionmaker[AsyncSession],
     roster_publisher: RosterPublisher,
     registry: CollectorRegistry,
-) -> None:
-    """Add the API routes and business metrics to an existing app.
+) -> ApiContext:
+    """Add the API routes and business metrics to an existing app; returns its context.
 
-    The caller feeds `readmodel` (ReadModel.apply) and the calls history, has migrated the
-    database (`migrate`) and ensured the bootstrap key (`ensure_bootstrap_key`).
+    The caller feeds `readmodel` (ReadModel.apply), the calls history and the alert
+    transitions (`context.alerts.record`, or `.submit` from synchronous code), has migrated the
+    database (`migrate`) and ensured the bootstrap key (`ensure_bootstrap_key`), and runs
+    `alert_tasks(app)` in its lifespan (alert delivery and the SSE alert feed).
     """
-    app.state.callpulse_api = ApiContext.build(settings, readmodel, sessionmaker, roster_publisher)
+    ctx = ApiContext.build(
+        settings, readmodel, sessionmaker, roster_publisher, alert_metrics=AlertMetrics(registry)
+    )
+    app.state.callpulse_api = ctx
     install_problem_handlers(app)
-    for module in (kpis, roster, stream, reports):
+    for module in (kpis, roster, alerts, stream, reports, wallboard):
         app.include_router(module.router)
     registry.register(ReadModelCollector(readmodel, settings.REP_METRICS_CAP))
+    return ctx
+
+
+def alert_tasks(app: FastAPI) -> AbstractAsyncContextManager[AlertService]:
+    """The background parts of alerting for the lifespan of an app `install()`ed into:
+    `async with alert_tasks(app): ...` runs the delivery dispatcher, the SSE alert feed and
+    the writer behind `AlertService.submit`."""
+    ctx: ApiContext = app.state.callpulse_api
+    return ctx.alerts.running()
 
 
 class ApiState(TypedDict):
@@ -89,6 +109,7 @@ class _Runtime:
         self.database_ready = False
         self.followers: list[Follower] = []
         self.calls: CallsConsumer | None = None
+        self.alerts: AlertsConsumer | None = None
         self._topics: asyncio.Task[None] | None = None
 
     def ready(self) -> dict[str, bool]:
@@ -99,7 +120,12 @@ class _Runtime:
                 checks[f"caught_up:{follower.topic}"] = follower.ready.is_set()
         return checks
 
-    def start_kafka(self, bootstrap: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def start_kafka(
+        self,
+        bootstrap: str,
+        sessions: async_sessionmaker[AsyncSession],
+        alert_service: AlertService,
+    ) -> None:
         """Create missing topics and start the consumers, all in the background."""
         s = self.settings
         self._topics = asyncio.create_task(self._ensure_topics(bootstrap))
@@ -111,13 +137,6 @@ class _Runtime:
                 from_beginning=True,
                 metrics=self.metrics,
             ),
-            Follower(
-                bootstrap,
-                s.ALERTS_TOPIC,
-                alerts_handler(self.readmodel),
-                from_beginning=False,
-                metrics=self.metrics,
-            ),
         ]
         self.calls = CallsConsumer(
             bootstrap,
@@ -126,9 +145,20 @@ class _Runtime:
             calls_store(sessions),
             metrics=self.metrics,
         )
+        # A consumer group committing after the database write, not a follower: transitions
+        # published while no replica ran are still stored and notified.
+        self.alerts = AlertsConsumer(
+            bootstrap,
+            s.ALERTS_TOPIC,
+            f"{s.CONSUMER_GROUP_PREFIX}-api-alerts",
+            alert_service.record,
+            metrics=self.metrics,
+            max_records=200,
+        )
         for follower in self.followers:
             follower.start()
         self.calls.start()
+        self.alerts.start()
 
     async def stop(self) -> None:
         """Stop every background task."""
@@ -138,6 +168,8 @@ class _Runtime:
             await follower.stop()
         if self.calls is not None:
             await self.calls.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
 
     async def _ensure_topics(self, bootstrap: str) -> None:
         s = self.settings
@@ -180,23 +212,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     runtime = _Runtime(settings, readmodel, metrics)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[ApiState]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[ApiState]:
         await migrate(engine)
         created = await ensure_bootstrap_key(sessions, settings.BOOTSTRAP_ADMIN_KEY)
         if created is not None:
             announce_key(created)
         runtime.database_ready = True
-        if settings.KAFKA_BOOTSTRAP and isinstance(publisher, KafkaRosterPublisher):
-            publisher.start()
-            runtime.start_kafka(settings.KAFKA_BOOTSTRAP, sessions)
-        log.info("api_started", kafka=bool(settings.KAFKA_BOOTSTRAP))
-        try:
+        async with AsyncExitStack() as stack:
+            # Closed in reverse: consumers, publisher, alert tasks, then the engine.
+            stack.push_async_callback(engine.dispose)
+            alert_service = await stack.enter_async_context(alert_tasks(app))
+            if settings.KAFKA_BOOTSTRAP and isinstance(publisher, KafkaRosterPublisher):
+                publisher.start()
+                stack.push_async_callback(publisher.stop)
+                runtime.start_kafka(settings.KAFKA_BOOTSTRAP, sessions, alert_service)
+            stack.push_async_callback(runtime.stop)
+            log.info("api_started", kafka=bool(settings.KAFKA_BOOTSTRAP))
             yield ApiState(settings=settings, readmodel=readmodel, engine=engine, sessions=sessions)
-        finally:
-            await runtime.stop()
-            if isinstance(publisher, KafkaRosterPublisher):
-                await publisher.stop()
-            await engine.dispose()
 
     app = FastAPI(
         title="callpulse API",

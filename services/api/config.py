@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+import base64
+import binascii
+
+import httpx
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import topics
@@ -41,6 +45,55 @@ class ApiSettings(BaseSettings):
         default=300.0, gt=0, description="Talk time that makes a connect a conversation (reports)."
     )
     SSE_QUEUE_SIZE: int = Field(default=1000, gt=0, description="Updates buffered per SSE client.")
+    PUBLIC_URL: str | None = Field(
+        default=None,
+        description="External base URL of the API: links in alert notifications "
+        "(Alertmanager `generatorURL`).",
+    )
+    ALERTMANAGER_URL: str | None = Field(
+        default=None,
+        description="Prometheus Alertmanager base URL (alerts go to `/api/v2/alerts`); a default "
+        "channel for teams without their own channels.",
+    )
+    ALERT_WEBHOOK_URL: str | None = Field(
+        default=None,
+        description="A generic webhook (Standard Webhooks, Alert JSON body); a default channel for "
+        "teams without their own channels. Needs ALERT_WEBHOOK_SECRET.",
+    )
+    ALERT_WEBHOOK_SECRET: SecretStr | None = Field(
+        default=None, description="The `whsec_…` secret that signs ALERT_WEBHOOK_URL deliveries."
+    )
+    ALERT_DELIVERY_TIMEOUT_SECONDS: float = Field(
+        default=10.0, gt=0, description="Timeout of one delivery attempt (per connect/read/write)."
+    )
+    ALERT_DELIVERY_MAX_ATTEMPTS: int = Field(
+        default=8, ge=1, description="Attempts of one delivery before it is marked failed."
+    )
+    ALERT_RETRY_BASE_SECONDS: float = Field(
+        default=5.0, gt=0, description="Delay after the first failed attempt; doubles each time."
+    )
+    ALERT_RETRY_MAX_SECONDS: float = Field(
+        default=900.0, gt=0, description="Longest delay between two attempts (before jitter)."
+    )
+    ALERT_DELIVERY_MAX_AGE_SECONDS: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Transitions older than this when first stored are kept in history but not "
+        "notified (e.g. a new API reading old alerts from the topic).",
+    )
+    ALERT_POLL_SECONDS: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each replica looks for due deliveries and for alerts stored by "
+        "other replicas (for its SSE clients).",
+    )
+    ALERTMANAGER_FIRING_TTL_SECONDS: float = Field(
+        default=12 * 3600.0,
+        gt=0,
+        description="`endsAt` of a firing alert sent to Alertmanager, from its start: without it "
+        "Alertmanager would resolve it after its resolve_timeout; the resolved transition ends "
+        "it earlier.",
+    )
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -50,8 +103,55 @@ class ApiSettings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         return value
 
-    @field_validator("KAFKA_BOOTSTRAP", "BOOTSTRAP_ADMIN_KEY", mode="before")
+    @field_validator(
+        "KAFKA_BOOTSTRAP",
+        "BOOTSTRAP_ADMIN_KEY",
+        "PUBLIC_URL",
+        "ALERTMANAGER_URL",
+        "ALERT_WEBHOOK_URL",
+        "ALERT_WEBHOOK_SECRET",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `FOO=` in an env file means "not configured".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("PUBLIC_URL", "ALERTMANAGER_URL", "ALERT_WEBHOOK_URL")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_http_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_is_signed(self) -> ApiSettings:
+        if self.ALERT_WEBHOOK_URL is not None and self.ALERT_WEBHOOK_SECRET is None:
+            raise ValueError("CALLPULSE_ALERT_WEBHOOK_URL needs CALLPULSE_ALERT_WEBHOOK_SECRET")
+        if self.ALERT_WEBHOOK_SECRET is not None:
+            check_webhook_secret(self.ALERT_WEBHOOK_SECRET.get_secret_value())
+        return self
+
+
+def check_http_url(value: str) -> str:
+    """`value` if it is an absolute http(s) URL with a host; ValueError otherwise."""
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"not a URL: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value
+
+
+def check_webhook_secret(value: str) -> str:
+    """`value` if it is a usable Standard Webhooks secret (`whsec_` + base64); else ValueError."""
+    raw = value.removeprefix("whsec_")
+    try:
+        # Strict: the library itself silently skips characters outside the base64 alphabet.
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("a webhook secret must be `whsec_` followed by base64") from exc
+    if len(key) < 16:
+        raise ValueError("a webhook secret must hold at least 16 bytes")
+    return value

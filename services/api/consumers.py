@@ -1,16 +1,17 @@
-"""Kafka consumers of the API: KPI snapshots and alerts into the read model, call records into
-history. Each connects and reconnects in the background, so the API starts without Kafka."""
+"""Kafka consumers of the API: KPI snapshots into the read model, call records and alert
+transitions into the database. Each connects and reconnects in the background, so the API
+starts without Kafka."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas.alerts import Alert
@@ -23,6 +24,7 @@ from services.api.readmodel import ReadModel
 log = structlog.get_logger(__name__)
 
 RETRY_SECONDS = (0.5, 1, 2, 5)
+M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[Any, bool], str]
 """Takes a ConsumerRecord and whether the follower is still catching up; returns an outcome."""
 
@@ -162,21 +164,6 @@ def kpis_handler(readmodel: ReadModel) -> Handler:
     return handle
 
 
-def alerts_handler(readmodel: ReadModel) -> Handler:
-    """Send alert transitions to the SSE subscribers."""
-
-    def handle(message: Any, catching_up: bool) -> str:
-        try:
-            alert = Alert.model_validate_json(message.value or b"")
-        except ValidationError:
-            log.warning("alert_invalid", offset=message.offset, partition=message.partition)
-            return "invalid"
-        readmodel.publish_alert(alert)
-        return "applied"
-
-    return handle
-
-
 Store = Callable[[list[CallRecord]], Awaitable[None]]
 
 
@@ -190,19 +177,22 @@ def calls_store(sessions: async_sessionmaker[AsyncSession]) -> Store:
     return store
 
 
-class CallsConsumer:
-    """Stores call records in history: batched upserts, offsets committed after the DB commit.
+class StoringConsumer(Generic[M]):
+    """Stores a topic's records: batched, offsets committed after the database commit.
 
-    At-least-once: a crash between the two redelivers the batch, and the upsert is idempotent.
+    At-least-once: a crash between the two redelivers the batch, so `store` must be idempotent.
     API replicas share one consumer group, so each record is normally stored once.
     """
+
+    model: type[M]
+    name: str = "records"
 
     def __init__(
         self,
         bootstrap: str,
         topic: str,
         group_id: str,
-        store: Store,
+        store: Callable[[list[M]], Awaitable[object]],
         *,
         metrics: ApiMetrics | None = None,
         max_records: int = 500,
@@ -240,49 +230,75 @@ class CallsConsumer:
                 while True:
                     batches = await consumer.getmany(timeout_ms=1000, max_records=self.max_records)
                     if batches:
-                        await self._store(self._records(batches))
+                        records = self._records(batches)
+                        if records:
+                            await self._store(records)
                         await consumer.commit()
                     if self.metrics is not None:
                         self.metrics.consumer_lag.labels(self.topic).set(await _lag(consumer))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # reconnect; uncommitted records are redelivered
-                log.warning("calls_consumer_failed", topic=self.topic, error=repr(exc))
+                log.warning("storing_consumer_failed", topic=self.topic, error=repr(exc))
                 await _backoff(attempt)
                 attempt += 1
             finally:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
 
-    def _records(self, batches: dict[Any, list[Any]]) -> list[CallRecord]:
+    def _records(self, batches: dict[Any, list[Any]]) -> list[M]:
         records = []
         for messages in batches.values():
             for message in messages:
                 if message.value is None:
-                    continue  # compaction tombstone: history keeps the call
+                    continue  # compaction tombstone: history keeps what it has
                 try:
-                    records.append(CallRecord.model_validate_json(message.value))
+                    records.append(self.model.model_validate_json(message.value))
                 except ValidationError:
-                    log.warning("call_record_invalid", offset=message.offset)
+                    log.warning("record_invalid", topic=self.topic, offset=message.offset)
                     self._count("invalid")
         return records
 
-    async def _store(self, records: list[CallRecord]) -> None:
+    async def _store(self, records: list[M]) -> None:
         # The database may be briefly away: retry the same batch rather than skip it.
         attempt = 0
         while True:
             try:
                 await self.store(records)
             except Exception as exc:  # driver errors vary; nothing is committed to Kafka yet
-                log.warning("calls_store_failed", records=len(records), error=repr(exc))
+                log.warning(f"{self.name}_store_failed", records=len(records), error=repr(exc))
                 await _backoff(attempt)
                 attempt += 1
                 continue
-            if self.metrics is not None:
-                self.metrics.calls_stored.inc(len(records))
+            self._stored(len(records))
             self._count("applied", len(records))
             return
+
+    def _stored(self, n: int) -> None:
+        """Hook: count stored records."""
 
     def _count(self, outcome: str, n: int = 1) -> None:
         if self.metrics is not None:
             self.metrics.consumed.labels(self.topic, outcome).inc(n)
+
+
+class CallsConsumer(StoringConsumer[CallRecord]):
+    """Stores call records in history (idempotent upserts by call_id and version)."""
+
+    model = CallRecord
+    name = "calls"
+
+    def _stored(self, n: int) -> None:
+        if self.metrics is not None:
+            self.metrics.calls_stored.inc(n)
+
+
+class AlertsConsumer(StoringConsumer[Alert]):
+    """Stores alert transitions (`AlertService.record`: history, deliveries, SSE feed).
+
+    Idempotent by (alert_id, state): a redelivered transition adds nothing, so each one
+    notifies each channel once whichever replica consumed it, and however often.
+    """
+
+    model = Alert
+    name = "alerts"

@@ -9,9 +9,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.alerts.service import AlertService
 from services.api.config import ApiSettings
 from services.api.keys import Authenticator
 from services.api.kpis import KpiService
+from services.api.metrics import AlertMetrics
 from services.api.publisher import RosterPublisher
 from services.api.readmodel import ReadModel
 from services.api.reports import ReportService
@@ -29,6 +31,7 @@ class ApiContext:
     kpis: KpiService
     roster: RosterService
     reports: ReportService
+    alerts: AlertService
 
     @classmethod
     def build(
@@ -37,6 +40,8 @@ class ApiContext:
         readmodel: ReadModel,
         sessions: async_sessionmaker[AsyncSession],
         roster_publisher: RosterPublisher,
+        *,
+        alert_metrics: AlertMetrics | None = None,
     ) -> ApiContext:
         """Wire the services around the given adapters."""
         cache = RosterCache(sessions)
@@ -50,6 +55,7 @@ class ApiContext:
             reports=ReportService(
                 sessions, cache, settings.TIMEZONE, settings.CONVERSATION_MIN_SECONDS
             ),
+            alerts=AlertService(settings, sessions, readmodel, metrics=alert_metrics),
         )
 
 

@@ -184,3 +184,27 @@ def _route(scope: Scope) -> str:
     # The route template keeps label cardinality bounded; unmatched paths share one label.
     route: Any = scope.get("route")
     return str(getattr(route, "path", "<unmatched>"))
+
+
+class AlertMetrics:
+    """Alert history and delivery metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.transitions = Counter(
+            "callpulse_api_alert_transitions",
+            "Alert transitions received, by state and outcome (new, duplicate, invalid).",
+            ["state", "outcome"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "callpulse_api_alert_deliveries",
+            "Alert delivery attempts by channel type and result (sent, retry, failed).",
+            ["channel_type", "result"],
+            registry=registry,
+        )
+        self.delivery_duration = Histogram(
+            "callpulse_api_alert_delivery_duration_seconds",
+            "Duration of one alert delivery attempt, by channel type.",
+            ["channel_type"],
+            registry=registry,
+        )

@@ -17,8 +17,18 @@ from schemas.alerts import Alert
 from schemas.kpis import KPI_NAMES, Kpis, RepSnapshot, TargetProgress, WindowName, combine
 from services.api import windows
 
-Update = RepSnapshot | Alert
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert transition for the subscribers; `seq` orders stored transitions (the SSE id)."""
+
+    alert: Alert
+    seq: int | None = None
+
+
+Update = RepSnapshot | AlertEvent
 
 
 def utcnow() -> datetime:
@@ -152,9 +162,10 @@ class ReadModel:
             if not self._teams[team_id]:
                 del self._teams[team_id]
 
-    def publish_alert(self, alert: Alert) -> None:
-        """Send an alert transition to the subscribers of its team."""
-        self._fan_out(alert, alert.team_id)
+    def publish_alert(self, alert: Alert, seq: int | None = None) -> None:
+        """Send an alert transition (with its stored seq, when it has one) to its team's
+        subscribers."""
+        self._fan_out(AlertEvent(alert, seq), alert.team_id)
 
     def snapshot(self, rep_id: str) -> RepSnapshot | None:
         """The latest snapshot of a rep, or None."""

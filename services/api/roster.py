@@ -1,4 +1,5 @@
-"""Roster service: store teams, reps and targets, publish them, and cache them for reads."""
+"""Roster service: store teams, reps, targets and alert rules, publish them, and cache them for
+reads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from schemas.roster import Rep, RosterRecord, Target, Targets, Team
+from schemas.roster import AlertRules, Rep, RosterRecord, Target, Targets, Team
 from services.api.db import repository
 from services.api.publisher import PublishFailed, RosterPublisher
 from services.kit.problems import Problem
@@ -137,6 +138,13 @@ class RosterService:
             await repository.set_targets(session, targets)
         await self._publish(RosterRecord(targets=targets))
         return targets
+
+    async def put_alert_rules(self, rules: AlertRules) -> AlertRules:
+        """Replace the alert rules of a team or a rep."""
+        async with self.sessions.begin() as session:
+            await repository.set_alert_rules(session, rules)
+        await self._publish(RosterRecord(alert_rules=rules))
+        return rules
 
     async def republish(self) -> int:
         """Publish the whole stored roster again (e.g. into a fresh topic); returns the count."""

@@ -1,4 +1,5 @@
-"""Tables of the API: call history, API keys and the roster (teams, reps, targets)."""
+"""Tables of the API: call history, API keys, the roster (teams, reps, targets, alert rules),
+alert history with delivery state, and alert notification channels."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, Integer, Numeric, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -115,4 +129,80 @@ class TargetsRow(Base):
     subject: Mapped[str] = mapped_column(String(10), primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertRulesRow(Base):
+    """The alert rules of one team (defaults) or one rep (overrides by rule id)."""
+
+    __tablename__ = "alert_rules"
+
+    subject: Mapped[str] = mapped_column(String(10), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertRow(Base):
+    """One alert as of its latest transition (firing, then maybe resolved; never back).
+
+    `seq` is taken from a single writer's `max(seq) + 1` at each applied transition, so it
+    orders transitions by commit: Server-Sent Events use it as their resumable event id.
+    """
+
+    __tablename__ = "alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    state: Mapped[str] = mapped_column(String(10), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    rule: Mapped[str] = mapped_column(String(200))
+    rep_id: Mapped[str] = mapped_column(String(200), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    kpi: Mapped[str] = mapped_column(String(50))
+    window: Mapped[str] = mapped_column(String(10))
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    messages: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+    fired_at: Mapped[datetime] = mapped_column(index=True)
+    resolved_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertDelivery(Base):
+    """One notification of one alert transition on one channel.
+
+    UNIQUE(alert_id, state, channel) is what makes a transition notify each channel once,
+    whichever replica consumed it and however often.
+    """
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "state", "channel"),
+        Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertChannelsRow(Base):
+    """A team's notification channels (with their secrets: they sign each delivery)."""
+
+    __tablename__ = "alert_channels"
+
+    team_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    channels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

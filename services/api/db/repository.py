@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Insert
 
+from schemas.alerts import Alert
 from schemas.calls import CallRecord
-from schemas.roster import Rep, RosterRecord, Shift, Target, Targets, Team
-from services.api.db.models import ApiKey, Base, Call, RepRow, TargetsRow, TeamRow, utcnow
+from schemas.roster import AlertRule, AlertRules, Rep, RosterRecord, Shift, Target, Targets, Team
+from services.api.db.models import (
+    AlertChannelsRow,
+    AlertDelivery,
+    AlertRow,
+    AlertRulesRow,
+    ApiKey,
+    Base,
+    Call,
+    RepRow,
+    TargetsRow,
+    TeamRow,
+    utcnow,
+)
 
 UPSERT_CHUNK = 500
 """Rows per INSERT: ~20 columns each stays far below SQLite's and asyncpg's parameter limits."""
@@ -232,8 +247,30 @@ async def targets_of(
     }
 
 
+async def set_alert_rules(session: AsyncSession, rules: AlertRules) -> None:
+    """Replace the alert rules of one team or rep."""
+    row = {
+        "subject": rules.subject,
+        "subject_id": rules.subject_id,
+        "rules": [r.model_dump(mode="json") for r in rules.rules],
+        "updated_at": utcnow(),
+    }
+    await session.execute(_upsert(session, AlertRulesRow, [row], ["subject", "subject_id"]))
+
+
+async def get_alert_rules(
+    session: AsyncSession, subject: Literal["team", "rep"], subject_id: str
+) -> AlertRules | None:
+    """The alert rules of one team or rep, or None if never set."""
+    row = await session.get(AlertRulesRow, (subject, subject_id))
+    if row is None:
+        return None
+    items = [AlertRule.model_validate(r) for r in row.rules]
+    return AlertRules(subject=subject, subject_id=subject_id, rules=items)
+
+
 async def roster_records(session: AsyncSession) -> list[RosterRecord]:
-    """The whole stored roster as records: teams, then reps, then targets."""
+    """The whole stored roster as records: teams, then reps, then targets, then alert rules."""
     records = [RosterRecord(team=team) for team in await list_teams(session)]
     records += [RosterRecord(rep=rep) for rep in await list_reps(session)]
     for row in await session.scalars(select(TargetsRow).order_by(TargetsRow.subject_id)):
@@ -241,7 +278,319 @@ async def roster_records(session: AsyncSession) -> list[RosterRecord]:
         subject: Literal["team", "rep"] = "team" if row.subject == "team" else "rep"
         targets = Targets(subject=subject, subject_id=row.subject_id, targets=items)
         records.append(RosterRecord(targets=targets))
+    stmt = select(AlertRulesRow).order_by(AlertRulesRow.subject, AlertRulesRow.subject_id)
+    for rules_row in await session.scalars(stmt):
+        kind: Literal["team", "rep"] = "team" if rules_row.subject == "team" else "rep"
+        rules = [AlertRule.model_validate(r) for r in rules_row.rules]
+        alert_rules = AlertRules(subject=kind, subject_id=rules_row.subject_id, rules=rules)
+        records.append(RosterRecord(alert_rules=alert_rules))
     return records
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+_ALERTS_LOCK_ID = 0x63616C6C616C7274
+"""Advisory lock id of alert writers (arbitrary constant)."""
+
+
+async def lock_alerts(session: AsyncSession) -> None:
+    """Take the alert writers' lock until the transaction ends.
+
+    One writer at a time makes `seq` (max + 1) follow commit order: a reader that has seen a
+    seq has seen every smaller one, which is what lets an SSE client resume without gaps.
+    PostgreSQL needs the advisory lock; SQLite has a single writer anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ALERTS_LOCK_ID})
+
+
+def alert_of(row: AlertRow) -> Alert:
+    """The Alert of a stored row (its latest transition)."""
+    return Alert.model_validate(
+        {
+            "alert_id": row.alert_id,
+            "state": row.state,
+            "kind": row.kind,
+            "rule": row.rule,
+            "rep_id": row.rep_id,
+            "team_id": row.team_id,
+            "kpi": row.kpi,
+            "window": row.window,
+            "value": row.value,
+            "threshold": row.threshold,
+            "message_en": row.messages.get("en", ""),
+            "message_zh": row.messages.get("zh", ""),
+            "at": row.at,
+            "fired_at": row.fired_at,
+            "resolved_at": row.resolved_at,
+        }
+    )
+
+
+async def upsert_alert(session: AsyncSession, alert: Alert, now: datetime) -> int | None:
+    """Apply one transition; returns its new `seq`, or None when it changes nothing.
+
+    A firing transition inserts the alert if it is unknown. A resolved one inserts it resolved
+    or moves a firing row to resolved; nothing ever goes back to firing, and a redelivered
+    transition is a no-op. Call `lock_alerts` first in the same transaction.
+    """
+    next_seq = select(func.coalesce(func.max(AlertRow.seq), 0) + 1).scalar_subquery()
+    values: dict[str, Any] = {
+        "alert_id": alert.alert_id,
+        "seq": next_seq,
+        "state": alert.state,
+        "kind": alert.kind,
+        "rule": alert.rule,
+        "rep_id": alert.rep_id,
+        "team_id": alert.team_id,
+        "kpi": alert.kpi,
+        "window": alert.window,
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "messages": {"en": alert.message_en, "zh": alert.message_zh},
+        "at": alert.at,
+        "fired_at": alert.fired_at,
+        "resolved_at": alert.resolved_at,
+        "updated_at": now,
+    }
+    stmt = _insert(session, AlertRow).values(values)
+    if alert.state == "firing":
+        stmt = stmt.on_conflict_do_nothing(index_elements=[AlertRow.alert_id])
+    else:
+        changed = ("seq", "state", "value", "threshold", "messages", "at", "resolved_at")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[AlertRow.alert_id],
+            set_={name: stmt.excluded[name] for name in (*changed, "updated_at")},
+            where=AlertRow.state == "firing",
+        )
+    result = await session.execute(stmt.returning(AlertRow.seq))
+    seq = result.scalar_one_or_none()
+    return None if seq is None else int(seq)
+
+
+async def add_deliveries(
+    session: AsyncSession, alert: Alert, channels: Sequence[str], now: datetime
+) -> None:
+    """One pending delivery of this transition per channel; existing ones are kept as they are.
+
+    `ON CONFLICT (alert_id, state, channel) DO NOTHING`: however many replicas or redeliveries
+    get here, a transition notifies each channel once.
+    """
+    if not channels:
+        return
+    payload = alert.model_dump(mode="json")
+    rows = [
+        {
+            "alert_id": alert.alert_id,
+            "state": alert.state,
+            "channel": channel,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "payload": payload,
+            "created_at": now,
+        }
+        for channel in dict.fromkeys(channels)
+    ]
+    stmt = _insert(session, AlertDelivery).values(rows)
+    await session.execute(
+        stmt.on_conflict_do_nothing(
+            index_elements=[AlertDelivery.alert_id, AlertDelivery.state, AlertDelivery.channel]
+        )
+    )
+
+
+async def get_alert(session: AsyncSession, alert_id: str) -> AlertRow | None:
+    """One alert row, read fresh from the database."""
+    stmt = (
+        select(AlertRow)
+        .where(AlertRow.alert_id == alert_id)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    state: str | None = None,
+    team_id: str | None = None,
+    rep_id: str | None = None,
+    limit: int = 100,
+) -> Sequence[AlertRow]:
+    """Alerts, newest fired first, filtered by state, team and rep."""
+    stmt = select(AlertRow).order_by(AlertRow.fired_at.desc(), AlertRow.alert_id).limit(limit)
+    if state is not None:
+        stmt = stmt.where(AlertRow.state == state)
+    if team_id is not None:
+        stmt = stmt.where(AlertRow.team_id == team_id)
+    if rep_id is not None:
+        stmt = stmt.where(AlertRow.rep_id == rep_id)
+    return (await session.scalars(stmt)).all()
+
+
+async def alerts_since(
+    session: AsyncSession, after: int, *, team_id: str | None = None, limit: int = 500
+) -> Sequence[AlertRow]:
+    """Alerts whose latest transition has a seq above `after`, in seq order."""
+    stmt = select(AlertRow).where(AlertRow.seq > after).order_by(AlertRow.seq).limit(limit)
+    if team_id is not None:
+        stmt = stmt.where(AlertRow.team_id == team_id)
+    return (await session.scalars(stmt)).all()
+
+
+async def max_alert_seq(session: AsyncSession) -> int:
+    """The seq of the latest stored transition (0 when there is none)."""
+    stmt = select(func.coalesce(func.max(AlertRow.seq), 0))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def ack_alert(
+    session: AsyncSession, alert_id: str, by: str, now: datetime
+) -> AlertRow | None:
+    """Acknowledge an alert once (a repeated ack keeps the first); None if it is unknown."""
+    await session.execute(
+        update(AlertRow)
+        .where(AlertRow.alert_id == alert_id, AlertRow.acked_at.is_(None))
+        .values(acked_at=now, acked_by=by)
+    )
+    return await get_alert(session, alert_id)
+
+
+async def deliveries_of(
+    session: AsyncSession, alert_ids: Sequence[str]
+) -> dict[str, list[AlertDelivery]]:
+    """The deliveries of some alerts, by alert id, oldest first."""
+    if not alert_ids:
+        return {}
+    stmt = (
+        select(AlertDelivery)
+        .where(AlertDelivery.alert_id.in_(list(alert_ids)))
+        .order_by(AlertDelivery.id)
+        .execution_options(populate_existing=True)
+    )
+    out: dict[str, list[AlertDelivery]] = {}
+    for row in await session.scalars(stmt):
+        out.setdefault(row.alert_id, []).append(row)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A delivery this dispatcher holds until its lease ends: send it, then `finish_delivery`."""
+
+    id: int
+    alert_id: str
+    state: str
+    channel: str
+    attempts: int
+    payload: dict[str, Any]
+
+
+async def claim_deliveries(
+    session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+) -> list[ClaimedDelivery]:
+    """Claim due pending deliveries: count the attempt and hide them until `lease_until`.
+
+    On PostgreSQL the candidates are locked with `FOR UPDATE SKIP LOCKED`, so replicas claim
+    disjoint sets; the UPDATE re-checks the conditions, which is the whole claim on SQLite.
+    A resolved delivery waits while the same channel's firing delivery is still pending, so a
+    channel never hears "resolved" before "firing".
+    """
+    candidate, firing = aliased(AlertDelivery), aliased(AlertDelivery)
+    earlier_pending = exists().where(
+        firing.alert_id == candidate.alert_id,
+        firing.channel == candidate.channel,
+        firing.state == "firing",
+        firing.status == "pending",
+    )
+    due = (
+        select(candidate.id)
+        .where(
+            candidate.status == "pending",
+            candidate.next_attempt_at <= now,
+            or_(candidate.state == "firing", ~earlier_pending),
+        )
+        .order_by(candidate.next_attempt_at, candidate.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=candidate)
+    )
+    ids = list((await session.scalars(due)).all())
+    if not ids:
+        return []
+    stmt = (
+        update(AlertDelivery)
+        .where(
+            AlertDelivery.id.in_(ids),
+            AlertDelivery.status == "pending",
+            AlertDelivery.next_attempt_at <= now,
+        )
+        .values(attempts=AlertDelivery.attempts + 1, next_attempt_at=lease_until)
+        .returning(
+            AlertDelivery.id,
+            AlertDelivery.alert_id,
+            AlertDelivery.state,
+            AlertDelivery.channel,
+            AlertDelivery.attempts,
+            AlertDelivery.payload,
+        )
+    )
+    rows = (await session.execute(stmt)).all()
+    return sorted((ClaimedDelivery(*row) for row in rows), key=lambda c: c.id)
+
+
+async def finish_delivery(
+    session: AsyncSession,
+    claimed: ClaimedDelivery,
+    *,
+    sent_at: datetime | None = None,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+) -> bool:
+    """Record an attempt's outcome: sent (`sent_at`), retry later (`retry_at`) or failed.
+
+    Only while the claim still holds (same attempt count, still pending): a dispatcher whose
+    lease ran out does not overwrite the outcome of the one that claimed it next.
+    """
+    values: dict[str, Any]
+    if sent_at is not None:
+        values = {"status": "sent", "sent_at": sent_at, "last_error": None}
+    elif retry_at is not None:
+        values = {"next_attempt_at": retry_at, "last_error": error}
+    else:
+        values = {"status": "failed", "last_error": error}
+    result = await session.execute(
+        update(AlertDelivery)
+        .where(
+            AlertDelivery.id == claimed.id,
+            AlertDelivery.attempts == claimed.attempts,
+            AlertDelivery.status == "pending",
+        )
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def get_channels(session: AsyncSession, team_id: str) -> list[dict[str, Any]] | None:
+    """A team's stored channels (secrets in clear), or None when it configured none."""
+    row = await session.get(AlertChannelsRow, team_id, populate_existing=True)
+    return None if row is None else list(row.channels)
+
+
+async def set_channels(
+    session: AsyncSession, team_id: str, channels: Sequence[Mapping[str, Any]]
+) -> None:
+    """Replace a team's channels."""
+    row = {"team_id": team_id, "channels": [dict(c) for c in channels], "updated_at": utcnow()}
+    await session.execute(_upsert(session, AlertChannelsRow, [row], ["team_id"]))
+
+
+async def delete_channels(session: AsyncSession, team_id: str) -> bool:
+    """Forget a team's channels (it falls back to the defaults); False if it had none."""
+    result = await session.execute(
+        delete(AlertChannelsRow).where(AlertChannelsRow.team_id == team_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 # --- reports --------------------------------------------------------------------------------

@@ -1,13 +1,22 @@
-"""Roster writes: teams, reps and targets; stored, then published to the KPI computation."""
+"""Roster writes: teams, reps, targets and alert rules; stored, then published to the KPI
+computation."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from schemas.roster import Rep, Targets, Team
+from schemas.roster import AlertRules, Rep, Targets, Team
 from services.api.auth import AdminDep, SupervisorDep
 from services.api.context import ContextDep
-from services.api.routes.schemas import RepId, RepIn, TargetsIn, TeamId, TeamIn, problems
+from services.api.routes.schemas import (
+    AlertRulesIn,
+    RepId,
+    RepIn,
+    TargetsIn,
+    TeamId,
+    TeamIn,
+    problems,
+)
 
 router = APIRouter(prefix="/v1", tags=["roster"], responses=problems(401, 403, 422, 503))
 
@@ -68,3 +77,39 @@ async def put_rep_targets(
     """Store and publish a rep's targets."""
     targets = Targets(subject="rep", subject_id=rep_id, targets=body.targets)
     return await ctx.roster.put_targets(targets)
+
+
+RULES = (
+    " Kinds: `threshold` (`kpi` over `window` `below`/`above` `value`, once the window has "
+    "`min_sample` calls), `pace` (behind the pro-rata share of the `today` target by more than "
+    "`tolerance`), `idle` (no call activity for `idle_minutes` during the shift), `missed` "
+    "(`today` target not met at shift end); `hysteresis` and `cooldown_minutes` damp them."
+)
+
+
+@router.put(
+    "/teams/{team_id}/alert-rules",
+    response_model=AlertRules,
+    summary="Replace a team's alert rules (supervisor)",
+    description="Defaults for the team's reps." + RULES + PUBLISHED,
+)
+async def put_team_alert_rules(
+    team_id: TeamId, body: AlertRulesIn, ctx: ContextDep, _: SupervisorDep
+) -> AlertRules:
+    """Store and publish a team's alert rules."""
+    rules = AlertRules(subject="team", subject_id=team_id, rules=body.rules)
+    return await ctx.roster.put_alert_rules(rules)
+
+
+@router.put(
+    "/reps/{rep_id}/alert-rules",
+    response_model=AlertRules,
+    summary="Replace a rep's alert rules (supervisor)",
+    description="Override the team's rule of the same `rule_id`." + RULES + PUBLISHED,
+)
+async def put_rep_alert_rules(
+    rep_id: RepId, body: AlertRulesIn, ctx: ContextDep, _: SupervisorDep
+) -> AlertRules:
+    """Store and publish a rep's alert rules."""
+    rules = AlertRules(subject="rep", subject_id=rep_id, rules=body.rules)
+    return await ctx.roster.put_alert_rules(rules)

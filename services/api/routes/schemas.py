@@ -9,8 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from schemas.alerts import Alert
 from schemas.kpis import HourlyPoint, Kpis, RepStatus, TargetProgress, WindowName
-from schemas.roster import Shift, Target, TimeZoneName
+from schemas.roster import AlertRule, Shift, Target, TimeZoneName
+from services.api.alerts.channels import Channel, ChannelType
 
 Metric = Literal[
     "dials",
@@ -37,6 +39,11 @@ TeamFilter = Annotated[
     str | None,
     Query(max_length=200, pattern=_PRINTABLE, description="One team; every team when omitted."),
 ]
+RepFilter = Annotated[
+    str | None,
+    Query(max_length=200, pattern=_PRINTABLE, description="One rep; every rep when omitted."),
+]
+AlertId = Annotated[str, Path(min_length=1, max_length=512, pattern=_PRINTABLE)]
 
 LAG_DESCRIPTION = (
     "Seconds from the arrival in Kafka of the newest event these numbers include to their being "
@@ -65,6 +72,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, unknown or revoked API key.",
         403: "The key's role is not allowed to do this.",
         404: "No such subject.",
+        409: "The request conflicts with the current state.",
         422: "The request does not match the schema.",
         503: "A dependency is unavailable; retry after `Retry-After` seconds.",
     }
@@ -211,3 +219,83 @@ class HourlyReportOut(BaseModel):
     start: AwareDatetime
     end: AwareDatetime
     hours: list[HourlyPoint] = Field(description="All 24 local hours, 0-23.")
+
+
+class AlertRulesIn(BaseModel):
+    """The full list of alert rules of a team or a rep (replaces the previous list).
+
+    A rep's rule overrides the team's rule with the same `rule_id`.
+    """
+
+    rules: list[AlertRule] = Field(max_length=100)
+
+    @field_validator("rules")
+    @classmethod
+    def _consistent(cls, rules: list[AlertRule]) -> list[AlertRule]:
+        ids = [r.rule_id for r in rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError("rule_id values must be unique")
+        for rule in rules:
+            if rule.kind == "threshold" and rule.value is None:
+                raise ValueError(f"threshold rule {rule.rule_id!r} needs a value")
+            if rule.value is not None and not math.isfinite(rule.value):
+                raise ValueError("rule values must be finite")
+        return rules
+
+
+class DeliveryOut(BaseModel):
+    """Where the notification of one transition on one channel stands."""
+
+    channel: str = Field(description="`<type>:<digest of the URL>`, as in `GET …/channels`.")
+    state: Literal["firing", "resolved"]
+    status: Literal["pending", "sent", "failed"]
+    attempts: int
+    sent_at: AwareDatetime | None
+    last_error: str | None
+
+
+class AlertOut(Alert):
+    """An alert as of its latest transition, with its acknowledgement and deliveries."""
+
+    acked_at: AwareDatetime | None = None
+    acked_by: str | None = None
+    updated_at: AwareDatetime
+    deliveries: list[DeliveryOut] = Field(default_factory=list)
+
+
+class AlertsOut(BaseModel):
+    """Alerts, newest fired first."""
+
+    alerts: list[AlertOut]
+    generated_at: AwareDatetime
+
+
+class ChannelsIn(BaseModel):
+    """A team's notification channels (replaces the previous list; `[]` silences the team)."""
+
+    channels: list[Channel] = Field(max_length=20)
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct(cls, channels: list[Channel]) -> list[Channel]:
+        keys = [c.key for c in channels]
+        if len(keys) != len(set(keys)):
+            raise ValueError("a channel (type and URL) is listed twice")
+        return channels
+
+
+class ChannelOut(BaseModel):
+    """A channel without its secrets: the URL shows scheme, host and port only."""
+
+    key: str = Field(description="How deliveries name this channel: `<type>:<digest of URL>`.")
+    type: ChannelType
+    url: str
+    has_secret: bool
+
+
+class ChannelsOut(BaseModel):
+    """A team's channels, or (`configured` false) the service defaults it falls back to."""
+
+    team_id: str
+    configured: bool
+    channels: list[ChannelOut]

@@ -1,50 +1,108 @@
-"""Server-Sent Events: `kpi` snapshots and `alert` transitions, live."""
+"""Server-Sent Events: `kpi` snapshots and `alert` transitions, live, resumable for alerts."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from schemas.alerts import Alert
 from schemas.kpis import RepSnapshot
 from services.api.auth import ViewerDep
 from services.api.context import ContextDep
-from services.api.readmodel import Update
+from services.api.readmodel import AlertEvent
 from services.api.routes.schemas import TeamFilter, problems
 
 router = APIRouter(prefix="/v1", tags=["stream"], responses=problems(401, 422))
 
 PING_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30
+REPLAY_PAGE = 500
 
 
-def _event(update: Update) -> ServerSentEvent:
-    kind = "kpi" if isinstance(update, RepSnapshot) else "alert"
-    return ServerSentEvent(data=update.model_dump_json(), event=kind)
+def _kpi(snapshot: RepSnapshot) -> ServerSentEvent:
+    return ServerSentEvent(data=snapshot.model_dump_json(), event="kpi")
+
+
+def _alert(alert: Alert, seq: int | None) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=alert.model_dump_json(), event="alert", id=None if seq is None else str(seq)
+    )
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The alert cursor a reconnecting client sends back; anything else is ignored."""
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 18:
+        return None
+    return int(value.strip())
 
 
 @router.get(
     "/stream",
     summary="Live KPI snapshots and alerts",
     description="`text/event-stream`. First a `kpi` event per rep with the current snapshot "
-    "(a RepSnapshot), then a `kpi` event at each new snapshot and an `alert` event at each "
-    "alert transition, of one team or all. A client that cannot keep up is disconnected; "
-    "EventSource reconnects and receives the current state again.",
+    "(a RepSnapshot), then a `kpi` event at each new snapshot and an `alert` event (an Alert) "
+    "at each alert transition, of one team or all. Alert events carry an `id` that increases "
+    "along the stream (the stream also sends one at its start); a client reconnecting with "
+    "`Last-Event-ID` (EventSource does so by itself) is first sent, as they are now, the "
+    "alerts that changed after that id, so no transition is missed. A client that cannot keep "
+    "up is disconnected; on reconnection it receives the current KPI state again.",
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
 )
-async def stream(ctx: ContextDep, _: ViewerDep, team_id: TeamFilter = None) -> EventSourceResponse:
+async def stream(
+    ctx: ContextDep,
+    _: ViewerDep,
+    team_id: TeamFilter = None,
+    last_event_id: Annotated[
+        str | None, Header(description="The id of the last event received, to resume from.")
+    ] = None,
+) -> EventSourceResponse:
     """Subscribe to one team's updates (or all)."""
-    readmodel = ctx.readmodel
+    readmodel, alerts = ctx.readmodel, ctx.alerts
+    # Subscribe before reading the cursor: a transition is then either already stored (and
+    # replayed, or older than the cursor) or still to come through the subscription.
     subscription = readmodel.subscribe(team_id, maxsize=ctx.settings.SSE_QUEUE_SIZE)
+    try:
+        latest = alerts.feed.cursor
+        stored = await alerts.latest_seq()
+        if latest is None:  # the feed is not running (an embedding app without alert_tasks)
+            latest = stored
+        resume = parse_last_event_id(last_event_id)
+        if resume is not None and resume > stored:
+            resume = None  # an id this database never gave: start afresh
+    except BaseException:
+        readmodel.unsubscribe(subscription)
+        raise
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
+            cursor = latest if resume is None else resume
+            if resume is None:
+                # Gives a fresh client a point to resume from before any alert arrives.
+                yield ServerSentEvent(id=str(cursor))
             for snapshot in readmodel.snapshots(team_id):
-                yield _event(snapshot)
+                yield _kpi(snapshot)
+            # Page by page; live updates queue meanwhile (a long replay may overflow the
+            # queue: the client is then dropped and resumes from the last id it got).
+            while resume is not None:
+                page = await alerts.since(cursor, team_id, limit=REPLAY_PAGE)
+                for seq, alert in page:
+                    cursor = seq
+                    yield _alert(alert, seq)
+                if len(page) < REPLAY_PAGE:
+                    break
             while (update := await subscription.get()) is not None:
-                yield _event(update)
+                if isinstance(update, AlertEvent):
+                    if update.seq is not None:
+                        if update.seq <= cursor:
+                            continue  # replayed above, or from before this stream's start
+                        cursor = update.seq
+                    yield _alert(update.alert, update.seq)
+                else:
+                    yield _kpi(update)
         finally:
             readmodel.unsubscribe(subscription)
 

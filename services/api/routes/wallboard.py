@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Path as PathParam
+from fastapi import APIRouter
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from services.kit.problems import Problem
@@ -59,8 +60,9 @@ def _file(path: Path) -> FileResponse:
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
 
-@router.get(
+@router.api_route(
     "/",
+    methods=["GET", "HEAD"],
     response_class=FileResponse,
     summary="The wallboard page",
     description="A live board for a sales-floor TV: team totals against targets, a rep table "
@@ -74,7 +76,7 @@ async def wallboard() -> FileResponse:
     return _file(STATIC / PAGE)
 
 
-@router.get("/static/{name}", include_in_schema=False)
+@router.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
 async def static_asset(
     name: Annotated[str, PathParam(min_length=1, max_length=100)],
 ) -> FileResponse:

@@ -4,7 +4,8 @@
  * stream GET /v1/stream?team_id= read with fetch() (EventSource cannot send the Authorization
  * header). Every `kpi` event updates the rep's status at once and schedules a re-read of the team
  * (at most one per second); when the stream is down the page polls every 5 s and reconnects with
- * backoff. URL parameters: key, team, window, lang, sort, metric, currency.
+ * backoff. URL parameters: key, team, window, lang, sort, metric, currency. Every URL is
+ * relative to the page, so the board also works behind a reverse proxy's path prefix.
  */
 "use strict";
 
@@ -39,7 +40,7 @@
   const TEAMS_MS = 60000;
   const LEADERS_MS = 10000;
   const PAGE_MS = 10000;
-  const STALE_MS = 30000;
+  const STALE_MS = 45000; // > the stream's 15 s pings and the 5 s polls
   const STREAM_IDLE_MS = 45000; // the server pings every 15 s
   const KEY_STORE = "callpulse.key";
   const PREFS_STORE = "callpulse.wallboard";
@@ -62,10 +63,13 @@
       s_idle: "Idle", s_ringing: "Ringing", s_on_call: "On call", s_wrap_up: "Wrap-up",
       live: "Live", polling: "Polling every 5 s", offline: "Offline", connecting: "Connecting…",
       updated: "Updated {t}", lag: "lag {s} s",
-      of_target: "{v} / {t} target", rate_target: "target {t}", expected: "expected now {v}",
+      of_target: "{v} of {t}", target_is: "target {t}", expected: "expected by now {v}",
       inbound_n: "{n} inbound", conversations_n: "{n} conversations", avg_n: "avg {v}",
       avg_deal_n: "avg deal {v}", responses_n: "{n} responses", per_dial: "{a} of {b} dials",
       per_connect: "of {n} connects",
+      // English singulars, used when the count is 1 (`t(name, vars, count)`).
+      conversations_n_one: "{n} conversation", responses_n_one: "{n} response",
+      per_dial_one: "{a} of {b} dial", per_connect_one: "of {n} connect",
       key_title: "API key",
       key_help: "Enter an API key of this callpulse (the viewer role is enough). " +
         "It is kept in this browser only.",
@@ -78,6 +82,7 @@
       floor: "Ranked from {n} {kpi}.", page: "{a} / {b}",
       stale: "No fresh data for {s} s: showing the last numbers received.",
       error: "The server did not answer ({e}); retrying.",
+      k_threshold: "threshold", k_pace: "pace", k_idle: "idle", k_missed: "missed",
       lang_other: "中文",
     },
     zh: {
@@ -97,7 +102,7 @@
       s_idle: "空闲", s_ringing: "振铃", s_on_call: "通话中", s_wrap_up: "话后处理",
       live: "实时", polling: "每 5 秒刷新", offline: "离线", connecting: "连接中…",
       updated: "更新于 {t}", lag: "延迟 {s} 秒",
-      of_target: "{v} / 目标 {t}", rate_target: "目标 {t}", expected: "应达 {v}",
+      of_target: "{v} / 目标 {t}", target_is: "目标 {t}", expected: "此刻应达 {v}",
       inbound_n: "呼入 {n}", conversations_n: "有效通话 {n}", avg_n: "平均 {v}",
       avg_deal_n: "客单价 {v}", responses_n: "{n} 条评价", per_dial: "{a} / {b} 外呼",
       per_connect: "共 {n} 个接通",
@@ -111,6 +116,7 @@
       floor: "至少 {n} 个{kpi}才参与排名。", page: "{a} / {b}",
       stale: "已 {s} 秒未收到新数据：显示的是最后一次的数字。",
       error: "服务器未响应（{e}），正在重试。",
+      k_threshold: "阈值", k_pace: "进度", k_idle: "空闲", k_missed: "未达标",
       lang_other: "English",
     },
   };
@@ -125,7 +131,7 @@
     team: params.get("team") || prefs.team || null,
     window: pick(params.get("window"), WINDOWS) || prefs.window || "today",
     metric: pick(params.get("metric"), METRICS) || prefs.metric || "conversions",
-    sort: parseSort(params.get("sort")) || prefs.sort || { key: "conversions", dir: -1 },
+    sort: parseSort(params.get("sort")) || validSort(prefs.sort) || { key: "conversions", dir: -1 },
     currency: (params.get("currency") || "").toUpperCase() || null,
     teams: new Set(),
     data: null, // the last TeamKpisOut
@@ -159,9 +165,10 @@
     return el;
   }
 
-  function t(name, vars) {
+  function t(name, vars, count) {
     const table = I18N[state.lang] || I18N.en;
-    let text = table[name] ?? I18N.en[name] ?? name;
+    const one = count === 1 ? table[`${name}_one`] : undefined;
+    let text = one ?? table[name] ?? I18N.en[name] ?? name;
     for (const [k, v] of Object.entries(vars || {})) text = text.replaceAll(`{${k}}`, String(v));
     return text;
   }
@@ -170,13 +177,23 @@
     return allowed.includes(value) ? value : null;
   }
 
+  /** `?sort=dials` (highest first), `?sort=dials:asc`, `?sort=rep_id` (A to Z). */
   function parseSort(value) {
     if (!value) return null;
-    const dir = value.startsWith("-") || value.startsWith(" ") ? 1 : -1; // default: highest first
-    const key = value.replace(/^[-+ ]/, "");
-    return key === "rep_id" || key === "status" || COLUMNS.includes(key)
-      ? { key, dir: key === "rep_id" ? -dir : dir }
-      : null;
+    const [key, order] = value.split(":");
+    if (key !== "rep_id" && key !== "status" && !COLUMNS.includes(key)) return null;
+    const dir = order === "asc" ? 1 : order === "desc" ? -1 : defaultDir(key);
+    return { key, dir };
+  }
+
+  function validSort(sort) {
+    if (!sort || (sort.dir !== 1 && sort.dir !== -1)) return null;
+    return parseSort(String(sort.key)) ? { key: sort.key, dir: sort.dir } : null;
+  }
+
+  /** +1 ascending, -1 descending: names A to Z, numbers highest first. */
+  function defaultDir(key) {
+    return key === "rep_id" ? 1 : -1;
   }
 
   function browserLang() {
@@ -214,6 +231,10 @@
       : new Intl.NumberFormat(locale(), {
         style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1,
       }).format(r);
+  }
+
+  function fmtShare(r) {
+    return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 0 }).format(r);
   }
 
   function fmtMoney(v) {
@@ -307,8 +328,11 @@
       return { target, value, expected };
     }
     // Ratios and averages: the team's own value against the reps' mean target.
-    const target = rows.reduce((s, r) => s + r.target, 0) / rows.length;
-    return { target, value: data[kpi], expected: null };
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const expected = rows.every((r) => r.expected !== null && r.expected !== undefined)
+      ? mean(rows.map((r) => r.expected))
+      : null;
+    return { target: mean(rows.map((r) => r.target)), value: data[kpi], expected };
   }
 
   function repTarget(rep, kpi, window) {
@@ -324,7 +348,7 @@
     const fill = h("div", { class: "bar-fill" });
     fill.style.width = `${Math.min(1, Math.max(0, (goal.value || 0) / goal.target)) * 100}%`;
     track.append(fill);
-    if (goal.expected !== null && goal.expected !== undefined && goal.expected > 0) {
+    if (goal.expected > 0 && goal.expected < goal.target) {
       const mark = h("div", { class: "bar-mark", title: t("expected", { v: goal.expected }) });
       mark.style.left = `calc(${Math.min(1, goal.expected / goal.target) * 100}% - 1px)`;
       track.append(mark);
@@ -388,11 +412,24 @@
         h("div", { class: "value", "data-value": value ?? "", text: fmt(kpi, value) }),
         h("div", { class: "sub", text: data ? tileSub(kpi, data) : "" }),
         progressBar(goal),
-        h("div", { class: "target", text: goal ? targetText(kpi, goal) : "" }),
+        h("div", {
+          class: "target", text: goal ? targetText(kpi, goal) : "", title: goal ? targetTitle(kpi, goal) : null,
+        }),
       );
       return tile;
     });
     $("totals").replaceChildren(...tiles);
+    for (const el of document.querySelectorAll(".tile .value")) fitText(el);
+  }
+
+  /** Shrink a big number until it fits its tile (long durations and amounts), never clip it. */
+  function fitText(el) {
+    el.style.fontSize = "";
+    let size = parseFloat(getComputedStyle(el).fontSize);
+    while (el.scrollWidth > el.clientWidth + 1 && size > 12) {
+      size *= 0.92;
+      el.style.fontSize = `${size}px`;
+    }
   }
 
   function tileSub(kpi, d) {
@@ -400,27 +437,33 @@
       case "dials":
         return t("inbound_n", { n: fmtInt(d.inbound_calls) });
       case "connects":
-        return t("conversations_n", { n: fmtInt(d.conversations) });
+        return t("conversations_n", { n: fmtInt(d.conversations) }, d.conversations);
       case "connect_rate":
-        return t("per_dial", { a: fmtInt(d.connects - d.inbound_calls), b: fmtInt(d.dials) });
+        return t("per_dial", { a: fmtInt(d.connects - d.inbound_calls), b: fmtInt(d.dials) }, d.dials);
       case "talk_seconds":
         return t("avg_n", { v: fmtDuration(d.avg_talk_seconds) });
       case "conversion_rate":
-        return t("per_connect", { n: fmtInt(d.connects) });
+        return t("per_connect", { n: fmtInt(d.connects) }, d.connects);
       case "revenue":
         return t("avg_deal_n", { v: fmtMoney(d.avg_deal) });
       case "csat_avg":
-        return t("responses_n", { n: fmtInt(d.csat_responses) });
+        return t("responses_n", { n: fmtInt(d.csat_responses) }, d.csat_responses);
       default:
         return "";
     }
   }
 
+  /** "target 600 · 94 %" under a tile; the bar's tick is the pro-rata expectation by now. */
   function targetText(kpi, goal) {
-    if (!ADDITIVE.has(kpi)) return t("rate_target", { t: fmt(kpi, goal.target) });
+    const text = t("target_is", { t: fmt(kpi, goal.target) });
+    const share = goal.value === null || goal.value === undefined ? null : goal.value / goal.target;
+    return share === null ? text : `${text} · ${fmtShare(share)}`;
+  }
+
+  function targetTitle(kpi, goal) {
     let text = t("of_target", { v: fmt(kpi, goal.value), t: fmt(kpi, goal.target) });
-    if (goal.expected !== null && goal.expected !== undefined) {
-      text += ` · ${t("expected", { v: fmt(kpi, Math.round(goal.expected)) })}`;
+    if (goal.expected > 0 && goal.expected < goal.target) {
+      text += ` · ${t("expected", { v: fmt(kpi, goal.expected) })}`;
     }
     return text;
   }
@@ -437,8 +480,7 @@
       ...cols.map(([key, label, cls]) => {
         const th = h("th", { class: cls || null, scope: "col", "data-sort": key, text: label });
         if (key === state.sort.key) {
-          const ascending = key === "rep_id" ? state.sort.dir === -1 : state.sort.dir === 1;
-          th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+          th.setAttribute("aria-sort", state.sort.dir === 1 ? "ascending" : "descending");
         }
         if (key !== "rank") th.addEventListener("click", () => setSort(key));
         return th;
@@ -449,18 +491,16 @@
   function sortedReps() {
     const reps = state.data ? [...state.data.reps] : [];
     const { key, dir } = state.sort;
-    const statusRank = (s) => STATUSES.indexOf(s);
-    const value = (rep) => (key === "status" ? -statusRank(rep.status) : rep[key]);
+    // Status: the more active, the higher (on call > ringing > wrap-up > idle).
+    const value = (rep) => (key === "status" ? STATUSES.length - STATUSES.indexOf(rep.status) : rep[key]);
     reps.sort((a, b) => {
-      if (key === "rep_id") {
-        return -dir * repLabel(a).localeCompare(repLabel(b));
-      }
+      if (key === "rep_id") return dir * repLabel(a).localeCompare(repLabel(b));
       const va = value(a);
       const vb = value(b);
       if (va !== vb) {
-        if (va === null || va === undefined) return 1; // nulls last either way
+        if (va === null || va === undefined) return 1; // no value: last, either way
         if (vb === null || vb === undefined) return -1;
-        return dir * (vb - va);
+        return dir * (va - vb);
       }
       return (b.dials - a.dials) || a.rep_id.localeCompare(b.rep_id);
     });
@@ -494,7 +534,7 @@
         const bar = h("div", {
           class: "cell-bar",
           "data-pace": pace(goal.value, goal.target, goal.expected),
-          title: targetText(kpi, goal),
+          title: targetTitle(kpi, goal),
         });
         const fill = h("span");
         fill.style.width = `${Math.min(1, (goal.value || 0) / goal.target) * 100}%`;
@@ -528,6 +568,7 @@
     if (!data) {
       body.replaceChildren();
       $("page").textContent = "";
+      $("status-counts").replaceChildren();
       return;
     }
     const reps = sortedReps();
@@ -616,7 +657,7 @@
       h(
         "div",
         { class: "alert", "data-kind": a.kind, "data-alert-id": a.alert_id },
-        h("span", { class: "kind", text: a.kind }),
+        h("span", { class: "kind", text: t(`k_${a.kind}`) }),
         h("span", { class: "msg", text: state.lang === "zh" ? a.message_zh : a.message_en }),
         h("span", { class: "at", text: fmtTime(new Date(a.fired_at)) }),
       ),
@@ -720,7 +761,7 @@
     const generation = state.generation;
     const team = state.team;
     try {
-      const data = await api(`/v1/teams/${encodeURIComponent(team)}/kpis?${q({ window: state.window })}`);
+      const data = await api(`v1/teams/${encodeURIComponent(team)}/kpis?${q({ window: state.window })}`);
       if (generation !== state.generation) return;
       state.data = data;
       state.lastOk = Date.now();
@@ -751,7 +792,7 @@
     };
     if (floor) query[`min_${floor[0]}`] = floor[1];
     try {
-      const lb = await api(`/v1/leaderboard?${q(query)}`);
+      const lb = await api(`v1/leaderboard?${q(query)}`);
       if (generation !== state.generation) return;
       state.leaders = lb;
       renderLeaders();
@@ -764,7 +805,7 @@
   async function refreshTeams() {
     if (!state.key) return;
     try {
-      const lb = await api(`/v1/leaderboard?${q({ metric: "dials", window: "month", limit: 5000 })}`);
+      const lb = await api(`v1/leaderboard?${q({ metric: "dials", window: "month", limit: 5000 })}`);
       for (const row of lb.rows) if (row.team_id) state.teams.add(row.team_id);
       if (!state.team && state.teams.size) {
         setTeam([...state.teams].sort((a, b) => a.localeCompare(b))[0]);
@@ -781,7 +822,7 @@
   async function loadAlerts() {
     if (!state.key) return;
     try {
-      const body = await api(`/v1/alerts?${q({ state: "firing", team_id: state.team })}`);
+      const body = await api(`v1/alerts?${q({ state: "firing", team_id: state.team })}`);
       const items = Array.isArray(body) ? body : body.alerts || body.items || body.rows || [];
       for (const a of items) if (a && a.alert_id && a.state !== "resolved") state.alerts.set(a.alert_id, a);
       renderAlerts();
@@ -862,7 +903,7 @@
       idle = setTimeout(() => controller.abort(), STREAM_IDLE_MS);
     };
     try {
-      const response = await fetch(`/v1/stream?${q({ team_id: state.team })}`, {
+      const response = await fetch(`v1/stream?${q({ team_id: state.team })}`, {
         headers: { Authorization: `Bearer ${state.key}`, Accept: "text/event-stream" },
         cache: "no-store",
         signal: controller.signal,
@@ -881,6 +922,7 @@
         const { value, done } = await reader.read();
         if (done) break;
         watchdog();
+        state.lastOk = Date.now(); // data or the server's ping: the numbers are current
         buffer += value;
         const lines = buffer.split(/\r\n|\r|\n/);
         buffer = lines.pop();
@@ -933,6 +975,7 @@
     const due = state.live ? LIVE_REFRESH_MS : POLL_MS;
     state.timers.poll = setTimeout(async () => {
       await refreshTeam();
+      if ($("key-dialog").open) return; // the key was refused: wait for a new one (start())
       if (!state.live) refreshLeaders();
       pollLoop();
     }, due);
@@ -976,7 +1019,7 @@
 
   function setSort(key) {
     if (state.sort.key === key) state.sort = { key, dir: -state.sort.dir };
-    else state.sort = { key, dir: -1 };
+    else state.sort = { key, dir: defaultDir(key) };
     state.page = 0;
     savePrefs();
     renderHead();
@@ -985,11 +1028,14 @@
 
   function askKey(refused) {
     closeStream();
+    clearTimeout(state.timers.poll);
+    clearTimeout(state.timers.reconnect);
     const dialog = $("key-dialog");
     $("key-error").hidden = !refused;
     $("key-error").textContent = refused ? t("key_bad") : "";
+    if (dialog.open) return; // keep what is being typed
     $("key-input").value = "";
-    if (!dialog.open) dialog.showModal();
+    dialog.showModal();
     $("key-input").focus();
   }
 
@@ -1020,6 +1066,9 @@
       renderAll();
     });
     $("key-button").addEventListener("click", () => askKey(false));
+    $("key-dialog").addEventListener("cancel", (e) => {
+      if (!state.key) e.preventDefault(); // nothing to show without a key
+    });
     $("key-form").addEventListener("submit", (e) => {
       const key = $("key-input").value.trim();
       if (!key) {
@@ -1034,15 +1083,24 @@
       }
       start();
     });
-    let resizeTimer = null;
-    window.addEventListener("resize", () => {
-      clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(() => {
-        state.rowsPerPage = Infinity;
-        renderReps();
-        renderAlerts();
-      }, 200);
+    // Re-fit on any size change (a TV's resolution, the header wrapping, the alerts strip).
+    const sizes = new Map();
+    const observer = new ResizeObserver((entries) => {
+      let changed = false;
+      for (const entry of entries) {
+        const size = `${entry.contentRect.width}x${entry.contentRect.height}`;
+        if (sizes.get(entry.target) !== size) changed = true;
+        sizes.set(entry.target, size);
+      }
+      if (!changed) return;
+      for (const el of document.querySelectorAll(".tile .value")) fitText(el);
+      state.rowsPerPage = Infinity;
+      renderReps();
+      renderAlerts();
     });
+    observer.observe($("reps-wrap"));
+    observer.observe($("totals"));
+    observer.observe($("alerts"));
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") refreshTeam();
     });

@@ -63,21 +63,22 @@ def unique() -> str:
 async def api_factory(
     postgres_url: str, topic_factory: Callable[[str], str], unique: str
 ) -> AsyncIterator[ApiFactory]:
-    """Start the API on PostgreSQL (Kafka with `KAFKA_BOOTSTRAP=`), with unique topics."""
+    """Start the API on PostgreSQL (Kafka with `KAFKA_BOOTSTRAP=`), with unique topics; each
+    call starts another instance (a replica) on the same database and topics."""
     stack: list[Any] = []
 
     async def start(**overrides: Any) -> Api:
-        settings = ApiSettings(
-            DATABASE_URL=postgres_url,
-            BOOTSTRAP_ADMIN_KEY=SecretStr(f"cp_admin_{unique}"),
-            KPIS_TOPIC=topic_factory("kpis"),
-            CALLS_TOPIC=topic_factory("calls"),
-            ROSTER_TOPIC=topic_factory("roster"),
-            ALERTS_TOPIC=topic_factory("alerts"),
-            CONSUMER_GROUP_PREFIX=f"test-{unique}",
-            PARTITIONS=2,
-            **overrides,
-        )
+        defaults: dict[str, Any] = {
+            "DATABASE_URL": postgres_url,
+            "BOOTSTRAP_ADMIN_KEY": SecretStr(f"cp_admin_{unique}"),
+            "KPIS_TOPIC": topic_factory("kpis"),
+            "CALLS_TOPIC": topic_factory("calls"),
+            "ROSTER_TOPIC": topic_factory("roster"),
+            "ALERTS_TOPIC": topic_factory("alerts"),
+            "CONSUMER_GROUP_PREFIX": f"test-{unique}",
+            "PARTITIONS": 2,
+        }
+        settings = ApiSettings(**{**defaults, **overrides})
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()

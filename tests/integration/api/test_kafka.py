@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
-from schemas.alerts import Alert
 from schemas.calls import CallRecord
 from schemas.roster import RosterRecord
-from services.api.consumers import Follower, alerts_handler
 from services.api.db import repository
 from services.api.db.engine import create_engine, create_sessionmaker
-from services.api.readmodel import ReadModel
+from services.api.readmodel import AlertEvent
 from services.kit.kafka import ensure_topics
 from tests.integration.api.conftest import Api, ApiFactory, eventually
+from tests.unit.api.alerts import make_alert, resolve
 from tests.unit.api.snapshots import make_snapshot
 
 
@@ -73,7 +71,7 @@ async def test_snapshots_are_served_after_catch_up_and_live(
     assert [r["rep_id"] for r in wall["reps"]] == sorted([rep, other])
 
 
-async def test_a_roster_put_publishes_a_roster_record(
+async def test_roster_puts_publish_roster_records(
     api_factory: ApiFactory, kafka_bootstrap: str, unique: str
 ) -> None:
     api = await api_factory(KAFKA_BOOTSTRAP=kafka_bootstrap)
@@ -88,6 +86,9 @@ async def test_a_roster_put_publishes_a_roster_record(
 
     await eventually(put_team)
     assert (await api.client.put(f"/v1/teams/{team_id}/targets", json=targets)).status_code == 200
+    rules = {"rules": [{"rule_id": "idle", "kind": "idle", "idle_minutes": 20}]}
+    put = await api.client.put(f"/v1/teams/{team_id}/alert-rules", json=rules)
+    assert put.status_code == 200
 
     consumer = AIOKafkaConsumer(
         api.settings.ROSTER_TOPIC,
@@ -103,7 +104,7 @@ async def test_a_roster_put_publishes_a_roster_record(
             for messages in (await consumer.getmany(timeout_ms=500)).values():
                 for message in messages:
                     records[message.key.decode()] = RosterRecord.model_validate_json(message.value)
-            return len(records) == 2
+            return len(records) == 3
 
         await eventually(read)
     finally:
@@ -114,6 +115,11 @@ async def test_a_roster_put_publishes_a_roster_record(
     published = records[f"targets:team:{team_id}"].targets
     assert published is not None
     assert [(t.kpi, t.value) for t in published.targets] == [("avg_talk_seconds", 300)]
+    alert_rules = records[f"alert-rules:team:{team_id}"].alert_rules
+    assert alert_rules is not None
+    assert [(r.rule_id, r.kind, r.idle_minutes) for r in alert_rules.rules] == [
+        ("idle", "idle", 20)
+    ]
 
 
 async def test_call_records_reach_history_idempotently(
@@ -149,35 +155,33 @@ async def test_call_records_reach_history_idempotently(
         await engine.dispose()
 
 
-async def test_alerts_reach_stream_subscribers(
-    kafka_bootstrap: str, topic_factory: Callable[[str], str]
+async def test_alert_transitions_are_stored_once_and_reach_subscribers(
+    api_factory: ApiFactory, kafka_bootstrap: str, unique: str
 ) -> None:
-    topic = topic_factory("alerts")
+    api = await api_factory(KAFKA_BOOTSTRAP=kafka_bootstrap)
+    topic = api.settings.ALERTS_TOPIC
     await ensure_topics(kafka_bootstrap, [topic], partitions=2)
-    readmodel = ReadModel()
-    subscription = readmodel.subscribe("t1")
-    follower = Follower(kafka_bootstrap, topic, alerts_handler(readmodel), from_beginning=False)
-    follower.start()
-    try:
-        await asyncio.wait_for(follower.ready.wait(), 60)  # positioned at the end
-        now = datetime.now(UTC)
-        alert = Alert(
-            alert_id="a1",
-            state="firing",
-            kind="idle",
-            rule="idle-15m",
-            rep_id="r1",
-            team_id="t1",
-            kpi="dials",
-            window="15m",
-            value=0,
-            threshold=1,
-            message_en="idle",
-            message_zh="空闲",
-            at=now,
-            fired_at=now,
-        )
-        await produce(kafka_bootstrap, topic, [("r1", alert)])
-        assert await asyncio.wait_for(subscription.get(), 60) == alert
-    finally:
-        await follower.stop()
+    rep, team = f"rep-{unique}", f"team-{unique}"
+    subscription = api.app.state.callpulse_api.readmodel.subscribe(team)
+    firing = make_alert(f"a-{unique}", rep_id=rep, team_id=team)
+    # At least once: the aggregator may publish the same transition again.
+    await produce(kafka_bootstrap, topic, [(rep, firing), (rep, firing)])
+
+    event = await asyncio.wait_for(subscription.get(), 60)
+    assert isinstance(event, AlertEvent)
+    assert (event.alert, event.seq is not None) == (firing, True)
+
+    resolved = resolve(firing)
+    await produce(kafka_bootstrap, topic, [(rep, resolved), (rep, firing)])
+    event = await asyncio.wait_for(subscription.get(), 60)
+    assert isinstance(event, AlertEvent)
+    assert event.alert == resolved
+
+    async def listed() -> list[dict[str, object]] | None:
+        response = await api.client.get("/v1/alerts", params={"team_id": team})
+        alerts: list[dict[str, object]] = response.json()["alerts"]
+        return alerts if alerts and alerts[0]["state"] == "resolved" else None
+
+    [stored] = await eventually(listed)
+    assert stored["alert_id"] == firing.alert_id
+    assert stored["resolved_at"] is not None

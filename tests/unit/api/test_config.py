@@ -47,3 +47,35 @@ def test_blank_values_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_time_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="time zone"):
         ApiSettings(TIMEZONE="Mars/Olympus")
+
+
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_alert_defaults_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLPULSE_ALERTMANAGER_URL", "http://alertmanager:9093")
+    monkeypatch.setenv("CALLPULSE_ALERT_WEBHOOK_URL", "https://hooks.example/callpulse")
+    monkeypatch.setenv("CALLPULSE_ALERT_WEBHOOK_SECRET", WHSEC)
+    monkeypatch.setenv("CALLPULSE_PUBLIC_URL", "")
+    settings = ApiSettings()
+    assert settings.ALERTMANAGER_URL == "http://alertmanager:9093"
+    assert settings.ALERT_WEBHOOK_SECRET is not None
+    assert settings.ALERT_WEBHOOK_SECRET.get_secret_value() == WHSEC
+    assert settings.PUBLIC_URL is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ALERT_WEBHOOK_URL": "https://hooks.example"}, "CALLPULSE_ALERT_WEBHOOK_SECRET"),
+        ({"ALERT_WEBHOOK_URL": "https://h.example", "ALERT_WEBHOOK_SECRET": "x!"}, "whsec_"),
+        ({"ALERTMANAGER_URL": "alertmanager:9093"}, "http"),
+    ],
+)
+def test_alert_settings_refuse_to_start_when_incomplete(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(f"CALLPULSE_{name}", value)
+    with pytest.raises(ValueError, match=message):
+        ApiSettings()

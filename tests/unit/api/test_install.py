@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,11 +12,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
 from schemas.roster import RosterRecord
-from services.api.app import install
+from services.api.app import alert_tasks, install
 from services.api.config import ApiSettings
 from services.api.db.engine import create_engine, create_sessionmaker, migrate
 from services.api.keys import ensure_bootstrap_key
-from services.api.readmodel import ReadModel
+from services.api.readmodel import AlertEvent, ReadModel
+from tests.unit.api.alerts import make_alert
 from tests.unit.api.snapshots import make_snapshot
 
 
@@ -55,3 +57,30 @@ async def test_install_serves_the_callers_read_model_and_publisher(tmp_path: Pat
     [record] = publisher.records
     assert record.key() == "targets:rep:r1"
     assert b'callpulse_team_dials{team_id="t1",window="today"} 8.0' in generate_latest(registry)
+
+
+async def test_an_embedding_app_submits_alerts_and_runs_alert_tasks(tmp_path: Path) -> None:
+    settings = ApiSettings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/embedded.db")
+    engine = create_engine(settings.DATABASE_URL)
+    await migrate(engine)
+    readmodel = ReadModel()
+    app = FastAPI()
+    ctx = install(
+        app,
+        settings,
+        readmodel,
+        create_sessionmaker(engine),
+        RecordingPublisher(),
+        CollectorRegistry(),
+    )
+    subscription = readmodel.subscribe("t1")
+    firing = make_alert("a1")
+    try:
+        async with alert_tasks(app):
+            ctx.alerts.submit(firing)  # synchronous, as the embedded engine calls it
+            ctx.alerts.submit(firing)
+            event = await asyncio.wait_for(subscription.get(), 30)
+    finally:
+        await engine.dispose()
+    assert isinstance(event, AlertEvent)
+    assert (event.alert, event.seq) == (firing, 1)

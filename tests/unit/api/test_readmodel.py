@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas.kpis import TargetProgress
+from schemas.kpis import RepSnapshot, TargetProgress
 from services.api.readmodel import ReadModel
 from services.api.routes.schemas import Metric
 from tests.unit.api.snapshots import make_snapshot
@@ -126,10 +126,10 @@ async def test_subscribers_get_updates_of_their_team() -> None:
     rm.apply(make_snapshot("a", "t1", NOW, dials=1))
     rm.apply(make_snapshot("b", "t2", NOW, dials=2))
     first = await team_sub.get()
-    assert first is not None
-    assert first.model_dump()["rep_id"] == "a"
+    assert isinstance(first, RepSnapshot)
+    assert first.rep_id == "a"
     got = [await all_sub.get(), await all_sub.get()]
-    assert [u.model_dump()["rep_id"] for u in got if u is not None] == ["a", "b"]
+    assert [u.rep_id for u in got if isinstance(u, RepSnapshot)] == ["a", "b"]
 
 
 async def test_a_slow_subscriber_is_dropped_without_blocking_others() -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,16 +14,26 @@ import uvicorn
 from pydantic import SecretStr
 
 from schemas.alerts import Alert
+from services.api.alerts.service import AlertService
 from services.api.app import create_app
 from services.api.config import ApiSettings
 from services.api.readmodel import ReadModel
+from tests.unit.api.alerts import make_alert, resolve
 from tests.unit.api.snapshots import make_snapshot
+from tests.unit.api.sse import alert_frames, events
 
 KEY = "cp_stream_admin"
 
 
+@dataclass
+class Served:
+    url: str
+    readmodel: ReadModel
+    alerts: AlertService
+
+
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[str, ReadModel]]:
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
     settings = ApiSettings(
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/api.db", BOOTSTRAP_ADMIN_KEY=SecretStr(KEY)
     )
@@ -36,24 +45,14 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, ReadModel]]:
             task.result()  # startup failed: raise its error
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", app.state.callpulse_api.readmodel
+    ctx = app.state.callpulse_api
+    yield Served(f"http://127.0.0.1:{port}", ctx.readmodel, ctx.alerts)
     server.should_exit = True
     await task
 
 
-async def events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    kind = ""
-    async for line in lines:
-        if line.startswith("event:"):
-            kind = line.removeprefix("event:").strip()
-        elif line.startswith("data:"):
-            yield kind, json.loads(line.removeprefix("data:").strip())
-
-
-async def test_stream_sends_current_state_then_updates_of_the_team(
-    served: tuple[str, ReadModel],
-) -> None:
-    url, readmodel = served
+async def test_stream_sends_current_state_then_updates_of_the_team(served: Served) -> None:
+    url, readmodel = served.url, served.readmodel
     now = datetime.now(UTC)
     readmodel.apply(make_snapshot("a", "t1", now, dials=1))
     headers = {"Authorization": f"Bearer {KEY}"}
@@ -93,8 +92,54 @@ async def test_stream_sends_current_state_then_updates_of_the_team(
         assert (kind, data["alert_id"], data["message_zh"]) == ("alert", "x", "落后")
 
 
-async def test_stream_needs_a_key(served: tuple[str, ReadModel]) -> None:
-    url, _ = served
+async def test_stream_needs_a_key(served: Served) -> None:
+    url = served.url
     async with httpx.AsyncClient(base_url=url) as client:
         response = await client.get("/v1/stream")
     assert response.status_code == 401
+
+
+async def test_reconnecting_with_last_event_id_replays_missed_alerts(served: Served) -> None:
+    alerts = served.alerts
+    served.readmodel.apply(make_snapshot("r1", "t1", datetime.now(UTC), dials=1))
+    first = make_alert("a1", rep_id="r1", team_id="t1")
+
+    stream = alert_frames(served.url, KEY, team_id="t1")
+    start = await anext(stream)
+    assert (start[0], start[2]) == ("", None)  # the id-only frame: a point to resume from
+    assert start[1] is not None
+    await alerts.record([first])
+    kind, seen_id, data = await anext(stream)
+    assert (kind, data and data["alert_id"]) == ("alert", "a1")
+    assert seen_id is not None
+    assert int(seen_id) > int(start[1])
+    await stream.aclose()  # the client goes away
+
+    # Missed while away: a new alert and a1 resolved (team t1), and another team's alert.
+    second = make_alert("a2", rep_id="r2", team_id="t1")
+    await alerts.record([second, make_alert("x1", rep_id="r9", team_id="t2")])
+    await alerts.record([resolve(first)])
+
+    stream = alert_frames(served.url, KEY, team_id="t1", last_event_id=seen_id)
+    replayed = [await anext(stream), await anext(stream)]
+    assert [(k, d and (d["alert_id"], d["state"])) for k, _, d in replayed] == [
+        ("alert", ("a2", "firing")),
+        ("alert", ("a1", "resolved")),
+    ]
+    ids = [int(i or 0) for _, i, _ in replayed]
+    assert int(seen_id) < ids[0] < ids[1]
+
+    await alerts.record([make_alert("a3", rep_id="r1", team_id="t1")])
+    kind, live_id, data = await anext(stream)
+    assert (kind, data and data["alert_id"]) == ("alert", "a3")
+    assert int(live_id or 0) > ids[1]
+    await stream.aclose()
+
+
+async def test_an_unknown_last_event_id_starts_afresh(served: Served) -> None:
+    stream = alert_frames(served.url, KEY, team_id="t1", last_event_id="999999999")
+    kind, event_id, data = await anext(stream)
+    assert (kind, data) == ("", None)
+    assert event_id is not None
+    assert int(event_id) < 999999999
+    await stream.aclose()

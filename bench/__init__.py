@@ -1,0 +1,1 @@
+"""callpulse benchmark suite: `python -m bench.run` (see bench/README.md)."""

@@ -1,0 +1,196 @@
+"""Aggregator: one Faust worker draining N pre-produced events, next to a raw aiokafka consumer.
+
+Both read the same 4-partition topic. The worker's figure is N / (time from its readiness to the
+moment its consumer group has committed the end offsets of the events topic *and* of the facts
+topic it feeds itself, i.e. both stages are done). The worker's RSS is read from /proc after that,
+with every rep of the 10,000-rep floor in its tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench import profiling
+from bench.scenarios.floor import floor_events
+from bench.support import (
+    KAFKA_NOTE,
+    Context,
+    Row,
+    console,
+    free_port,
+    produce,
+    ratio,
+    rss_mib,
+    service,
+    unique,
+    wait_http,
+)
+from schemas.events import event_from_json, event_to_json
+from services.kit.kafka import ensure_topics
+
+PARTITIONS = 4
+NAMES = ("events", "facts", "ticks", "kpis", "calls", "alerts", "roster")
+REPS = 10_000
+
+
+def run(ctx: Context) -> list[Row]:
+    """Produce the floor, time the raw consumer, then time the worker and read its RSS."""
+    # ~400 events/s measured: 50k events keep the run near two minutes and reach ~10k reps
+    count = ctx.count(50_000, 20_000)
+    run_id = unique("agg")
+    topics = {name: f"{run_id}.{name}" for name in NAMES}
+    asyncio.run(
+        ensure_topics(
+            ctx.bootstrap,
+            topics.values(),
+            partitions=PARTITIONS,
+            compacted=[topics["kpis"], topics["calls"], topics["roster"]],
+        )
+    )
+    with console.status(f"generating {count:,} events of a {REPS:,}-rep floor"):
+        events = floor_events(count, reps=REPS, prefix=f"{run_id}-")
+        reps = len({e.rep_id for e in events if e.rep_id})
+    with console.status(f"producing {count:,} events to {topics['events']}"):
+        asyncio.run(
+            produce(
+                ctx.bootstrap,
+                topics["events"],
+                ((e.call_id.encode(), event_to_json(e)) for e in events),
+            )
+        )
+    with console.status("baseline: raw aiokafka consumer, json + pydantic decode"):
+        raw_seconds = asyncio.run(_raw_consume(ctx.bootstrap, topics["events"], count))
+    raw_rate = count / raw_seconds
+    console.log(f"raw consumer: {count:,} events in {raw_seconds:.2f} s = {raw_rate:,.0f}/s")
+
+    port = free_port()
+    env = {
+        "CALLPULSE_KAFKA_BOOTSTRAP": ctx.bootstrap,
+        "CALLPULSE_APP_ID": f"{run_id}-agg",
+        "CALLPULSE_PARTITIONS": str(PARTITIONS),
+        "CALLPULSE_WEB_PORT": str(port),
+        "CALLPULSE_DATA_DIR": str(ctx.workdir / "aggregator"),
+        **{f"CALLPULSE_{n.upper()}_TOPIC": t for n, t in topics.items()},
+    }
+    args = ["services.cli", "aggregator", "--loglevel", "warning"]
+    with service("aggregator", args, env, ctx) as proc:
+        launched = time.monotonic()
+        with console.status("aggregator worker: starting"):
+            ready = wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc, timeout=90)
+        sampler = None
+        if ctx.profile:
+            profile_out = ctx.workdir / "aggregator.collapsed"
+            sampler = profiling.start(proc.pid, profile_out, ctx.seconds(40, 20))
+        with console.status(f"aggregator worker: draining {count:,} events") as status:
+            done = asyncio.run(
+                _wait_committed(
+                    ctx.bootstrap,
+                    f"{run_id}-agg",
+                    [topics["events"], topics["facts"]],
+                    limit_seconds=ctx.seconds(300, 120),
+                    on_progress=lambda text: status.update(f"aggregator worker: {text}"),
+                )
+            )
+        if proc.poll() is not None:
+            raise RuntimeError("the aggregator worker exited")
+        time.sleep(1.0)  # let the last snapshots go out before reading memory
+        rss = rss_mib(proc.pid)
+        if sampler is not None:
+            sampler.wait()
+            profiling.save(ctx.workdir / "aggregator.collapsed", "aggregator")
+    seconds = done - ready
+    rate = count / seconds
+    console.log(
+        f"faust worker: {count:,} events in {seconds:.2f} s after ready = {rate:,.0f}/s "
+        f"(start-up {ready - launched:.1f} s); RSS {rss:,.0f} MiB with {reps:,} reps"
+    )
+    r = ratio(rate, raw_rate)
+    cores = f"worker 1 (taskset cpu0); bench client 1 (cpu1); {KAFKA_NOTE}"
+    return [
+        Row(
+            "aggregator, 1 Faust worker (events/s)",
+            f"{rate:,.0f} events/s",
+            f"{raw_rate:,.0f} events/s (raw aiokafka consumer + json/pydantic decode)",
+            r,
+            ">= 20,000/s and >= 0.3 x raw",
+            rate >= 20_000 and (r or 0) >= 0.3,
+            cores,
+            notes=(
+                f"{count:,} pre-produced events, 4 partitions; timed from /readyz to both stages "
+                "committed (Faust commit interval 2.8 s bounds the resolution)"
+            ),
+            raw={"events": count, "seconds": seconds, "raw_seconds": raw_seconds},
+        ),
+        Row(
+            f"aggregator RSS, {reps:,} reps",
+            f"{rss:,.0f} MiB",
+            "—",
+            None,
+            "<= 1 GiB",
+            rss <= 1024,
+            cores,
+            notes=f"VmRSS after the {count:,}-event run above; not a month of history",
+            raw={"rss_mib": rss, "reps": reps},
+        ),
+    ]
+
+
+async def _raw_consume(bootstrap: str, topic: str, count: int) -> float:
+    """Seconds for a plain consumer to read and decode (json + pydantic) the whole topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=2000
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        began = time.monotonic()
+        seen = 0
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for records in batch.values():
+                for record in records:
+                    assert record.value is not None
+                    event_from_json(record.value)
+                    seen += 1
+        return time.monotonic() - began
+    finally:
+        await consumer.stop()
+
+
+async def _wait_committed(
+    bootstrap: str,
+    group: str,
+    topics: list[str],
+    *,
+    limit_seconds: float,
+    on_progress: Callable[[str], None],
+) -> float:
+    """Monotonic time at which `group` has committed the end offset of every partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    parts = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+    deadline = time.monotonic() + limit_seconds
+    try:
+        while time.monotonic() < deadline:
+            ends = await probe.end_offsets(parts)
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = sum(
+                ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in parts
+            )
+            on_progress(f"{behind:,} records behind")
+            if behind <= 0 and all(ends[tp] > 0 for tp in parts[:PARTITIONS]):
+                return time.monotonic()
+            await asyncio.sleep(0.1)
+    finally:
+        await probe.stop()
+        await admin.close()
+    raise RuntimeError(f"consumer group {group} did not catch up within {limit_seconds:.0f} s")
