@@ -166,8 +166,15 @@ def run(ctx: Context) -> list[Row]:
             ]
             _feed(ctx, topics["kpis"], floor)
             _wait_team(f"{base}/v1/teams/{run_id}-team-48/kpis?window=today", headers, 200)
+        sampler = None
+        if ctx.profile:
+            metrics_stacks = ctx.workdir / "api-metrics.collapsed"
+            sampler = profiling.start(proc.pid, metrics_stacks, 8)
         with console.status("timing GET /metrics"):
-            metric_ms, body = _time_gets(f"{base}/metrics", ctx.count(20, 5))
+            metric_ms, body = _time_gets(f"{base}/metrics", ctx.count(20, 10))
+        if sampler is not None:
+            sampler.wait()
+            profiling.save(metrics_stacks, "api-metrics")
         samples = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
         console.log(f"/metrics: median {statistics.median(metric_ms):.0f} ms, {samples:,} samples")
     plain_ms = _plain_gauges_ms(samples, ctx.count(20, 5))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,8 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         web_port=settings.WEB_PORT,
         datadir=settings.DATA_DIR,
         broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
+        # Batch the many small sends (facts, records, changelogs) into fewer produce requests.
+        producer_linger_ms=settings.PRODUCER_LINGER_MS,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -262,6 +265,15 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             await calls_topic.send(
                 key=key, value=call_record(step.state).model_dump_json().encode()
             )
+
+    @app.task
+    async def quiet_clients() -> None:
+        """Cap the Kafka clients' loggers at WARNING once the worker has set up logging.
+
+        Their per-send debug records cost ~13 % of the worker's CPU (py-spy) even unprinted.
+        """
+        for name in ("aiokafka", "faust", "mode"):
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
     @app.task
     async def follow_roster() -> None:

@@ -27,6 +27,7 @@ class AggregatorSettings(BaseSettings):
     ROSTER_TOPIC: str = topics.ROSTER
     SESSION_TIMEOUT_SECONDS: float = 30.0
     """How soon the group notices a dead worker and moves its partitions."""
+    PRODUCER_LINGER_MS: int = 10
     SNAPSHOT_INTERVAL_SECONDS: float = 0.25
     ROLLING_REFRESH_SECONDS: float = 15.0
     ALERT_EVALUATION_SECONDS: float = 10.0

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import topics
 from schemas.roster import TimeZoneName
+from services.kit.secrets import check_webhook_secret
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.callpulse/callpulse.db"
 
@@ -141,17 +139,4 @@ def check_http_url(value: str) -> str:
         raise ValueError(f"not a URL: {exc}") from exc
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("must be an absolute http:// or https:// URL")
-    return value
-
-
-def check_webhook_secret(value: str) -> str:
-    """`value` if it is a usable Standard Webhooks secret (`whsec_` + base64); else ValueError."""
-    raw = value.removeprefix("whsec_")
-    try:
-        # Strict: the library itself silently skips characters outside the base64 alphabet.
-        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-    except binascii.Error as exc:
-        raise ValueError("a webhook secret must be `whsec_` followed by base64") from exc
-    if len(key) < 16:
-        raise ValueError("a webhook secret must hold at least 16 bytes")
     return value

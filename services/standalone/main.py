@@ -85,7 +85,6 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
         floor,
         on_snapshot=readmodel.apply,
         on_records=store_records,
-        on_alert=readmodel.publish_alert,
     )
 
     @asynccontextmanager
@@ -98,22 +97,24 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
             for record in await repository.roster_records(session):
                 floor.roster.apply(record)
         await engine.log.open()
-        await engine.start()
-        demo: asyncio.Task[None] | None = None
-        stop = asyncio.Event()
-        if demo_url is not None:
-            demo = asyncio.create_task(_demo(demo_url, ingest_settings, api_settings, stop))
-        try:
-            yield {"readmodel": readmodel, "sessions": sessions}
-        finally:
-            stop.set()
-            if demo is not None:
-                demo.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await demo
-            await engine.stop()
-            await engine.log.close()
-            await db.dispose()
+        # alert history, SSE resume and delivery run as in the API service
+        async with api_app.alert_tasks(app):
+            await engine.start()
+            demo: asyncio.Task[None] | None = None
+            stop = asyncio.Event()
+            if demo_url is not None:
+                demo = asyncio.create_task(_demo(demo_url, ingest_settings, api_settings, stop))
+            try:
+                yield {"readmodel": readmodel, "sessions": sessions}
+            finally:
+                stop.set()
+                if demo is not None:
+                    demo.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await demo
+                await engine.stop()
+        await engine.log.close()
+        await db.dispose()
 
     app = FastAPI(
         title="callpulse (embedded)",
@@ -122,7 +123,8 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_ingest(app, ingest_settings, engine, registry)
-    api_app.install(app, api_settings, readmodel, sessions, _RosterFeed(engine), registry)
+    context = api_app.install(app, api_settings, readmodel, sessions, _RosterFeed(engine), registry)
+    engine.on_alert = context.alerts.submit
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from services.api.config import ApiSettings, check_http_url, check_webhook_secret
+from services.api.config import ApiSettings, check_http_url
+from services.kit.secrets import check_webhook_secret
 
 ChannelType = Literal["webhook", "slack", "wecom", "dingtalk", "feishu", "alertmanager"]
 CHANNEL_TYPES: tuple[ChannelType, ...] = (
