@@ -1,42 +1,22 @@
 """Window bounds in a team's time zone, for windows the read model holds no numbers for.
 
-Same rules as the aggregator (design §3.2): `today`, `week` (ISO), `month` are local calendar
-periods, `hour` the current local hour, `15m` / `60m` whole minutes ending with the current one.
+The bounds are the contract's (design §3.2), from `schemas.windows`, shared with the aggregator.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from schemas import windows as w
 from schemas.kpis import Kpis, WindowName
 
-_ROLLING_MINUTES = {"15m": 15, "60m": 60}
-
-
-def _midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz)
+_ROLLING_MINUTES = w.ROLLING_MINUTES
 
 
 def bounds(window: WindowName, now: datetime, timezone: str) -> tuple[datetime, datetime]:
-    """[start, end) of the window that contains `now`."""
-    tz = ZoneInfo(timezone)
-    local = now.astimezone(tz)
-    today = local.date()
-    if window == "today":
-        return _midnight(today, tz), _midnight(today + timedelta(days=1), tz)
-    if window == "week":
-        monday = today - timedelta(days=today.isoweekday() - 1)
-        return _midnight(monday, tz), _midnight(monday + timedelta(days=7), tz)
-    if window == "month":
-        first = today.replace(day=1)
-        return _midnight(first, tz), _midnight((first + timedelta(days=32)).replace(day=1), tz)
-    if window == "hour":
-        start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        return start.astimezone(tz), (start + timedelta(hours=1)).astimezone(tz)
-    end_minute = int(now.timestamp() // 60) + 1
-    start = datetime.fromtimestamp((end_minute - _ROLLING_MINUTES[window]) * 60, UTC)
-    return start.astimezone(tz), datetime.fromtimestamp(end_minute * 60, UTC).astimezone(tz)
+    """[start, end) of the window that contains `now` (the contract's rules, schemas.windows)."""
+    return w.bounds(window, now, ZoneInfo(timezone))
 
 
 def zero(window: WindowName, now: datetime, timezone: str) -> Kpis:
