@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.kpis import Kpis, WindowName
@@ -66,6 +67,25 @@ class KpiService:
     readmodel: ReadModel
     roster: RosterCache
     default_timezone: str = "UTC"
+    team_cache_seconds: float = 0.25
+    _team_json: dict[tuple[str, str], tuple[float, bytes]] = field(default_factory=dict)
+
+    async def team_json(self, team_id: str, window: WindowName) -> bytes:
+        """The team payload as JSON, shared by all requests for up to `team_cache_seconds`.
+
+        Every TV on a floor asks for the same payload; building and serialising 200 rep rows
+        is most of a request's cost (py-spy), while the numbers change at most every 250 ms.
+        """
+        key = (team_id, window)
+        now = time.monotonic()
+        cached = self._team_json.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        body = (await self.team(team_id, window)).model_dump_json().encode()
+        if len(self._team_json) > 10_000:
+            self._team_json.clear()  # bounded: team ids come from clients
+        self._team_json[key] = (now + self.team_cache_seconds, body)
+        return body
 
     async def rep(self, rep_id: str, window: WindowName) -> RepKpisOut:
         """A rep's KPIs; zero for a roster rep without activity; 404 for an unknown rep."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from schemas.kpis import WindowName
@@ -81,13 +81,14 @@ async def rep_kpis(
     responses=problems(404),
     summary="Team totals and one row per rep (the wallboard payload)",
     description="Totals add the reps' additive counts and recompute the ratios. Reps on the "
-    "roster without activity appear with zero counts.",
+    "roster without activity appear with zero counts. The payload is shared by concurrent "
+    "readers for up to 250 ms (the aggregator's own update interval).",
 )
 async def team_kpis(
     team_id: TeamId, ctx: ContextDep, _: ViewerDep, window: WindowQuery = "today"
-) -> TeamKpisOut:
+) -> Response:
     """A team's KPIs."""
-    return await ctx.kpis.team(team_id, window)
+    return Response(await ctx.kpis.team_json(team_id, window), media_type="application/json")
 
 
 @router.get(
