@@ -60,9 +60,9 @@ def _file(path: Path) -> FileResponse:
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
 
-@router.api_route(
+@router.head("/", include_in_schema=False)
+@router.get(
     "/",
-    methods=["GET", "HEAD"],
     response_class=FileResponse,
     summary="The wallboard page",
     description="A live board for a sales-floor TV: team totals against targets, a rep table "
