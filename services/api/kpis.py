@@ -21,8 +21,8 @@ from services.api.routes.schemas import (
 from services.kit.problems import Problem
 
 
-def rep_out(view: RepView) -> RepKpisOut:
-    """The response row of a rep the read model holds."""
+def rep_out(view: RepView, *, hourly: bool = True) -> RepKpisOut:
+    """The response row of a rep the read model holds (without its hourly profile if asked)."""
     snap = view.snapshot
     return RepKpisOut(
         **view.kpis.model_dump(),
@@ -36,7 +36,7 @@ def rep_out(view: RepView) -> RepKpisOut:
         status=snap.status,
         status_since=snap.status_since,
         targets=view.targets,
-        hourly=snap.hourly,
+        hourly=snap.hourly if hourly else [],
     )
 
 
@@ -68,20 +68,20 @@ class KpiService:
     roster: RosterCache
     default_timezone: str = "UTC"
     team_cache_seconds: float = 0.25
-    _team_json: dict[tuple[str, str], tuple[float, bytes]] = field(default_factory=dict)
+    _team_json: dict[tuple[str, str, bool], tuple[float, bytes]] = field(default_factory=dict)
 
-    async def team_json(self, team_id: str, window: WindowName) -> bytes:
+    async def team_json(self, team_id: str, window: WindowName, *, hourly: bool = False) -> bytes:
         """The team payload as JSON, shared by all requests for up to `team_cache_seconds`.
 
         Every TV on a floor asks for the same payload; building and serialising 200 rep rows
         is most of a request's cost (py-spy), while the numbers change at most every 250 ms.
         """
-        key = (team_id, window)
+        key = (team_id, window, hourly)
         now = time.monotonic()
         cached = self._team_json.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        body = (await self.team(team_id, window)).model_dump_json().encode()
+        body = (await self.team(team_id, window, hourly=hourly)).model_dump_json().encode()
         if len(self._team_json) > 10_000:
             self._team_json.clear()  # bounded: team ids come from clients
         self._team_json[key] = (now + self.team_cache_seconds, body)
@@ -99,7 +99,7 @@ class KpiService:
         timezone = self._timezone(known.team)
         return idle_rep_out(known.rep, timezone, known.targets, window, now)
 
-    async def team(self, team_id: str, window: WindowName) -> TeamKpisOut:
+    async def team(self, team_id: str, window: WindowName, *, hourly: bool = True) -> TeamKpisOut:
         """Team totals and a row per rep, including roster reps without activity."""
         now = self.readmodel.clock()
         view = self.readmodel.team(team_id, window, now)
@@ -108,7 +108,7 @@ class KpiService:
             raise Problem(404, "Unknown team", f"No KPIs and no roster entry for team {team_id!r}.")
         timezone = known.team.timezone if known.team else None
         timezone = timezone or (view.timezone if view else self.default_timezone)
-        active = [rep_out(r) for r in view.reps] if view else []
+        active = [rep_out(r, hourly=hourly) for r in view.reps] if view else []
         idle = self._idle_rows(known, window, now, timezone)
         counts = dict(view.status_counts) if view else {}
         if idle:

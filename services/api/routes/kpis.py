@@ -85,10 +85,18 @@ async def rep_kpis(
     "readers for up to 250 ms (the aggregator's own update interval).",
 )
 async def team_kpis(
-    team_id: TeamId, ctx: ContextDep, _: ViewerDep, window: WindowQuery = "today"
+    team_id: TeamId,
+    ctx: ContextDep,
+    _: ViewerDep,
+    window: WindowQuery = "today",
+    include_hourly: Annotated[
+        bool,
+        Query(description="Also each rep's hourly connect profile (70 % of the payload)."),
+    ] = False,
 ) -> Response:
     """A team's KPIs."""
-    return Response(await ctx.kpis.team_json(team_id, window), media_type="application/json")
+    body = await ctx.kpis.team_json(team_id, window, hourly=include_hourly)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from schemas.kpis import HourlyPoint
 from services.api.db.engine import create_engine, create_sessionmaker
 from services.api.keys import create_key
 from tests.integration.api.conftest import Api, ApiFactory
@@ -63,13 +64,19 @@ async def test_roster_reps_without_activity_read_as_zero(
     ]
 
     readmodel = api.app.state.callpulse_api.readmodel
-    readmodel.apply(
-        make_snapshot(busy, team_id, datetime.now(UTC), timezone="Asia/Shanghai", dials=9)
-    )
+    snap = make_snapshot(busy, team_id, datetime.now(UTC), timezone="Asia/Shanghai", dials=9)
+    profile = [HourlyPoint(hour=10, dials=9, connects=3, connect_rate=0.333333)]
+    readmodel.apply(snap.model_copy(update={"hourly": profile}))
     wall = (await api.client.get(f"/v1/teams/{team_id}/kpis")).json()
     assert wall["dials"] == 9
     assert [(r["rep_id"], r["dials"]) for r in wall["reps"]] == sorted([(busy, 9), (quiet, 0)])
     assert wall["rep_count"] == 2
+    # the hourly profiles are opt-in on the wallboard payload, always on a rep's own KPIs
+    assert all(r["hourly"] == [] for r in wall["reps"])
+    full = (await api.client.get(f"/v1/teams/{team_id}/kpis?include_hourly=true")).json()
+    busy_row = next(r for r in full["reps"] if r["rep_id"] == busy)
+    own = (await api.client.get(f"/v1/reps/{busy}/kpis")).json()
+    assert busy_row["hourly"] == own["hourly"] == [p.model_dump() for p in profile]
 
 
 async def test_unknown_subjects_are_404_problems(api_factory: ApiFactory, unique: str) -> None:
