@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.scenarios import aggregator, api, e2e, embedded, ingest
+from bench.scenarios import aggregator, api, e2e, embedded, ingest, sse
 from bench.support import ROOT, Context, Row, console, export_tree, pin_self, skipped
 
 Scenario = Callable[[Context], list[Row]]
@@ -53,6 +53,7 @@ SCENARIOS: dict[str, tuple[Scenario, list[tuple[str, str]]]] = {
     ),
     "e2e": (e2e.run, [("end to end at 500 events/s", "p99 <= 1 s")]),
     "embedded": (embedded.run, [("embedded mode, NDJSON batches", "— (no target)")]),
+    "sse": (sse.run, [("SSE fan-out to 500 clients (CPU per update)", sse.TARGET)]),
 }
 
 RESULTS = ROOT / "bench" / "results"
