@@ -32,7 +32,7 @@ from services.aggregator.domain.calls import (
     call_record,
     close_if_stale,
 )
-from services.aggregator.domain.rep import RepState, apply_fact, prune, snapshot
+from services.aggregator.domain.rep import RepState, apply_fact, prune, signature, snapshot
 from services.aggregator.domain.roster import RosterView
 
 log = structlog.get_logger(__name__)
@@ -197,7 +197,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         prune(state, ZoneInfo(ctx.timezone), now)
         lag = 0.0 if arrived is None else now.timestamp() - arrived
         snap = snapshot(state, ctx, now, lag)
-        body = snap.model_dump(mode="json", exclude={"as_of", "lag_seconds"})
+        body = signature(snap)
         if arrived is None and published.get(rep_id) == body:
             return
         published[rep_id] = body

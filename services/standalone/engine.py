@@ -22,6 +22,7 @@ from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
 from schemas.roster import RosterRecord
 from services.aggregator.domain.floor import Applied, Floor
+from services.aggregator.domain.rep import signature
 from services.standalone.eventlog import SqliteEventLog
 
 log = structlog.get_logger(__name__)
@@ -138,7 +139,7 @@ class EmbeddedEngine:
         snap = self.floor.snapshot(rep_id, now, lag)
         for alert in self.floor.alerts(snap, now):
             self.on_alert(alert)
-        body = snap.model_dump(exclude={"as_of", "lag_seconds"})
+        body = signature(snap)
         if not force and self._published.get(rep_id) == body:
             return
         self._published[rep_id] = body

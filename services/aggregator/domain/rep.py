@@ -263,3 +263,14 @@ def day_counters(rep: RepState, day: date) -> Counters:
     bucket = zero()
     add_into(bucket, rep.days.get(day.isoformat(), zero()))
     return bucket
+
+
+_BOUNDS = {"window_start", "window_end"}
+
+
+def signature(snap: RepSnapshot) -> dict[str, Any]:
+    """What a wallboard would see change: every value, but not the time of computing it nor
+    the bounds of rolling windows (they move every minute without any number changing)."""
+    return snap.model_dump(
+        exclude={"as_of": True, "lag_seconds": True, "windows": dict.fromkeys(WINDOWS, _BOUNDS)}
+    )

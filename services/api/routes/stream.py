@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header
@@ -22,8 +24,19 @@ SEND_TIMEOUT_SECONDS = 30
 REPLAY_PAGE = 500
 
 
+_KPI_JSON: OrderedDict[tuple[str, datetime], str] = OrderedDict()
+_KPI_JSON_SIZE = 4096
+
+
 def _kpi(snapshot: RepSnapshot) -> ServerSentEvent:
-    return ServerSentEvent(data=snapshot.model_dump_json(), event="kpi")
+    # One update goes to every client of the team: serialise it once, not once per client.
+    key = (snapshot.rep_id, snapshot.as_of)
+    data = _KPI_JSON.get(key)
+    if data is None:
+        data = _KPI_JSON[key] = snapshot.model_dump_json()
+        if len(_KPI_JSON) > _KPI_JSON_SIZE:
+            _KPI_JSON.popitem(last=False)
+    return ServerSentEvent(data=data, event="kpi")
 
 
 def _alert(alert: Alert, seq: int | None) -> ServerSentEvent:

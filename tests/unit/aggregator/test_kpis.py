@@ -270,3 +270,16 @@ def test_a_change_that_moves_no_kpi_still_makes_a_new_record_for_history() -> No
         ev("call.outcome", "c1", T0 + timedelta(minutes=2), rep_id="r1", outcome="x"), NOW
     )
     assert again.record is None  # an older outcome changes nothing
+
+
+def test_signature_ignores_moving_rolling_bounds_but_not_values() -> None:
+    from services.aggregator.domain.rep import signature
+
+    floor = Floor()
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
+    a = floor.snapshot("r1", T0 + timedelta(minutes=1))
+    b = floor.snapshot("r1", T0 + timedelta(minutes=2))
+    assert a.windows["15m"].window_start != b.windows["15m"].window_start  # type: ignore[index]
+    assert signature(a) == signature(b)
+    c = floor.snapshot("r1", T0 + timedelta(minutes=16))  # the dial has left the 15m window
+    assert signature(c) != signature(b)
