@@ -271,6 +271,9 @@ _BOUNDS = {"window_start", "window_end"}
 def signature(snap: RepSnapshot) -> dict[str, Any]:
     """What a wallboard would see change: every value, but not the time of computing it nor
     the bounds of rolling windows (they move every minute without any number changing)."""
-    return snap.model_dump(
-        exclude={"as_of": True, "lag_seconds": True, "windows": dict.fromkeys(WINDOWS, _BOUNDS)}
-    )
+    exclude: dict[str, Any] = {
+        "as_of": True,
+        "lag_seconds": True,
+        "windows": dict.fromkeys(WINDOWS, _BOUNDS),
+    }
+    return snap.model_dump(exclude=exclude)
