@@ -56,7 +56,29 @@ async def _lag(consumer: AIOKafkaConsumer) -> int:
     return lag
 
 
-class Follower:
+class _Background:
+    """A consuming loop run as one background task: `start()` it, `stop()` cancels it."""
+
+    topic: str
+    _task: asyncio.Task[None] | None = None
+    _kind = "consume"
+
+    def start(self) -> None:
+        """Start in the background."""
+        self._task = asyncio.create_task(self._run(), name=f"{self._kind}:{self.topic}")
+
+    async def stop(self) -> None:
+        """Stop (an uncommitted batch is redelivered later)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Follower(_Background):
     """Reads every partition of one topic without a consumer group (each replica reads it all).
 
     From the beginning (a compacted topic materialized in memory) or from the end (live only).
@@ -76,18 +98,7 @@ class Follower:
         self.bootstrap, self.topic, self.handle = bootstrap, topic, handle
         self.from_beginning, self.metrics = from_beginning, metrics
         self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start following in the background."""
-        self._task = asyncio.create_task(self._run(), name=f"follow:{self.topic}")
-
-    async def stop(self) -> None:
-        """Stop following."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._kind = "follow"
 
     async def _run(self) -> None:
         attempt = 0
@@ -177,7 +188,7 @@ def calls_store(sessions: async_sessionmaker[AsyncSession]) -> Store:
     return store
 
 
-class StoringConsumer(Generic[M]):
+class StoringConsumer(_Background, Generic[M]):
     """Stores a topic's records: batched, offsets committed after the database commit.
 
     At-least-once: a crash between the two redelivers the batch, so `store` must be idempotent.
@@ -199,18 +210,7 @@ class StoringConsumer(Generic[M]):
     ) -> None:
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.store, self.metrics, self.max_records = store, metrics, max_records
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start consuming in the background."""
-        self._task = asyncio.create_task(self._run(), name=f"store:{self.topic}")
-
-    async def stop(self) -> None:
-        """Stop consuming (an uncommitted batch is redelivered later)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._kind = "store"
 
     async def _run(self) -> None:
         attempt = 0

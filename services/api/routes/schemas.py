@@ -10,25 +10,11 @@ from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from schemas.alerts import Alert
-from schemas.kpis import HourlyPoint, Kpis, RepStatus, TargetProgress, WindowName
+from schemas.kpis import HourlyPoint, KpiName, Kpis, RepStatus, TargetProgress, WindowName
 from schemas.roster import AlertRule, Shift, Target, TimeZoneName
 from services.api.alerts.channels import Channel, ChannelType
 
-Metric = Literal[
-    "dials",
-    "inbound_calls",
-    "connects",
-    "connect_rate",
-    "talk_seconds",
-    "avg_talk_seconds",
-    "conversations",
-    "conversions",
-    "conversion_rate",
-    "revenue",
-    "avg_deal",
-    "csat_avg",
-    "csat_responses",
-]
+Metric = KpiName
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Text = Annotated[str, StringConstraints(max_length=200, pattern=_PRINTABLE)]
