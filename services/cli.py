@@ -15,11 +15,15 @@ def run(
     port: Annotated[int, typer.Option(help="Port of the one embedded server.")] = 8000,
     data_dir: Annotated[str, typer.Option(help="Where SQLite files live.")] = ".callpulse",
     demo: Annotated[bool, typer.Option(help="Also simulate a floor of ~50 reps.")] = False,
+    demo_minutes: Annotated[
+        float | None,
+        typer.Option(help="Stop the demo floor after this long and write its ground truth."),
+    ] = None,
 ) -> None:
     """Embedded mode: ingest, aggregator and API in one process, SQLite, no Kafka."""
     from services.standalone.main import serve
 
-    serve(host=host, port=port, data_dir=data_dir, demo=demo)
+    serve(host=host, port=port, data_dir=data_dir, demo=demo, demo_minutes=demo_minutes)
 
 
 @app.command()

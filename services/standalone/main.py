@@ -57,7 +57,9 @@ class _RosterFeed:
         await self.engine.publish_roster(record)
 
 
-def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
+def create_app(
+    data_dir: Path, *, demo_url: str | None = None, demo_minutes: float | None = None
+) -> FastAPI:
     """The embedded app; settings from `CALLPULSE_*`, SQLite files under `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault(
@@ -103,7 +105,10 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
             demo: asyncio.Task[None] | None = None
             stop = asyncio.Event()
             if demo_url is not None:
-                demo = asyncio.create_task(_demo(demo_url, ingest_settings, api_settings, stop))
+                truth = data_dir / "demo-truth.json"
+                demo = asyncio.create_task(
+                    _demo(demo_url, ingest_settings, api_settings, stop, demo_minutes, truth)
+                )
             try:
                 yield {"readmodel": readmodel, "sessions": sessions}
             finally:
@@ -142,16 +147,43 @@ def create_app(data_dir: Path, *, demo_url: str | None = None) -> FastAPI:
     return app
 
 
-async def _demo(url: str, settings: IngestSettings, api: ApiSettings, stop: asyncio.Event) -> None:
+async def _demo(
+    url: str,
+    settings: IngestSettings,
+    api: ApiSettings,
+    stop: asyncio.Event,
+    minutes: float | None,
+    truth: Path,
+) -> None:
+    """The demo floor; with `minutes`, it stops then and writes its ground truth for verify."""
     from services.simulator.demo import run_demo
 
     secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
     key = api.BOOTSTRAP_ADMIN_KEY.get_secret_value() if api.BOOTSTRAP_ADMIN_KEY else None
     await asyncio.sleep(0.5)  # let the server accept connections first
-    await run_demo(url, secret, reps=50, stop=stop, timezone=api.TIMEZONE, api_key=key)
+    if minutes is not None:
+        asyncio.get_running_loop().call_later(minutes * 60, stop.set)
+    await run_demo(
+        url,
+        secret,
+        reps=50,
+        stop=stop,
+        timezone=api.TIMEZONE,
+        api_key=key,
+        truth_out=truth if minutes is not None else None,
+    )
+    if minutes is not None:
+        log.info("demo_stopped", truth=str(truth))
+        sys.stderr.write(
+            f"\ncallpulse: the demo floor stopped; its ground truth is in {truth}.\n"
+            f"Check the live numbers against it:\n\n  .venv/bin/callpulse verify --url {url} "
+            f"--key <admin key> --truth {truth}\n\n"
+        )
 
 
-def serve(host: str, port: int, data_dir: str, demo: bool) -> None:
+def serve(
+    host: str, port: int, data_dir: str, demo: bool, demo_minutes: float | None = None
+) -> None:
     """Run the embedded app with uvicorn and print how to use it."""
     import uvicorn
 
@@ -165,6 +197,6 @@ def serve(host: str, port: int, data_dir: str, demo: bool) -> None:
         secret = ensure_webhook_secret(root)
         source = f"in {root / 'webhook_secret'} (set CALLPULSE_WEBHOOK_SECRET to choose one)"
         os.environ["CALLPULSE_WEBHOOK_SECRET"] = secret
-    app = create_app(root, demo_url=base if demo else None)
+    app = create_app(root, demo_url=base if demo else None, demo_minutes=demo_minutes)
     sys.stderr.write(banner(base, secret, source))
     uvicorn.run(app, host=host, port=port, log_level="warning")
