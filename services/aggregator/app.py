@@ -7,9 +7,11 @@ in plain tables backed by changelogs; windows are our own buckets inside the val
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +19,7 @@ from zoneinfo import ZoneInfo
 import faust
 import structlog
 from aiokafka import AIOKafkaConsumer
+from faust.exceptions import NotReady
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
@@ -75,6 +78,23 @@ class Metrics:
         self.reps = Gauge(
             "callpulse_aggregator_reps", "Reps held by this worker.", registry=self.registry
         )
+
+
+TimerJob = Callable[[], Awaitable[None]]
+
+
+def _quiet_at_shutdown(job: TimerJob) -> TimerJob:
+    """A timer that fires while the worker stops finds the producer gone (faust NotReady); the
+    work is not lost: after a restart the refresh timer republishes every rep."""
+
+    @functools.wraps(job)
+    async def run() -> None:
+        try:
+            await job()
+        except NotReady:
+            log.info("timer_skipped_at_shutdown", timer=job.__name__)
+
+    return run
 
 
 def create_app(settings: AggregatorSettings) -> faust.App:
@@ -207,6 +227,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             metrics.lag.observe(lag)
 
     @app.timer(interval=settings.SNAPSHOT_INTERVAL_SECONDS)
+    @_quiet_at_shutdown
     async def flush_snapshots() -> None:
         """Coalesce: at most one snapshot per changed rep per interval."""
         batch = list(dirty.items())
@@ -215,6 +236,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             await publish(rep_id, arrived)
 
     @app.timer(interval=settings.ROLLING_REFRESH_SECONDS)
+    @_quiet_at_shutdown
     async def refresh_rolling() -> None:
         """Rolling windows move without events: republish reps whose numbers changed."""
         for key in list(reps.keys()):
@@ -222,6 +244,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         metrics.reps.set(len(live))
 
     @app.timer(interval=settings.ALERT_EVALUATION_SECONDS)
+    @_quiet_at_shutdown
     async def evaluate_alerts() -> None:
         """Time moves rules (pace, idle, missed): tick each rep that has rules, in its partition.
 
@@ -237,6 +260,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 )
 
     @app.timer(interval=60.0)
+    @_quiet_at_shutdown
     async def find_stale_calls() -> None:
         """Calls open past max_call_seconds get a tick, closed by `expire` in their partition."""
         now = datetime.now(UTC)
