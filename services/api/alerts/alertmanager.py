@@ -56,7 +56,9 @@ def labels(alert: Alert) -> dict[str, str]:
 def body(alert: Alert, ctx: SendContext) -> list[dict[str, object]]:
     """The postable alert list."""
     if alert.state == "resolved":
-        ends_at = alert.resolved_at or alert.at
+        # Never in the future: Alertmanager treats an alert whose endsAt is still ahead as
+        # firing and then keeps the firing notice's longer endsAt, so it would never resolve.
+        ends_at = min(alert.resolved_at or alert.at, ctx.now)
     else:
         ends_at = max(ctx.now, alert.fired_at) + timedelta(seconds=ctx.firing_ttl_seconds)
     posted: dict[str, object] = {

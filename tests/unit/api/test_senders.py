@@ -160,6 +160,12 @@ def test_alertmanager_firing_and_resolved() -> None:
     assert posted["endsAt"] == "2025-03-12T09:30:00Z"
     assert posted["labels"]["alert_id"] == FIRING.alert_id  # same labels: the same AM alert
 
+    # a resolution stamped ahead of the sender's clock is posted as resolved now, or
+    # Alertmanager would keep the firing notice's later endsAt and never resolve it
+    ahead = resolve(FIRING, at=NOW + timedelta(seconds=30))
+    [posted] = json.loads(send(AlertmanagerSender(), channel, ahead).content)
+    assert posted["endsAt"] == "2025-03-12T09:30:00Z"
+
 
 def test_alertmanager_leaves_out_a_missing_team() -> None:
     channel = Channel(type="alertmanager", url="http://am.example:9093")
