@@ -156,6 +156,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 metrics.events.labels("invalid").inc()
                 log.warning("event_invalid", offset=event_.message.offset)
                 continue
+            event = roster.resolve(event)  # a provider's agent id -> our rep id
             key = event.call_id.encode()
             raw = calls.get(key)
             step = apply_event(CallState.from_dict(json.loads(raw)) if raw else None, event, rules)

@@ -37,6 +37,7 @@ class Floor:
 
     def apply(self, event: CallEvent, now: datetime) -> Applied:
         """Stage 1 then stage 2 for one event."""
+        event = self.roster.resolve(event)
         step = apply_event(self.calls.get(event.call_id), event, self.rules)
         self.calls[event.call_id] = step.state
         out = Applied(duplicate=step.duplicate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from schemas.events import CallEvent
 from schemas.roster import AlertRule, Rep, RosterRecord, Target, Team
 from services.aggregator.domain.rep import Context
 
@@ -19,13 +20,20 @@ class RosterView:
     rep_targets: dict[str, tuple[Target, ...]] = field(default_factory=dict)
     team_rules: dict[str, tuple[AlertRule, ...]] = field(default_factory=dict)
     rep_rules: dict[str, tuple[AlertRule, ...]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    """A provider's agent id (any provider) -> our rep_id, from `Rep.external_ids`."""
 
     def apply(self, record: RosterRecord) -> None:
         """Take one roster record (a newer record for the same key replaces the older)."""
         if record.team is not None:
             self.teams[record.team.team_id] = record.team
         if record.rep is not None:
-            self.reps[record.rep.rep_id] = record.rep
+            rep = record.rep
+            self.reps[rep.rep_id] = rep
+            for alias in [a for a, rep_id in self.aliases.items() if rep_id == rep.rep_id]:
+                del self.aliases[alias]  # ids the rep no longer has
+            for external in rep.external_ids.values():
+                self.aliases[external] = rep.rep_id
         if record.targets is not None:
             book = self.team_targets if record.targets.subject == "team" else self.rep_targets
             book[record.targets.subject_id] = tuple(record.targets.targets)
@@ -33,6 +41,13 @@ class RosterView:
             rules = record.alert_rules
             shelf = self.team_rules if rules.subject == "team" else self.rep_rules
             shelf[rules.subject_id] = tuple(rules.rules)
+
+    def resolve(self, event: CallEvent) -> CallEvent:
+        """The event with its rep id translated when it is a provider's agent id we know."""
+        rep_id = event.rep_id
+        if rep_id is None or rep_id in self.reps or rep_id not in self.aliases:
+            return event
+        return event.model_copy(update={"rep_id": self.aliases[rep_id]})
 
     def context(self, rep_id: str, event_team_id: str | None) -> Context:
         """Team, time zone, shift and targets of a rep; rep targets override team ones."""

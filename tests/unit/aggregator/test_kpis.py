@@ -283,3 +283,18 @@ def test_signature_ignores_moving_rolling_bounds_but_not_values() -> None:
     assert signature(a) == signature(b)
     c = floor.snapshot("r1", T0 + timedelta(minutes=16))  # the dial has left the 15m window
     assert signature(c) != signature(b)
+
+
+def test_provider_agent_ids_map_to_reps_through_the_roster() -> None:
+    from schemas.roster import Rep
+
+    floor = Floor()
+    floor.roster.apply(RosterRecord(rep=Rep(rep_id="alice", external_ids={"aircall": "4711"})))
+    floor.apply(ev("call.started", "c1", T0, rep_id="4711"), NOW)
+    floor.apply(ev("call.started", "c2", T0, rep_id="alice"), NOW)
+    floor.apply(ev("call.started", "c3", T0, rep_id="9999"), NOW)  # unknown: kept as is
+    assert floor.snapshot("alice", NOW).windows["today"].dials == 2  # type: ignore[index]
+    assert "9999" in floor.reps
+    assert "4711" not in floor.reps
+    floor.roster.apply(RosterRecord(rep=Rep(rep_id="alice")))  # the mapping was removed
+    assert floor.roster.aliases == {}
