@@ -17,7 +17,10 @@ start_one() {  # name, command...
   if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     echo "$name already running (pid $(cat "$pidfile"))"; return
   fi
-  (cd "$ROOT" && setsid nohup "$@" >"$RUN/$name.log" 2>&1 & echo $! >"$pidfile")
+  # exec: the pid recorded is the service's own (a new session, so `kill -- -pid` gets all of
+  # it), and no shell lingers holding the caller's stdout open.
+  (cd "$ROOT" && exec setsid nohup "$@" >"$RUN/$name.log" 2>&1 </dev/null) &
+  echo $! >"$pidfile"
   echo "$name started (pid $(cat "$pidfile"), log $RUN/$name.log)"
 }
 
