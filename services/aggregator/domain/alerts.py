@@ -8,13 +8,14 @@ the rep, the window instance it is about and an episode number within that insta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.alerts import Alert
 from schemas.kpis import RepSnapshot
 from schemas.roster import AlertRule, Shift, Target
+from services.aggregator.domain.rep import shift_bounds
 
 KPI_ZH = {
     "dials": "外呼量",
@@ -51,15 +52,6 @@ class Verdict:
     threshold: float
     message_en: str
     message_zh: str
-
-
-def _shift_bounds(shift: Shift, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
-    local = now.astimezone(tz)
-    if local.isoweekday() not in shift.days:
-        return None
-    start = datetime.combine(local.date(), shift.start, tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(local.date(), shift.end, tzinfo=tz).astimezone(UTC)
-    return (start, end) if end > start else None
 
 
 def _target(targets: tuple[Target, ...], kpi: str) -> float | None:
@@ -113,7 +105,7 @@ def verdict(
             f"{who}：{kpi_zh}（{WINDOW_ZH[rule.window]}）为 {_fmt(value)}，"
             f"{word_zh} {_fmt(rule.value)}",
         )
-    bounds = _shift_bounds(shift, now, tz)
+    bounds = shift_bounds(shift, now, tz)
     if bounds is None:
         return None
     start, end = bounds

@@ -9,7 +9,7 @@ week, month). Facts are applied once per (call, version); the remembered version
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from schemas import windows as w
 from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus, TargetProgress
 from schemas.roster import AlertRule, Shift, Target
 from services.aggregator.domain.calls import RepFact
-from services.aggregator.domain.counters import C, Counters, add_into, derive, total, zero
+from services.aggregator.domain.counters import C, Counters, derive, total, zero
 
 MINUTE_RETENTION = timedelta(hours=2)
 HOUR_RETENTION_DAYS = 2
@@ -179,18 +179,23 @@ COUNT_KPIS = frozenset(
 )
 
 
-def shift_fraction(shift: Shift, now: datetime, tz: ZoneInfo) -> float | None:
-    """How much of today's shift has elapsed (0..1), None outside a shift day."""
+def shift_bounds(shift: Shift, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """Today's shift as UTC [start, end), None on a day off (or an empty shift)."""
     local = now.astimezone(tz)
     if local.isoweekday() not in shift.days:
         return None
-    start = datetime.combine(local.date(), shift.start, tzinfo=tz)
-    end = datetime.combine(local.date(), shift.end, tzinfo=tz)
-    length = (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds()
-    if length <= 0:
+    start = datetime.combine(local.date(), shift.start, tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(local.date(), shift.end, tzinfo=tz).astimezone(UTC)
+    return (start, end) if end > start else None
+
+
+def shift_fraction(shift: Shift, now: datetime, tz: ZoneInfo) -> float | None:
+    """How much of today's shift has elapsed (0..1), None outside a shift day."""
+    bounds = shift_bounds(shift, now, tz)
+    if bounds is None:
         return None
-    elapsed = (now.astimezone(UTC) - start.astimezone(UTC)).total_seconds()
-    return min(1.0, max(0.0, elapsed / length))
+    start, end = bounds
+    return min(1.0, max(0.0, (now - start) / (end - start)))
 
 
 def progress(
@@ -256,13 +261,6 @@ def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> 
         targets=progress(ctx.targets, values, shift_fraction(ctx.shift, now, tz)),
         hourly=hourly_profile(rep),
     )
-
-
-def day_counters(rep: RepState, day: date) -> Counters:
-    """One local day's counters (zero when absent)."""
-    bucket = zero()
-    add_into(bucket, rep.days.get(day.isoformat(), zero()))
-    return bucket
 
 
 _BOUNDS = {"window_start", "window_end"}
