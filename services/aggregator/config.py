@@ -34,3 +34,10 @@ class AggregatorSettings(BaseSettings):
     TICKS_TOPIC: str = "callpulse.call-ticks"
     CONVERSATION_MIN_SECONDS: float = 300.0
     MAX_CALL_SECONDS: float = 4 * 3600.0
+    CALL_RETENTION_SECONDS: float = 6 * 3600.0
+    """An ended call's state is kept this long after its last event, for late events."""
+    BATCH_MAX_EVENTS: int = 1000
+    """Events (stage 1) or fact packs (stage 2) taken per batch: each call and rep in a batch
+    is read and saved once."""
+    BATCH_SECONDS: float = 0.05
+    """The longest a batch waits to fill: the latency an event pays for batching, per stage."""

@@ -130,8 +130,10 @@ class EmbeddedEngine:
             self._publish(rep_id, None, force=False)
 
     async def _close_stale(self) -> None:
-        for applied in self.floor.close_stale(datetime.now(UTC)):
+        now = datetime.now(UTC)
+        for applied in self.floor.close_stale(now):
             self._take(applied, time.time())
+        self.floor.forget_ended(now)
 
     def _publish(self, rep_id: str, arrived: float | None, *, force: bool) -> None:
         now = datetime.now(UTC)

@@ -41,6 +41,9 @@ class Rules:
 
     conversation_min_seconds: float = 300.0
     max_call_seconds: float = 4 * 3600.0
+    call_retention_seconds: float = 6 * 3600.0
+    """How long an ended call is kept for late events (outcome, survey, correction) after its
+    last event. A later event starts the call afresh: it is credited, but cannot retract."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,20 @@ class RepFact:
             "status": self.status,
             "status_at": self.status_at.isoformat(),
             "event_at": self.event_at.isoformat(),
+        }
+
+    def fields(self) -> dict[str, Any]:
+        """to_dict before the JSON conversions (times, atoms), for an encoder that does them."""
+        return {
+            "fact_id": self.fact_id,
+            "rep_id": self.rep_id,
+            "call_id": self.call_id,
+            "version": self.version,
+            "atoms": self.atoms,
+            "team_id": self.team_id,
+            "status": self.status,
+            "status_at": self.status_at,
+            "event_at": self.event_at,
         }
 
     @classmethod
@@ -153,6 +170,11 @@ class CallState:
                 value = _atoms_out(value)
             out[name] = value
         return out
+
+    def fields(self) -> dict[str, Any]:
+        """to_dict before the JSON conversions (times, decimals, atoms), for an encoder that
+        does them (the aggregator's orjson: same JSON, a fraction of the cost)."""
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CallState:
@@ -424,6 +446,13 @@ def close_if_stale(state: CallState, now: datetime, rules: Rules) -> Step | None
     current = _copy(state)
     current.ended_at, current.end_status, current.stale_closed = deadline, "failed", True
     return Step(current, _advance(current, rules, force=True), duplicate=False, changed=True)
+
+
+def forgettable(state: CallState, now: datetime, rules: Rules) -> bool:
+    """An ended call whose last event is older than the retention: its state may be dropped."""
+    if state.is_open or state.last_event_at is None:
+        return False
+    return now - state.last_event_at > timedelta(seconds=rules.call_retention_seconds)
 
 
 def _advance(state: CallState, rules: Rules, *, force: bool = False) -> list[RepFact]:

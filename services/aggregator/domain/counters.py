@@ -48,10 +48,8 @@ def add_into(target: Counters, source: Counters) -> None:
 
 def total(buckets: Iterable[Counters]) -> Counters:
     """The sum of many buckets."""
-    out = zero()
-    for bucket in buckets:
-        add_into(out, bucket)
-    return out
+    columns = [sum(column) for column in zip(*buckets, strict=True)]
+    return columns or zero()
 
 
 def revenue_units(amount: Decimal) -> int:

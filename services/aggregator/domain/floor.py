@@ -11,7 +11,14 @@ from schemas.calls import CallRecord
 from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
 from services.aggregator.domain.alerts import evaluate
-from services.aggregator.domain.calls import CallState, RepFact, Rules, apply_event, call_record
+from services.aggregator.domain.calls import (
+    CallState,
+    RepFact,
+    Rules,
+    apply_event,
+    call_record,
+    forgettable,
+)
 from services.aggregator.domain.calls import close_if_stale as _close_if_stale
 from services.aggregator.domain.rep import Context, RepState, apply_fact, prune, snapshot
 from services.aggregator.domain.roster import RosterView
@@ -68,6 +75,13 @@ class Floor:
                     applied.reps.add(fact.rep_id)
             out.append(applied)
         return out
+
+    def forget_ended(self, now: datetime) -> int:
+        """Drop ended calls past the retention (bounded memory); how many were dropped."""
+        old = [c for c, state in self.calls.items() if forgettable(state, now, self.rules)]
+        for call_id in old:
+            del self.calls[call_id]
+        return len(old)
 
     def snapshot(self, rep_id: str, now: datetime, lag_seconds: float = 0.0) -> RepSnapshot:
         """The rep's snapshot at `now`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -134,13 +135,48 @@ def prune(rep: RepState, tz: ZoneInfo, now: datetime) -> None:
         del rep.applied[call_id]
 
 
+@dataclass(frozen=True, slots=True)
+class WindowPlan:
+    """Where one window starts and ends at a given minute, and which buckets it sums."""
+
+    window: str
+    start: datetime
+    end: datetime
+    days: frozenset[str]  # local-day bucket keys (calendar windows)
+    minutes: tuple[int, int] | None  # first and last epoch minute (minute-based windows)
+
+
+@lru_cache(maxsize=256)
+def window_plans(tz: ZoneInfo, minute: int) -> tuple[WindowPlan, ...]:
+    """Every window's plan during one epoch minute (bounds and bucket keys do not change
+    within a minute), so a burst of snapshots computes them once per time zone."""
+    now = datetime.fromtimestamp(minute * 60, UTC)
+    plans = []
+    for window in WINDOWS:
+        start, end = w.bounds(window, now, tz)
+        if window in w.CALENDAR:
+            keys = frozenset(d.isoformat() for d in w.day_keys(window, now, tz))
+            plans.append(WindowPlan(window, start, end, keys, None))
+        else:
+            span = w.minute_range(window, now, tz)
+            plans.append(WindowPlan(window, start, end, frozenset(), (span.start, span.stop - 1)))
+    return tuple(plans)
+
+
+def plan_counters(rep: RepState, plan: WindowPlan) -> Counters:
+    """The summed counters of one planned window (walks the rep's sparse buckets)."""
+    if plan.minutes is None:
+        buckets = [bucket for key, bucket in rep.days.items() if key in plan.days]
+    else:
+        first, last = plan.minutes
+        buckets = [bucket for key, bucket in rep.minutes.items() if first <= key <= last]
+    return total(buckets)
+
+
 def window_counters(rep: RepState, window: str, tz: ZoneInfo, now: datetime) -> Counters:
     """The summed counters of one window at `now`."""
-    if window in w.CALENDAR:
-        keys = (d.isoformat() for d in w.day_keys(window, now, tz))  # type: ignore[arg-type]
-        return total(rep.days[k] for k in keys if k in rep.days)
-    minutes = w.minute_range(window, now, tz)  # type: ignore[arg-type]
-    return total(rep.minutes[m] for m in minutes if m in rep.minutes)
+    plan = next(p for p in window_plans(tz, w.epoch_minute(now)) if p.window == window)
+    return plan_counters(rep, plan)
 
 
 def status_now(rep: RepState, now: datetime) -> tuple[RepStatus, datetime | None]:
@@ -241,11 +277,15 @@ def hourly_profile(rep: RepState) -> list[HourlyPoint]:
 def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> RepSnapshot:
     """The rep's KPIs for every window at `now`, with status and target progress."""
     tz = ZoneInfo(ctx.timezone)
-    values: dict[str, Kpis] = {}
-    for window in WINDOWS:
-        start, end = w.bounds(window, now, tz)
-        counters = window_counters(rep, window, tz, now)
-        values[window] = Kpis(window=window, window_start=start, window_end=end, **derive(counters))
+    values: dict[str, Kpis] = {
+        plan.window: Kpis(
+            window=plan.window,
+            window_start=plan.start,
+            window_end=plan.end,
+            **derive(plan_counters(rep, plan)),
+        )
+        for plan in window_plans(tz, w.epoch_minute(now))
+    }
     status, since = status_now(rep, now)
     return RepSnapshot(
         rep_id=rep.rep_id,
@@ -263,15 +303,26 @@ def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> 
     )
 
 
-_BOUNDS = {"window_start", "window_end"}
+_VOLATILE = frozenset({"as_of", "lag_seconds", "window_start", "window_end"})
 
 
-def signature(snap: RepSnapshot) -> dict[str, Any]:
+def signature(snap: RepSnapshot) -> int:
     """What a wallboard would see change: every value, but not the time of computing it nor
-    the bounds of rolling windows (they move every minute without any number changing)."""
-    exclude: dict[str, Any] = {
-        "as_of": True,
-        "lag_seconds": True,
-        "windows": dict.fromkeys(WINDOWS, _BOUNDS),
-    }
-    return snap.model_dump(exclude=exclude)
+    the bounds of windows (rolling ones move every minute without any number changing).
+
+    A hash of the values (cheap to keep per rep, cheap to compute: no model_dump)."""
+    return hash(_values(snap))
+
+
+def _values(model: Any) -> Any:
+    if isinstance(model, list):
+        return tuple(_values(item) for item in model)
+    if isinstance(model, dict):
+        return tuple((key, _values(item)) for key, item in model.items())
+    if hasattr(model, "__pydantic_fields__"):
+        return tuple(
+            (name, _values(value))
+            for name, value in model.__dict__.items()
+            if name not in _VOLATILE
+        )
+    return model
