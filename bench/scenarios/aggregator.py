@@ -2,20 +2,25 @@
 
 Both read the same 4-partition topic. The worker's figure is N / (time from its readiness to the
 moment its consumer group has committed the end offsets of the events topic *and* of the facts
-topic it feeds itself, i.e. both stages are done). The worker's RSS is read from /proc after that,
-with every rep of the 10,000-rep floor in its tables.
+topic it feeds itself, i.e. both stages are done). Next to it: a Faust worker whose agent does
+nothing, on the same topic (Faust's own ceiling here). Memory: a second worker recovers the state
+a month of a 10,000-rep floor leaves (bench/scenarios/month.py) and its RSS is read from /proc.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import profiling
+from bench.scenarios import month
 from bench.scenarios.floor import floor_events
 from bench.support import (
     KAFKA_NOTE,
@@ -67,6 +72,9 @@ def run(ctx: Context) -> list[Row]:
         raw_seconds = asyncio.run(_raw_consume(ctx.bootstrap, topics["events"], count))
     raw_rate = count / raw_seconds
     console.log(f"raw consumer: {count:,} events in {raw_seconds:.2f} s = {raw_rate:,.0f}/s")
+    with console.status("baseline: a Faust worker whose agent does nothing"):
+        noop_rate = _faust_noop(ctx, topics["events"], count, f"{run_id}-noop")
+    console.log(f"faust no-op agent: {noop_rate:,.0f} events/s")
 
     port = free_port()
     env = {
@@ -98,8 +106,6 @@ def run(ctx: Context) -> list[Row]:
             )
         if proc.poll() is not None:
             raise RuntimeError("the aggregator worker exited")
-        time.sleep(1.0)  # let the last snapshots go out before reading memory
-        rss = rss_mib(proc.pid)
         if sampler is not None:
             sampler.wait()
             profiling.save(ctx.workdir / "aggregator.collapsed", "aggregator")
@@ -107,37 +113,124 @@ def run(ctx: Context) -> list[Row]:
     rate = count / seconds
     console.log(
         f"faust worker: {count:,} events in {seconds:.2f} s after ready = {rate:,.0f}/s "
-        f"(start-up {ready - launched:.1f} s); RSS {rss:,.0f} MiB with {reps:,} reps"
+        f"(start-up {ready - launched:.1f} s) over {reps:,} reps"
     )
+    month_reps = ctx.count(REPS, 2_000)
+    rss, month_calls, recovery = _month_rss(ctx, month_reps)
     r = ratio(rate, raw_rate)
     cores = f"worker 1 (taskset cpu0); bench client 1 (cpu1); {KAFKA_NOTE}"
     return [
         Row(
             "aggregator, 1 Faust worker (events/s)",
             f"{rate:,.0f} events/s",
-            f"{raw_rate:,.0f} events/s (raw aiokafka consumer + json/pydantic decode)",
+            f"{raw_rate:,.0f} events/s (raw aiokafka consumer + json/pydantic decode); "
+            f"Faust no-op agent {noop_rate:,.0f} events/s",
             r,
             ">= 20,000/s and >= 0.3 x raw",
             rate >= 20_000 and (r or 0) >= 0.3,
             cores,
             notes=(
-                f"{count:,} pre-produced events, 4 partitions; timed from /readyz to both stages "
-                "committed (Faust commit interval 2.8 s bounds the resolution)"
+                f"{count:,} pre-produced events of a {reps:,}-rep floor, 4 partitions; timed from "
+                "/readyz to both stages committed (Faust commit interval 2.8 s bounds the "
+                f"resolution); {rate / noop_rate:.2f} x the Faust no-op agent (same uvloop, poll "
+                "size, pinning; first to last event)"
             ),
-            raw={"events": count, "seconds": seconds, "raw_seconds": raw_seconds},
+            raw={
+                "events": count,
+                "seconds": seconds,
+                "raw_seconds": raw_seconds,
+                "faust_noop_rate": noop_rate,
+            },
         ),
         Row(
-            f"aggregator RSS, {reps:,} reps",
+            f"aggregator RSS, {month_reps:,} reps and a month of history",
             f"{rss:,.0f} MiB",
             "—",
             None,
             "<= 1 GiB",
             rss <= 1024,
             cores,
-            notes=f"VmRSS after the {count:,}-event run above; not a month of history",
-            raw={"rss_mib": rss, "reps": reps},
+            notes=(
+                f"tables recovered from changelogs holding {month_reps:,} reps x 30 days of "
+                f"buckets and {month_calls:,} kept calls (6 h retention at 50 calls/rep/day); "
+                f"VmRSS once every rep is decoded and published; recovery {recovery:.0f} s"
+            ),
+            raw={"rss_mib": rss, "reps": month_reps, "calls": month_calls},
         ),
     ]
+
+
+def _faust_noop(ctx: Context, topic: str, count: int, app_id: str) -> float:
+    """Events/s of a Faust worker that only counts (bench/faust_noop.py) on the same topic."""
+    env = {
+        "CALLPULSE_KAFKA_BOOTSTRAP": ctx.bootstrap,
+        "CALLPULSE_BENCH_TOPIC": topic,
+        "CALLPULSE_BENCH_COUNT": str(count),
+        "CALLPULSE_BENCH_APP_ID": app_id,
+        "CALLPULSE_DATA_DIR": str(ctx.workdir / "faust-noop"),
+    }
+    args = ["bench.faust_noop", "worker", "-l", "warn"]
+    with service("faust-noop", args, env, ctx, bench_code=True) as proc:
+        proc.wait(timeout=ctx.seconds(240, 120))
+    for line in reversed((ctx.workdir / "faust-noop.log").read_text().splitlines()):
+        if '{"events"' in line:  # Faust logs what the agent prints
+            result = json.loads(line[line.index('{"events"') :])
+            return float(result["events"] / result["seconds"])
+    raise RuntimeError("the Faust no-op worker reported nothing")
+
+
+def _month_rss(ctx: Context, reps: int) -> tuple[float, int, float]:
+    """(RSS MiB, kept calls, recovery seconds) of a worker recovering a month of state."""
+    run_id = unique("month")
+    app_id = f"{run_id}-agg"
+    topics = {name: f"{run_id}.{name}" for name in NAMES}
+    changelogs = {t: f"{app_id}-{t}-changelog" for t in ("calls", "reps")}
+    asyncio.run(
+        ensure_topics(
+            ctx.bootstrap,
+            [*topics.values(), *changelogs.values()],
+            partitions=PARTITIONS,
+            compacted=[topics["kpis"], topics["calls"], topics["roster"], *changelogs.values()],
+        )
+    )
+    now = datetime.now(UTC)
+    calls = month.kept_calls(reps)
+    with console.status(f"writing a month of state: {reps:,} reps, {calls:,} kept calls"):
+        asyncio.run(produce(ctx.bootstrap, changelogs["reps"], month.rep_states(reps, now)))
+        asyncio.run(
+            produce(ctx.bootstrap, changelogs["calls"], month.call_states(calls, reps, now))
+        )
+    port = free_port()
+    env = {
+        "CALLPULSE_KAFKA_BOOTSTRAP": ctx.bootstrap,
+        "CALLPULSE_APP_ID": app_id,
+        "CALLPULSE_PARTITIONS": str(PARTITIONS),
+        "CALLPULSE_WEB_PORT": str(port),
+        "CALLPULSE_DATA_DIR": str(ctx.workdir / "aggregator-month"),
+        **{f"CALLPULSE_{n.upper()}_TOPIC": t for n, t in topics.items()},
+    }
+    args = ["services.cli", "aggregator", "--loglevel", "warning"]
+    with service("aggregator-month", args, env, ctx) as proc:
+        launched = time.monotonic()
+        with console.status("aggregator worker: recovering a month of state"):
+            ready = wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc, timeout=900)
+        with console.status("aggregator worker: decoding and publishing every rep"):
+            _wait_reps(f"http://127.0.0.1:{port}/metrics", reps, timeout=300)
+        time.sleep(1.0)
+        rss = rss_mib(proc.pid)
+    console.log(f"month of state: RSS {rss:,.0f} MiB, recovery {ready - launched:.0f} s")
+    return rss, calls, ready - launched
+
+
+def _wait_reps(url: str, reps: int, *, timeout: float) -> None:
+    """Wait until the worker's reps gauge (set after each rolling refresh) reaches `reps`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in httpx.get(url, timeout=5).text.splitlines():
+            if line.startswith("callpulse_aggregator_reps ") and float(line.split()[1]) >= reps:
+                return
+        time.sleep(1.0)
+    raise RuntimeError(f"the worker did not hold {reps:,} reps within {timeout:.0f} s")
 
 
 async def _raw_consume(bootstrap: str, topic: str, count: int) -> float:

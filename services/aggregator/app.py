@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import faust
@@ -38,6 +38,7 @@ from services.aggregator.domain.calls import (
 )
 from services.aggregator.domain.rep import RepState, apply_fact, prune, signature, snapshot
 from services.aggregator.domain.roster import RosterView
+from services.aggregator.outbox import Outbox
 from services.aggregator.packing import dumps, loads, pack, unpack
 
 log = structlog.get_logger(__name__)
@@ -137,6 +138,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
         # Batch the many small sends (facts, records, changelogs) into fewer produce requests.
         producer_linger_ms=settings.PRODUCER_LINGER_MS,
+        producer_max_batch_size=settings.PRODUCER_BATCH_BYTES,
         broker_max_poll_records=settings.BATCH_MAX_EVENTS,
         key_serializer="raw",
         value_serializer="raw",
@@ -150,8 +152,6 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     metrics = Metrics()
     events_topic = app.topic(settings.EVENTS_TOPIC, key_type=bytes, value_type=bytes)
     facts_topic = app.topic(settings.FACTS_TOPIC, key_type=bytes, value_type=bytes)
-    kpis_topic = app.topic(settings.KPIS_TOPIC, key_type=bytes, value_type=bytes)
-    calls_topic = app.topic(settings.CALLS_TOPIC, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(settings.ALERTS_TOPIC, key_type=bytes, value_type=bytes)
     ticks_topic = app.topic(settings.TICKS_TOPIC, key_type=bytes, value_type=bytes)
     # Values are JSON bytes: the changelog stores what the domain's to_dict() gives.
@@ -162,7 +162,8 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     # rep_id -> arrival time (epoch s) of the newest event not yet in a published snapshot
     dirty: dict[str, float] = {}
     live: dict[str, RepState] = {}  # decoded reps of this worker, keyed like the table
-    published: dict[str, Any] = {}  # last published windows per rep, to skip no-op republishes
+    published: dict[str, int] = {}  # signature of each rep's last snapshot: skip no-op refreshes
+    pacing = {"next_flush": 0.0}
 
     def rep_state(rep_id: str) -> RepState:
         state = live.get(rep_id)
@@ -178,15 +179,17 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     def fact_partitions() -> int:
         return app.consumer.topic_partitions(settings.FACTS_TOPIC) or settings.PARTITIONS
 
+    async def producer() -> Any:
+        # The worker's own aiokafka producer: Faust flushes it before committing offsets.
+        return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+    facts_out, records_out, kpis_out = Outbox(producer), Outbox(producer), Outbox(producer)
+
     async def send_facts(facts: list[tuple[RepFact, float]]) -> None:
         """Send the facts packed per partition and wait until Kafka has them all."""
-        if not facts:
-            return
-        sent = [
-            await facts_topic.send(value=value, partition=partition)
-            for partition, value in pack(facts, fact_partitions()).items()
-        ]
-        await asyncio.gather(*sent)
+        for partition, value in pack(facts, fact_partitions()).items():
+            facts_out.add(settings.FACTS_TOPIC, None, value, partition)
+        await asyncio.gather(*await facts_out.send())
 
     @app.agent(events_topic)
     async def assemble(stream: faust.StreamT[bytes]) -> None:
@@ -228,9 +231,12 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 state = states[call_id]
                 assert state is not None  # changed calls have a state
                 calls[call_id.encode()] = dumps(state.fields())
-                await calls_topic.send(
-                    key=call_id.encode(), value=call_record(state).model_dump_json().encode()
+                records_out.add(
+                    settings.CALLS_TOPIC,
+                    call_id.encode(),
+                    call_record(state).model_dump_json().encode(),
                 )
+            await records_out.send()  # delivered by the commit's flush at the latest
 
     @app.agent(facts_topic)
     async def accumulate(stream: faust.StreamT[bytes]) -> None:
@@ -276,7 +282,8 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             await alerts_topic.send(key=rep_id.encode(), value=alert.model_dump_json().encode())
             metrics.alerts.labels(alert.kind, alert.state).inc()
 
-    async def publish(rep_id: str, arrived: float | None) -> None:
+    def publish(rep_id: str, arrived: float | None) -> None:
+        """Queue the rep's snapshot in kpis_out (unless unchanged on a refresh)."""
         state = rep_state(rep_id)
         now = datetime.now(UTC)
         ctx = roster.context(rep_id, state.team_id)
@@ -287,7 +294,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         if arrived is None and published.get(rep_id) == body:
             return
         published[rep_id] = body
-        await kpis_topic.send(key=rep_id.encode(), value=snap.model_dump_json().encode())
+        kpis_out.add(settings.KPIS_TOPIC, rep_id.encode(), snap.model_dump_json().encode())
         metrics.snapshots.inc()
         if arrived is not None:
             metrics.lag.observe(lag)
@@ -295,18 +302,32 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     @app.timer(interval=settings.SNAPSHOT_INTERVAL_SECONDS)
     @_quiet_at_shutdown
     async def flush_snapshots() -> None:
-        """Coalesce: at most one snapshot per changed rep per interval."""
+        """Coalesce: at most one snapshot per changed rep per interval.
+
+        When flushing takes long (a worker catching up on a big floor), the next flush waits
+        twice as long as this one took: snapshots get at most a third of the worker's time.
+        """
+        began = time.monotonic()
+        if began < pacing["next_flush"]:
+            return
         batch = list(dirty.items())
         dirty.clear()
-        for rep_id, arrived in batch:
-            await publish(rep_id, arrived)
+        async for rep_id, arrived in _yielding(batch):
+            publish(rep_id, arrived)
+            if len(kpis_out) >= settings.BATCH_MAX_EVENTS:
+                await kpis_out.send()
+        await kpis_out.send()
+        pacing["next_flush"] = time.monotonic() + 2 * (time.monotonic() - began)
 
     @app.timer(interval=settings.ROLLING_REFRESH_SECONDS)
     @_quiet_at_shutdown
     async def refresh_rolling() -> None:
         """Rolling windows move without events: republish reps whose numbers changed."""
         async for key in _yielding(list(reps.keys())):
-            await publish(key.decode(), None)
+            publish(key.decode(), None)
+            if len(kpis_out) >= settings.BATCH_MAX_EVENTS:
+                await kpis_out.send()
+        await kpis_out.send()
         metrics.reps.set(len(live))
 
     @app.timer(interval=settings.ALERT_EVALUATION_SECONDS)
@@ -353,9 +374,10 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 continue
             await send_facts([(fact, time.time()) for fact in step.facts])
             calls[key] = dumps(step.state.fields())
-            await calls_topic.send(
-                key=key, value=call_record(step.state).model_dump_json().encode()
+            records_out.add(
+                settings.CALLS_TOPIC, key, call_record(step.state).model_dump_json().encode()
             )
+            await records_out.send()
 
     @app.task
     async def quiet_clients() -> None:
@@ -393,14 +415,21 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.rebalancing is False and app.consumer is not None
+        # ready = assigned and every table recovered from its changelog (a restarted worker
+        # replays its state first; until then it must not take traffic in a rolling upgrade)
+        ready = (
+            app.rebalancing is False
+            and app.consumer is not None
+            and not app.in_recovery
+            and cast(Any, app.tables).recovery.completed.is_set()
+        )
         return web.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
+        # aiohttp takes the charset apart from the content type (it refused the whole header)
         return web.bytes(
-            generate_latest(metrics.registry),
-            content_type="text/plain; version=0.0.4; charset=utf-8",
+            generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
         )
 
     @app.on_partitions_revoked.connect

@@ -41,3 +41,5 @@ class AggregatorSettings(BaseSettings):
     is read and saved once."""
     BATCH_SECONDS: float = 0.05
     """The longest a batch waits to fill: the latency an event pays for batching, per stage."""
+    PRODUCER_BATCH_BYTES: int = 256 * 1024
+    """Largest record batch the worker's producer builds (snapshots are ~2-3 KB each)."""

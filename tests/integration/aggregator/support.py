@@ -24,6 +24,7 @@ class Deployment:
     def __init__(self, bootstrap: str, tmp_path: Path, timezone: str) -> None:
         self.bootstrap, self.tmp_path = bootstrap, tmp_path
         self.run = f"t{uuid.uuid4().hex[:8]}"
+        self.web = ""  # the running worker's Faust web root
         self.topic = {name: f"{self.run}.{name}" for name in NAMES}
         compacted = [self.topic["kpis"], self.topic["calls"], self.topic["roster"]]
         asyncio.run(
@@ -53,6 +54,7 @@ class Deployment:
         args = ["services.cli", "aggregator", "--loglevel", "warning"]
         with process(args, env, self.tmp_path / f"{name}.log") as proc:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+            self.web = f"http://127.0.0.1:{port}"
             yield proc
 
     def produce(self, name: str, items: list[tuple[bytes, bytes]]) -> None:

@@ -10,6 +10,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from schemas.events import event_to_json, parse_event
@@ -89,6 +90,10 @@ def test_behind_pace_then_back_gives_one_firing_and_one_resolved_across_a_restar
         deployment.produce("events", _dials(0, 5, now))  # 5 of an expected 50+: behind
         fired = _wait(deployment, ["firing"])
         assert [a["state"] for a in fired] == ["firing"], fired
+        scrape = httpx.get(f"{deployment.web}/metrics", timeout=5)
+        assert scrape.status_code == 200, scrape.text
+        assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert 'callpulse_aggregator_alerts_total{kind="pace",state="firing"} 1.0' in scrape.text
     # the first worker is stopped (SIGTERM); the second restores the rep from the changelog
     with deployment.worker("second"):
         time.sleep(5)  # several evaluations of the still-behind rep: none may notify again
