@@ -71,5 +71,10 @@ async def session(request: Request) -> AsyncIterator[AsyncSession]:
         yield db
 
 
-ContextDep = Annotated[ApiContext, Depends(context)]
+async def _context_dependency(request: Request) -> ApiContext:
+    # A coroutine, so FastAPI calls it on the event loop instead of in its thread pool.
+    return context(request)
+
+
+ContextDep = Annotated[ApiContext, Depends(_context_dependency)]
 SessionDep = Annotated[AsyncSession, Depends(session)]

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.kpis import Kpis, WindowName
+from schemas.kpis import WindowName
 from schemas.roster import Rep, Target, Team
 from services.api import windows
-from services.api.readmodel import ReadModel, RepView, progress
+from services.api.payloads import RowCache, rep_out, with_reps
+from services.api.readmodel import ReadModel, progress
 from services.api.roster import RosterCache, TeamRoster
 from services.api.routes.schemas import (
     LeaderboardOut,
@@ -19,25 +20,6 @@ from services.api.routes.schemas import (
     TeamKpisOut,
 )
 from services.kit.problems import Problem
-
-
-def rep_out(view: RepView, *, hourly: bool = True) -> RepKpisOut:
-    """The response row of a rep the read model holds (without its hourly profile if asked)."""
-    snap = view.snapshot
-    return RepKpisOut(
-        **view.kpis.model_dump(),
-        rep_id=snap.rep_id,
-        rep_name=snap.rep_name,
-        team_id=snap.team_id,
-        timezone=snap.timezone,
-        as_of=snap.as_of,
-        lag_seconds=view.lag_seconds,
-        age_seconds=view.age_seconds,
-        status=snap.status,
-        status_since=snap.status_since,
-        targets=view.targets,
-        hourly=snap.hourly if hourly else [],
-    )
 
 
 def idle_rep_out(
@@ -69,19 +51,24 @@ class KpiService:
     default_timezone: str = "UTC"
     team_cache_seconds: float = 0.25
     _team_json: dict[tuple[str, str, bool], tuple[float, bytes]] = field(default_factory=dict)
+    _rows: RowCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rows = RowCache(self.readmodel)
 
     async def team_json(self, team_id: str, window: WindowName, *, hourly: bool = False) -> bytes:
-        """The team payload as JSON, shared by all requests for up to `team_cache_seconds`.
+        """The team payload (`TeamKpisOut`) as JSON, shared by all requests for up to
+        `team_cache_seconds`.
 
-        Every TV on a floor asks for the same payload; building and serialising 200 rep rows
-        is most of a request's cost (py-spy), while the numbers change at most every 250 ms.
+        Every TV on a floor asks for the same payload, and its numbers change at most every
+        250 ms. Rebuilding it reserialises only the reps that changed (`payloads.RowCache`).
         """
         key = (team_id, window, hourly)
         now = time.monotonic()
         cached = self._team_json.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        body = (await self.team(team_id, window, hourly=hourly)).model_dump_json().encode()
+        body = await self._team_body(team_id, window, hourly=hourly)
         if len(self._team_json) > 10_000:
             self._team_json.clear()  # bounded: team ids come from clients
         self._team_json[key] = (now + self.team_cache_seconds, body)
@@ -99,31 +86,40 @@ class KpiService:
         timezone = self._timezone(known.team)
         return idle_rep_out(known.rep, timezone, known.targets, window, now)
 
-    async def team(self, team_id: str, window: WindowName, *, hourly: bool = True) -> TeamKpisOut:
-        """Team totals and a row per rep, including roster reps without activity."""
-        now = self.readmodel.clock()
-        view = self.readmodel.team(team_id, window, now)
+    async def _team_body(self, team_id: str, window: WindowName, *, hourly: bool) -> bytes:
+        """Team totals and a row per rep, including roster reps without activity, as JSON."""
         known = await self.roster.team(team_id)
-        if view is None and known.team is None and not known.reps:
+        # From here on nothing awaits: the read model cannot change while the payload is built.
+        now = self.readmodel.clock()
+        summary = self.readmodel.team_summary(team_id)
+        if summary is None and known.team is None and not known.reps:
             raise Problem(404, "Unknown team", f"No KPIs and no roster entry for team {team_id!r}.")
         timezone = known.team.timezone if known.team else None
-        timezone = timezone or (view.timezone if view else self.default_timezone)
-        active = [rep_out(r, hourly=hourly) for r in view.reps] if view else []
-        idle = self._idle_rows(known, window, now, timezone)
-        counts = dict(view.status_counts) if view else {}
+        timezone = timezone or (summary.timezone if summary else self.default_timezone)
+        active = [
+            (rep_id, self._rows.row(rep_id, window, hourly=hourly, now=now))
+            for rep_id in (summary.rep_ids if summary else ())
+        ]
+        idle = [
+            (row.rep_id, row.model_dump_json().encode())
+            for row in self._idle_rows(known, window, now, timezone)
+        ]
+        counts = dict(summary.status_counts) if summary else {}
         if idle:
             counts["idle"] = counts.get("idle", 0) + len(idle)
-        totals: Kpis = view.totals if view else windows.zero(window, now, timezone)
-        return TeamKpisOut(
-            **totals.model_dump(),
+        totals = self.readmodel.team_totals(team_id, window, now)
+        team = TeamKpisOut(
+            **(totals or windows.zero(window, now, timezone)).model_dump(),
             team_id=team_id,
             timezone=timezone,
-            as_of=view.as_of if view else None,
-            lag_seconds=view.lag_seconds if view else 0.0,
+            as_of=summary.as_of if summary else None,
+            lag_seconds=summary.lag_seconds if summary else 0.0,
             rep_count=len(active) + len(idle),
             status_counts=counts,
-            reps=sorted(active + idle, key=lambda row: row.rep_id),
+            reps=[],
         )
+        rows = sorted(active + idle, key=lambda row: row[0])
+        return with_reps(team, [body for _, body in rows])
 
     def _idle_rows(
         self, known: TeamRoster, window: WindowName, now: datetime, timezone: str

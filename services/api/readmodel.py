@@ -36,6 +36,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def age_seconds(as_of: datetime, now: datetime) -> float:
+    """Seconds since a snapshot was computed, as served (never negative, to the millisecond)."""
+    return round(max(0.0, (now - as_of).total_seconds()), 3)
+
+
 def progress(kpi: str, window: WindowName, target: float, kpis: Kpis) -> TargetProgress:
     """Progress of one KPI of `kpis` against a target value."""
     value = getattr(kpis, kpi, None)
@@ -51,13 +56,19 @@ def progress(kpi: str, window: WindowName, target: float, kpis: Kpis) -> TargetP
 
 @dataclass(frozen=True, slots=True)
 class RepView:
-    """One rep's KPIs over one window, as served now."""
+    """One rep's KPIs over one window, as served now.
+
+    `revision` changes with every snapshot kept for the rep; until `valid_until` (a window
+    rolling over) every field of a view of the same revision is the same, except `age_seconds`.
+    """
 
     snapshot: RepSnapshot
     kpis: Kpis
     lag_seconds: float
     age_seconds: float
     targets: list[TargetProgress]
+    revision: int
+    valid_until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +93,44 @@ class LeaderRow:
     rep: RepView
 
 
+@dataclass(frozen=True, slots=True)
+class TeamSummary:
+    """A team's reps (by rep_id) and what of them no window changes: time zone, newest as_of,
+    largest lag, reps per live status."""
+
+    rep_ids: tuple[str, ...]
+    timezone: str
+    as_of: datetime
+    lag_seconds: float
+    status_counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    """A team's totals over one window, the answer for any time in [since, until)."""
+
+    kpis: Kpis
+    since: datetime
+    until: datetime
+
+
 @dataclass(slots=True)
+class _TeamCache:
+    """What a team's reads share until one of its reps changes (then it is dropped)."""
+
+    summary: TeamSummary
+    totals: dict[WindowName, _Totals] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     snapshot: RepSnapshot
     delivery_seconds: float
+    revision: int
+
+    @property
+    def lag_seconds(self) -> float:
+        return round(self.snapshot.lag_seconds + self.delivery_seconds, 3)
 
 
 class Subscription:
@@ -122,12 +167,18 @@ class Subscription:
 
 @dataclass
 class ReadModel:
-    """Latest snapshot per rep, team index and SSE fan-out; all methods run on the event loop."""
+    """Latest snapshot per rep, team index and SSE fan-out; all methods run on the event loop.
+
+    Team summaries and totals are computed once and kept until a rep of the team changes (or,
+    for totals, a window rolls over), so wallboards and scrapes do not add up every rep again.
+    """
 
     clock: Clock = utcnow
     default_timezone: str = "UTC"
     _reps: dict[str, _Entry] = field(default_factory=dict)
     _teams: dict[str, set[str]] = field(default_factory=dict)
+    _team_cache: dict[str, _TeamCache] = field(default_factory=dict)
+    _revisions: int = 0
     _subscribers: list[Subscription] = field(default_factory=list)
     dropped_subscribers: int = 0
 
@@ -147,9 +198,11 @@ class ReadModel:
         delay = 0.0 if replayed else (self.clock() - snapshot.as_of).total_seconds()
         if held is not None and held.snapshot.team_id != snapshot.team_id:
             self.remove(snapshot.rep_id)
-        self._reps[snapshot.rep_id] = _Entry(snapshot, max(0.0, delay))
+        self._revisions += 1
+        self._reps[snapshot.rep_id] = _Entry(snapshot, max(0.0, delay), self._revisions)
         if snapshot.team_id is not None:
             self._teams.setdefault(snapshot.team_id, set()).add(snapshot.rep_id)
+            self._team_cache.pop(snapshot.team_id, None)
         self._fan_out(snapshot, snapshot.team_id)
         return True
 
@@ -157,6 +210,8 @@ class ReadModel:
         """Forget a rep (its snapshot key was deleted)."""
         entry = self._reps.pop(rep_id, None)
         team_id = entry.snapshot.team_id if entry else None
+        if team_id is not None:
+            self._team_cache.pop(team_id, None)
         if team_id is not None and team_id in self._teams:
             self._teams[team_id].discard(rep_id)
             if not self._teams[team_id]:
@@ -166,6 +221,11 @@ class ReadModel:
         """Send an alert transition (with its stored seq, when it has one) to its team's
         subscribers."""
         self._fan_out(AlertEvent(alert, seq), alert.team_id)
+
+    def revision(self, rep_id: str) -> int | None:
+        """The revision of a rep's snapshot (see `RepView`), or None if none is held."""
+        entry = self._reps.get(rep_id)
+        return entry.revision if entry else None
 
     def snapshot(self, rep_id: str) -> RepSnapshot | None:
         """The latest snapshot of a rep, or None."""
@@ -190,25 +250,32 @@ class ReadModel:
         self, team_id: str, window: WindowName, now: datetime | None = None
     ) -> TeamView | None:
         """A team's totals (`schemas.kpis.combine` of its reps) and rows, or None if unknown."""
-        rep_ids = self._teams.get(team_id)
-        if not rep_ids:
+        cache = self._cached_team(team_id)
+        if cache is None:
             return None
         now = now or self.clock()
-        rows = [self._view(self._reps[r], window, now) for r in sorted(rep_ids)]
-        timezone = rows[0].snapshot.timezone
-        start, end = windows.bounds(window, now, timezone)
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row.snapshot.status] = counts.get(row.snapshot.status, 0) + 1
+        summary = cache.summary
         return TeamView(
             team_id=team_id,
-            timezone=timezone,
-            totals=combine([r.kpis for r in rows], window=window, start=start, end=end),
-            reps=rows,
-            as_of=max(r.snapshot.as_of for r in rows),
-            lag_seconds=max(r.lag_seconds for r in rows),
-            status_counts=counts,
+            timezone=summary.timezone,
+            totals=self._totals(cache, window, now),
+            reps=[self._view(self._reps[r], window, now) for r in summary.rep_ids],
+            as_of=summary.as_of,
+            lag_seconds=summary.lag_seconds,
+            status_counts=dict(summary.status_counts),
         )
+
+    def team_summary(self, team_id: str) -> TeamSummary | None:
+        """A team's reps (by rep_id), time zone, newest as_of, largest lag and status counts."""
+        cache = self._cached_team(team_id)
+        return cache.summary if cache else None
+
+    def team_totals(
+        self, team_id: str, window: WindowName, now: datetime | None = None
+    ) -> Kpis | None:
+        """A team's totals over `window` (as in `team`), without its rows."""
+        cache = self._cached_team(team_id)
+        return self._totals(cache, window, now or self.clock()) if cache else None
 
     def leaderboard(
         self,
@@ -266,16 +333,67 @@ class ReadModel:
                 self._subscribers.remove(subscription)
                 self.dropped_subscribers += 1
 
+    def _cached_team(self, team_id: str) -> _TeamCache | None:
+        cache = self._team_cache.get(team_id)
+        if cache is None:
+            rep_ids = self._teams.get(team_id)
+            if not rep_ids:
+                return None
+            cache = _TeamCache(_summarize([self._reps[r] for r in sorted(rep_ids)]))
+            self._team_cache[team_id] = cache
+        return cache
+
+    def _totals(self, cache: _TeamCache, window: WindowName, now: datetime) -> Kpis:
+        held = cache.totals.get(window)
+        if held is None or not held.since <= now < held.until:
+            held = self._add_up(cache.summary, window, now)
+            cache.totals[window] = held
+        return held.kpis
+
+    def _add_up(self, summary: TeamSummary, window: WindowName, now: datetime) -> _Totals:
+        start, end = windows.bounds(window, now, summary.timezone)
+        parts: list[Kpis] = []
+        until = end
+        for rep_id in summary.rep_ids:
+            snap = self._reps[rep_id].snapshot
+            kpis, rep_until = windows.current_until(
+                snap.windows.get(window), window, now, snap.timezone
+            )
+            parts.append(kpis)
+            until = min(until, rep_until)
+        totals = combine(parts, window=window, start=start, end=end)
+        return _Totals(totals, since=now, until=until)
+
     def _view(self, entry: _Entry, window: WindowName, now: datetime) -> RepView:
         snap = entry.snapshot
-        kpis = windows.current(snap.windows.get(window), window, now, snap.timezone)
+        kpis, until = windows.current_until(snap.windows.get(window), window, now, snap.timezone)
+        targets: list[TargetProgress] = []
+        for target in snap.targets:
+            current, target_until = _current_progress(target, snap, now)
+            targets.append(current)
+            until = min(until, target_until)
         return RepView(
             snapshot=snap,
             kpis=kpis,
-            lag_seconds=round(snap.lag_seconds + entry.delivery_seconds, 3),
-            age_seconds=round(max(0.0, (now - snap.as_of).total_seconds()), 3),
-            targets=[_current_progress(t, snap, now) for t in snap.targets],
+            lag_seconds=entry.lag_seconds,
+            age_seconds=age_seconds(snap.as_of, now),
+            targets=targets,
+            revision=entry.revision,
+            valid_until=until,
         )
+
+
+def _summarize(entries: list[_Entry]) -> TeamSummary:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.snapshot.status] = counts.get(entry.snapshot.status, 0) + 1
+    return TeamSummary(
+        rep_ids=tuple(e.snapshot.rep_id for e in entries),
+        timezone=entries[0].snapshot.timezone,
+        as_of=max(e.snapshot.as_of for e in entries),
+        lag_seconds=max(e.lag_seconds for e in entries),
+        status_counts=counts,
+    )
 
 
 def _meets(kpis: Kpis, floors: Mapping[str, float]) -> bool:
@@ -286,10 +404,12 @@ def _meets(kpis: Kpis, floors: Mapping[str, float]) -> bool:
     return True
 
 
-def _current_progress(target: TargetProgress, snap: RepSnapshot, now: datetime) -> TargetProgress:
+def _current_progress(
+    target: TargetProgress, snap: RepSnapshot, now: datetime
+) -> tuple[TargetProgress, datetime]:
     # Progress computed for a window that has since ended restarts from the empty window.
     held = snap.windows.get(target.window)
-    current = windows.current(held, target.window, now, snap.timezone)
+    current, until = windows.current_until(held, target.window, now, snap.timezone)
     if current is held:
-        return target
-    return progress(target.kpi, target.window, target.target, current)
+        return target, until
+    return progress(target.kpi, target.window, target.target, current), until

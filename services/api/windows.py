@@ -33,9 +33,22 @@ def current(kpis: Kpis | None, window: WindowName, now: datetime, timezone: str)
     aggregator while they hold activity; between refreshes the last numbers stand, until no minute
     of them can still be inside the window.
     """
-    if kpis is None:
-        return zero(window, now, timezone)
-    expires = kpis.window_end
-    if window in _ROLLING_MINUTES:
-        expires += timedelta(minutes=_ROLLING_MINUTES[window])
-    return kpis if now < expires else zero(window, now, timezone)
+    return current_until(kpis, window, now, timezone)[0]
+
+
+def current_until(
+    kpis: Kpis | None, window: WindowName, now: datetime, timezone: str
+) -> tuple[Kpis, datetime]:
+    """`current(...)` and the time until which it stays the answer (for caches).
+
+    Held numbers stand until they expire; empty ones until the current window ends, when the
+    next window's empty numbers (other bounds) take their place.
+    """
+    if kpis is not None:
+        expires = kpis.window_end
+        if window in _ROLLING_MINUTES:
+            expires += timedelta(minutes=_ROLLING_MINUTES[window])
+        if now < expires:
+            return kpis, expires
+    empty = zero(window, now, timezone)
+    return empty, empty.window_end

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from services.api.app import create_app
 from services.api.config import ApiSettings
+from services.api.metrics import ReadModelCollector
+from services.api.readmodel import ReadModel
 from tests.unit.api.snapshots import make_snapshot
 
 
@@ -82,3 +85,40 @@ def test_promtool_accepts_the_exposition(exposition: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scrapes_follow_changes_between_them() -> None:
+    now = datetime(2025, 3, 12, 23, 50, tzinfo=UTC)
+    clock = [now]
+    readmodel = ReadModel(clock=lambda: clock[0])
+    registry = CollectorRegistry()
+    registry.register(ReadModelCollector(readmodel, rep_cap=10))
+
+    def scrape(name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        return samples(generate_latest(registry).decode(), name)
+
+    def today(team_id: str) -> tuple[tuple[str, str], ...]:
+        return (("team_id", team_id), ("window", "today"))
+
+    readmodel.apply(make_snapshot("a", "t1", now - timedelta(seconds=2), dials=3))
+    readmodel.apply(make_snapshot("b", "t1", now - timedelta(seconds=2), dials=4))
+    readmodel.apply(make_snapshot("c", "t2", now - timedelta(seconds=2), dials=5))
+    assert scrape("callpulse_team_dials")[today("t1")] == 7
+
+    readmodel.apply(make_snapshot("b", "t1", now - timedelta(seconds=1), dials=6, status="on_call"))
+    assert scrape("callpulse_team_dials")[today("t1")] == 9
+    assert scrape("callpulse_team_reps")[(("status", "on_call"), ("team_id", "t1"))] == 1
+
+    readmodel.apply(make_snapshot("a", "t2", now, dials=3))  # a moves team
+    dials = scrape("callpulse_team_dials")
+    assert (dials[today("t1")], dials[today("t2")]) == (6, 8)
+    rep_dials = scrape("callpulse_rep_dials")
+    assert rep_dials[(("rep_id", "a"), ("team_id", "t2"), ("window", "today"))] == 3
+
+    readmodel.remove("c")
+    assert scrape("callpulse_team_dials")[today("t2")] == 3
+
+    clock[0] = now + timedelta(minutes=15)  # a new day: yesterday's numbers are not today's
+    dials = scrape("callpulse_team_dials")
+    assert (dials[today("t1")], dials[today("t2")]) == (0, 0)
+    assert dials[(("team_id", "t2"), ("window", "week"))] == 3

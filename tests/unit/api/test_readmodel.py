@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from schemas.kpis import RepSnapshot, TargetProgress
+from schemas.kpis import WINDOWS, Kpis, RepSnapshot, TargetProgress, WindowName
 from services.api.readmodel import ReadModel
 from services.api.routes.schemas import Metric
+from services.api.windows import bounds
 from tests.unit.api.snapshots import make_snapshot
 
 NOW = datetime(2025, 3, 12, 14, 30, tzinfo=UTC)
@@ -53,6 +56,134 @@ def test_a_rep_moving_team_leaves_the_old_one() -> None:
     rm.apply(make_snapshot("a", "t2", NOW, dials=2))
     assert rm.team("t1", "today") is None
     assert rm.team_ids() == ["t2"]
+
+
+class Clock:
+    """A settable clock for a read model."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def totals(rm: ReadModel, team_id: str, window: WindowName = "today") -> Kpis:
+    kpis = rm.team_totals(team_id, window)
+    assert kpis is not None
+    return kpis
+
+
+def test_cached_team_numbers_follow_every_change_of_a_rep() -> None:
+    rm = model()
+    rm.apply(make_snapshot("a", "t1", NOW - timedelta(seconds=3), dials=10, status="on_call"))
+    rm.apply(make_snapshot("b", "t1", NOW - timedelta(seconds=3), dials=5))
+    assert totals(rm, "t1").dials == 15
+    summary = rm.team_summary("t1")
+    assert summary is not None
+    assert summary.status_counts == {"on_call": 1, "idle": 1}
+
+    rm.apply(make_snapshot("a", "t1", NOW - timedelta(seconds=2), dials=12, lag_seconds=4.0))
+    assert totals(rm, "t1").dials == 17
+    summary = rm.team_summary("t1")
+    assert summary is not None
+    assert summary.status_counts == {"idle": 2}
+    assert summary.lag_seconds == 6.0  # 4 s in the pipeline, 2 s to this replica
+    team = rm.team("t1", "today")
+    assert team is not None
+    assert team.totals.dials == 17
+
+    rm.remove("b")
+    assert totals(rm, "t1").dials == 12
+    rm.remove("a")
+    assert rm.team_totals("t1", "today") is None
+    assert rm.team_summary("t1") is None
+
+
+def test_a_rep_moving_team_moves_its_numbers_between_the_totals() -> None:
+    rm = model()
+    rm.apply(make_snapshot("a", "t1", NOW - timedelta(seconds=1), dials=3))
+    rm.apply(make_snapshot("b", "t1", NOW, dials=4))
+    rm.apply(make_snapshot("c", "t2", NOW, dials=5))
+    assert (totals(rm, "t1").dials, totals(rm, "t2").dials) == (7, 5)
+    rm.apply(make_snapshot("a", "t2", NOW, dials=3))
+    assert (totals(rm, "t1").dials, totals(rm, "t2").dials) == (4, 8)
+    moved = rm.team_summary("t2")
+    assert moved is not None
+    assert moved.rep_ids == ("a", "c")
+
+
+def test_cached_totals_roll_over_with_their_windows() -> None:
+    clock = Clock()
+    rm = ReadModel(clock=clock)
+    rm.apply(make_snapshot("a", "t1", NOW, dials=9))
+    assert totals(rm, "t1").dials == 9
+    assert totals(rm, "t1", "15m").dials == 9
+
+    clock.now = NOW + timedelta(minutes=14)  # rolling numbers stand, the window's bounds move
+    rolling = totals(rm, "t1", "15m")
+    assert rolling.dials == 9
+    assert rolling.window_end == bounds("15m", clock.now, "UTC")[1]
+    clock.now = NOW + timedelta(minutes=16)
+    assert totals(rm, "t1", "15m").dials == 0
+
+    clock.now = NOW + timedelta(days=1)
+    tomorrow = totals(rm, "t1")
+    assert tomorrow.dials == 0
+    assert tomorrow.window_start == datetime(2025, 3, 13, tzinfo=UTC)
+    clock.now = NOW  # asked about an earlier time, the numbers of that time
+    assert totals(rm, "t1").dials == 9
+
+
+def test_cached_totals_drop_a_rep_whose_own_day_ended() -> None:
+    clock = Clock()  # 14:30 UTC: 22:30 in Shanghai, whose day ends at 16:00 UTC
+    rm = ReadModel(clock=clock)
+    rm.apply(make_snapshot("a", "t1", NOW, dials=9))
+    rm.apply(make_snapshot("b", "t1", NOW, timezone="Asia/Shanghai", dials=4))
+    assert totals(rm, "t1").dials == 13
+    clock.now = NOW + timedelta(hours=2)
+    assert totals(rm, "t1").dials == 9
+
+
+moves = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.sampled_from(["t1", "t2", None]),
+        st.sampled_from(["UTC", "Asia/Shanghai", "America/New_York"]),
+        st.integers(0, 20),
+        st.integers(0, 24 * 60),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(moves)
+def test_cached_team_views_equal_views_computed_afresh(
+    steps: list[tuple[str, str | None, str, int, int]],
+) -> None:
+    clock = Clock()
+    rm = ReadModel(clock=clock)
+    for rep_id, team_id, timezone, dials, minutes in steps:
+        clock.now += timedelta(minutes=minutes)
+        if team_id is None:
+            rm.remove(rep_id)
+        else:
+            snapshot = make_snapshot(rep_id, team_id, clock.now, timezone=timezone, dials=dials)
+            rm.apply(snapshot)
+        fresh = ReadModel(clock=clock)
+        for snapshot in rm.snapshots():
+            fresh.apply(snapshot, replayed=True)
+        for team in ("t1", "t2"):
+            for window in WINDOWS:
+                cached, computed = rm.team(team, window), fresh.team(team, window)
+                assert (cached is None) == (computed is None)
+                if cached is not None and computed is not None:
+                    assert cached.totals == computed.totals
+                    assert cached.status_counts == computed.status_counts
+                    assert cached.as_of == computed.as_of
+                    assert cached.lag_seconds == computed.lag_seconds
+                    assert [r.kpis for r in cached.reps] == [r.kpis for r in computed.reps]
 
 
 def test_an_ended_window_reads_as_zero_for_the_current_one() -> None:
