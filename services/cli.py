@@ -42,6 +42,7 @@ def ingest(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,
     )
 
 

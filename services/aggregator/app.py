@@ -174,7 +174,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         return state
 
     def save_rep(rep_id: str, state: RepState) -> None:
-        reps[rep_id.encode()] = dumps(state.to_dict())
+        put(reps, rep_id.encode(), dumps(state.to_dict()))
 
     def fact_partitions() -> int:
         return app.consumer.topic_partitions(settings.FACTS_TOPIC) or settings.PARTITIONS
@@ -184,6 +184,21 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         return app.producer._ensure_producer()  # type: ignore[attr-defined]
 
     facts_out, records_out, kpis_out = Outbox(producer), Outbox(producer), Outbox(producer)
+    changelog_out = Outbox(producer)
+
+    def put(table: Any, key: bytes, value: bytes | None) -> None:
+        """Set (None: delete) a table key; its changelog record goes through the outbox.
+
+        Faust's own path (`table[key] = value`) sends each changelog record through Topic.send
+        (a sixth of a draining worker's time). The record is the same (raw key and value, the
+        key's partition, as use_partitioner gives), so recovery reads it like Faust's own, and
+        the commit's flush of the producer delivers it before the offsets move.
+        """
+        if value is None:
+            table.data.pop(key, None)
+        else:
+            table.data[key] = value
+        changelog_out.add(table.changelog_topic.get_topic_name(), key, value)
 
     async def send_facts(facts: list[tuple[RepFact, float]]) -> None:
         """Send the facts packed per partition and wait until Kafka has them all."""
@@ -230,13 +245,14 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             for call_id in changed:
                 state = states[call_id]
                 assert state is not None  # changed calls have a state
-                calls[call_id.encode()] = dumps(state.fields())
+                put(calls, call_id.encode(), dumps(state.fields()))
                 records_out.add(
                     settings.CALLS_TOPIC,
                     call_id.encode(),
                     call_record(state).model_dump_json().encode(),
                 )
-            await records_out.send()  # delivered by the commit's flush at the latest
+            await changelog_out.send()  # delivered by the commit's flush at the latest
+            await records_out.send()
 
     @app.agent(facts_topic)
     async def accumulate(stream: faust.StreamT[bytes]) -> None:
@@ -262,6 +278,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                     metrics.facts.labels("applied").inc()
             for rep_id, state in touched.items():
                 save_rep(rep_id, state)
+            await changelog_out.send()
             for rep_id in ticked:
                 await judge(rep_id)
 
@@ -278,6 +295,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             return
         # The rules' state lives in the rep: persist it together with the notification.
         save_rep(rep_id, state)
+        await changelog_out.send()
         for alert in fired:
             await alerts_topic.send(key=rep_id.encode(), value=alert.model_dump_json().encode())
             metrics.alerts.labels(alert.kind, alert.state).inc()
@@ -367,13 +385,15 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             now = datetime.now(UTC)
             state = CallState.from_dict(loads(raw))
             if forgettable(state, now, rules):
-                del calls[key]
+                put(calls, key, None)
+                await changelog_out.send()
                 continue
             step = close_if_stale(state, now, rules)
             if step is None:
                 continue
             await send_facts([(fact, time.time()) for fact in step.facts])
-            calls[key] = dumps(step.state.fields())
+            put(calls, key, dumps(step.state.fields()))
+            await changelog_out.send()
             records_out.add(
                 settings.CALLS_TOPIC, key, call_record(step.state).model_dump_json().encode()
             )

@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.aggregator.packing import partition_for
+from services.kit.partitioning import partition_for
 
 Producer = Any  # aiokafka.AIOKafkaProducer: create_batch, send_batch, partitions_for
+Record = tuple[bytes | None, bytes | None]  # key, value (None: a tombstone)
 
 
 class Outbox:
@@ -22,14 +23,15 @@ class Outbox:
 
     def __init__(self, producer: Callable[[], Awaitable[Producer]]) -> None:
         self._producer = producer
-        self._records: dict[tuple[str, int | None], list[tuple[bytes | None, bytes]]] = {}
+        self._records: dict[tuple[str, int | None], list[Record]] = {}
         self._partitions: dict[str, int] = {}
 
     def add(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
     ) -> None:
         """Queue a record; keyed records without a partition go where Kafka's partitioner puts
-        them (so compacted topics and co-partitioned consumers see no difference)."""
+        them (so compacted topics and co-partitioned consumers see no difference). A None value
+        is a tombstone."""
         self._records.setdefault((topic, partition), []).append((key, value))
 
     def __len__(self) -> int:
@@ -41,7 +43,7 @@ class Outbox:
         if not records:
             return []
         producer = await self._producer()
-        routed: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        routed: dict[tuple[str, int], list[Record]] = {}
         for (topic, partition), items in records.items():
             if partition is not None:
                 routed.setdefault((topic, partition), []).extend(items)
@@ -63,7 +65,7 @@ class Outbox:
 
 
 async def _send(
-    producer: Producer, topic: str, partition: int, items: list[tuple[bytes | None, bytes]]
+    producer: Producer, topic: str, partition: int, items: list[Record]
 ) -> list[asyncio.Future[Any]]:
     sent = []
     batch = producer.create_batch()

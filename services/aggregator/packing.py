@@ -14,14 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from services.aggregator.domain.calls import RepFact
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a keyed record."""
-    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+from services.kit.partitioning import partition_for
 
 
 def pack(facts: Iterable[tuple[RepFact, float]], partitions: int) -> dict[int, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -48,6 +49,7 @@ def create_app(settings: IngestSettings, publisher: EventPublisher | None = None
     async def lifespan(_: FastAPI) -> AsyncIterator[IngestState]:
         if owned is not None:
             await owned.start()
+        _freeze_startup_objects()
         try:
             yield {"publisher": active}
         finally:
@@ -66,6 +68,16 @@ def create_app(settings: IngestSettings, publisher: EventPublisher | None = None
     install(app, settings, active, registry)
     _add_probes(app, active, registry)
     return app
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (app, schemas, clients) out of every later full collection.
+
+    Otherwise each full collection walks those long-lived objects: tens of milliseconds that
+    showed as p99 latency and a fifth of the single-event throughput under load.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def app_from_env() -> FastAPI:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -18,10 +19,17 @@ from aiokafka.errors import (
 )
 
 from schemas.events import CallEvent, event_to_json
+from services.kit.partitioning import Record, group_by_partition
 
 log = structlog.get_logger(__name__)
 
 ProducerFactory = Callable[[], Any]
+BATCH_API_MIN_EVENTS = 32
+"""Requests with at least this many events go as record batches, one per partition; smaller
+ones use the keyed send(), where concurrent requests share the producer's linger batches."""
+
+MAX_BATCH_BYTES = 512 * 1024
+"""Record batches stay below the broker's default max.message.bytes (1 MiB)."""
 
 
 class PublishUnavailable(Exception):
@@ -72,13 +80,19 @@ class KafkaPublisher:
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,
-                linger_ms=5,
+                # One request is in flight per broker connection and records wait for it
+                # anyway; lingering on top only adds latency.
+                linger_ms=0,
+                max_batch_size=MAX_BATCH_BYTES,
                 request_timeout_ms=max(1000, int(timeout_seconds * 1000)),
             )
         )
         self._producer: Any = None
         self._connector: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        # The producer queues one batch per partition; more waiters than one time out early
+        # (aiokafka's add_batch wait), so requests take turns per partition here.
+        self._partition_turns: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @property
     def ready(self) -> bool:
@@ -110,19 +124,15 @@ class KafkaPublisher:
             raise PublishUnavailable(self._retry_after, "not connected to Kafka yet")
         if not events:
             return
+        records = [(event.call_id.encode(), event_to_json(event)) for event in events]
         try:
             async with asyncio.timeout(self._timeout):
-                pending: list[asyncio.Future[Any]] = []
-                for event in events:
-                    future = await producer.send(
-                        self._topic, value=event_to_json(event), key=event.call_id.encode()
-                    )
-                    # After a timeout nobody awaits these; retrieve their errors to keep logs clean.
-                    future.add_done_callback(_retrieve_exception)
-                    pending.append(future)
-                await asyncio.wait(pending)
-                for future in pending:
-                    future.result()
+                if len(records) >= BATCH_API_MIN_EVENTS:
+                    deliveries = await self._send_batches(producer, records)
+                else:
+                    deliveries = await self._send_each(producer, records)
+                for delivery in deliveries:
+                    await delivery
         except TimeoutError as exc:
             log.warning("publish_timeout", events=len(events), timeout_seconds=self._timeout)
             raise PublishUnavailable(
@@ -133,6 +143,30 @@ class KafkaPublisher:
             if isinstance(exc, PRODUCER_STATE_ERRORS):
                 self._replace(producer)
             raise PublishUnavailable(self._retry_after, "Kafka rejected the batch") from exc
+
+    async def _send_each(self, producer: Any, records: Sequence[Record]) -> list[Delivery]:
+        """One keyed send() per record; the producer picks the partition."""
+        return [
+            _watched(await producer.send(self._topic, value=value, key=key))
+            for key, value in records
+        ]
+
+    async def _send_batches(self, producer: Any, records: Sequence[Record]) -> list[Delivery]:
+        """Record batches per partition, all partitions queued at once."""
+        partitions = tuple(sorted(await producer.partitions_for(self._topic)))
+        grouped = group_by_partition(records, partitions)
+        sends = [self._send_partition(producer, p, items) for p, items in grouped.items()]
+        return [delivery for deliveries in await asyncio.gather(*sends) for delivery in deliveries]
+
+    async def _send_partition(
+        self, producer: Any, partition: int, records: Sequence[Record]
+    ) -> list[Delivery]:
+        """Queue the batches of one partition in order; the acks are awaited by the caller."""
+        async with self._partition_turns[partition]:
+            return [
+                _watched(await producer.send_batch(batch, self._topic, partition=partition))
+                for batch in _fill_batches(producer, records)
+            ]
 
     def _replace(self, broken: Any) -> None:
         """Start over with a new producer (a new producer id and fresh sequence numbers).
@@ -180,7 +214,33 @@ PRODUCER_STATE_ERRORS = (
 )
 
 
-def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+Delivery = asyncio.Future[Any]
+
+
+def _fill_batches(producer: Any, records: Sequence[Record]) -> Iterator[Any]:
+    """Closed record batches holding `records` in order; a full batch starts the next one."""
+    batch = producer.create_batch()
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            yield _closed(batch)
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+    yield _closed(batch)
+
+
+def _closed(batch: Any) -> Any:
+    # A closed batch is sent at once instead of lingering for more records.
+    batch.close()
+    return batch
+
+
+def _watched(future: Delivery) -> Delivery:
+    # After a timeout nobody awaits these; retrieve their errors to keep the logs clean.
+    future.add_done_callback(_retrieve_exception)
+    return future
+
+
+def _retrieve_exception(future: Delivery) -> None:
     if not future.cancelled():
         future.exception()
 

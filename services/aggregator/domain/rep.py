@@ -303,26 +303,16 @@ def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> 
     )
 
 
-_VOLATILE = frozenset({"as_of", "lag_seconds", "window_start", "window_end"})
+_VOLATILE: dict[str, Any] = {
+    "as_of": True,
+    "lag_seconds": True,
+    "windows": {window: {"window_start", "window_end"} for window in WINDOWS},
+}
 
 
 def signature(snap: RepSnapshot) -> int:
     """What a wallboard would see change: every value, but not the time of computing it nor
     the bounds of windows (rolling ones move every minute without any number changing).
 
-    A hash of the values (cheap to keep per rep, cheap to compute: no model_dump)."""
-    return hash(_values(snap))
-
-
-def _values(model: Any) -> Any:
-    if isinstance(model, list):
-        return tuple(_values(item) for item in model)
-    if isinstance(model, dict):
-        return tuple((key, _values(item)) for key, item in model.items())
-    if hasattr(model, "__pydantic_fields__"):
-        return tuple(
-            (name, _values(value))
-            for name, value in model.__dict__.items()
-            if name not in _VOLATILE
-        )
-    return model
+    A hash of the JSON without those (cheap to keep per rep; pydantic-core does the work)."""
+    return hash(snap.model_dump_json(exclude=_VOLATILE))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
@@ -181,3 +181,46 @@ async def test_unreachable_broker_is_503_with_retry_after(topic_factory: TopicFa
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def keyed_send_partitions(bootstrap: str, topic: str, keys: list[bytes]) -> dict[bytes, int]:
+    """Where a plain keyed producer.send() puts each key (the aggregator relies on it)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        sent = [await producer.send_and_wait(topic, b"probe", key=key) for key in keys]
+    finally:
+        await producer.stop()
+    return {key: metadata.partition for key, metadata in zip(keys, sent, strict=True)}
+
+
+async def test_an_ndjson_batch_lands_in_the_keyed_partitions_in_order(
+    kafka_bootstrap: str, topic_factory: TopicFactory
+) -> None:
+    topic, reference = topic_factory("call-events"), topic_factory("reference")
+    await create_topic(kafka_bootstrap, topic, partitions=4)
+    await create_topic(kafka_bootstrap, reference, partitions=4)
+    batch = [event(event_id=f"e-{n}", call_id=f"call-{n % 40}") for n in range(300)]
+    body = b"".join(json.dumps(item).encode() + b"\n" for item in batch)
+
+    async with running(create_app(settings(kafka_bootstrap, topic))) as client:
+        response = await client.post(
+            "/v1/events",
+            content=body,
+            headers={"content-type": "application/x-ndjson", **sign(body)},
+        )
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 300}
+
+    records = await read_records(kafka_bootstrap, topic, 300)
+    assert sorted(json.loads(r.value)["event_id"] for r in records) == sorted(
+        item["event_id"] for item in batch
+    )
+    keys = sorted({r.key for r in records})
+    expected = await keyed_send_partitions(kafka_bootstrap, reference, keys)
+    assert {(r.key, r.partition) for r in records} == set(expected.items())
+    assert len(set(expected.values())) > 1  # the batch really spans partitions
+    for key in keys:
+        in_log = sorted((r for r in records if r.key == key), key=lambda r: r.offset)
+        sent = [item["event_id"] for item in batch if item["call_id"].encode() == key]
+        assert [json.loads(r.value)["event_id"] for r in in_log] == sent

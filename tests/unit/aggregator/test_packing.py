@@ -11,7 +11,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from services.aggregator.domain.calls import CallState, Rules, apply_event, forgettable
 from services.aggregator.domain.floor import Floor
 from services.aggregator.domain.rep import window_plans
-from services.aggregator.packing import dumps, loads, pack, partition_for, unpack
+from services.aggregator.packing import dumps, loads, pack, unpack
+from services.kit.partitioning import partition_for
 from tests.unit.aggregator.events import ev, full_call
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
