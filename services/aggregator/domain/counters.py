@@ -40,12 +40,6 @@ def zero() -> Counters:
     return [0] * WIDTH
 
 
-def add_into(target: Counters, source: Counters) -> None:
-    """target += source, in place."""
-    for i, value in enumerate(source):
-        target[i] += value
-
-
 def total(buckets: Iterable[Counters]) -> Counters:
     """The sum of many buckets."""
     columns = [sum(column) for column in zip(*buckets, strict=True)]

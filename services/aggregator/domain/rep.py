@@ -173,12 +173,6 @@ def plan_counters(rep: RepState, plan: WindowPlan) -> Counters:
     return total(buckets)
 
 
-def window_counters(rep: RepState, window: str, tz: ZoneInfo, now: datetime) -> Counters:
-    """The summed counters of one window at `now`."""
-    plan = next(p for p in window_plans(tz, w.epoch_minute(now)) if p.window == window)
-    return plan_counters(rep, plan)
-
-
 def status_now(rep: RepState, now: datetime) -> tuple[RepStatus, datetime | None]:
     """Live status: wrap-up turns idle after `WRAP_UP` without a new call."""
     if (
