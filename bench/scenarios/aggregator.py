@@ -132,8 +132,8 @@ def run(ctx: Context) -> list[Row]:
             notes=(
                 f"{count:,} pre-produced events of a {reps:,}-rep floor, 4 partitions; timed from "
                 "/readyz to both stages committed (Faust commit interval 2.8 s bounds the "
-                f"resolution); {rate / noop_rate:.2f} x the Faust no-op agent (same uvloop, poll "
-                "size, pinning; first to last event)"
+                f"resolution); {rate / noop_rate:.2f} x the Faust no-op agent (same settings and "
+                "pinning; first to last event)"
             ),
             raw={
                 "events": count,
