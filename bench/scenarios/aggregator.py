@@ -41,6 +41,7 @@ from services.kit.kafka import ensure_topics
 PARTITIONS = 4
 NAMES = ("events", "facts", "ticks", "kpis", "calls", "alerts", "roster")
 REPS = 10_000
+WORKER_ARGS = ["services.cli", "aggregator", "--loglevel", "warning"]
 
 
 def run(ctx: Context) -> list[Row]:
@@ -77,16 +78,8 @@ def run(ctx: Context) -> list[Row]:
     console.log(f"faust no-op agent: {noop_rate:,.0f} events/s")
 
     port = free_port()
-    env = {
-        "CALLPULSE_KAFKA_BOOTSTRAP": ctx.bootstrap,
-        "CALLPULSE_APP_ID": f"{run_id}-agg",
-        "CALLPULSE_PARTITIONS": str(PARTITIONS),
-        "CALLPULSE_WEB_PORT": str(port),
-        "CALLPULSE_DATA_DIR": str(ctx.workdir / "aggregator"),
-        **{f"CALLPULSE_{n.upper()}_TOPIC": t for n, t in topics.items()},
-    }
-    args = ["services.cli", "aggregator", "--loglevel", "warning"]
-    with service("aggregator", args, env, ctx) as proc:
+    env = _worker_env(ctx, f"{run_id}-agg", topics, port, "aggregator")
+    with service("aggregator", WORKER_ARGS, env, ctx) as proc:
         launched = time.monotonic()
         with console.status("aggregator worker: starting"):
             ready = wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc, timeout=90)
@@ -160,6 +153,20 @@ def run(ctx: Context) -> list[Row]:
     ]
 
 
+def _worker_env(
+    ctx: Context, app_id: str, topics: dict[str, str], port: int, data: str
+) -> dict[str, str]:
+    """The environment of a `callpulse aggregator` on this run's topics."""
+    return {
+        "CALLPULSE_KAFKA_BOOTSTRAP": ctx.bootstrap,
+        "CALLPULSE_APP_ID": app_id,
+        "CALLPULSE_PARTITIONS": str(PARTITIONS),
+        "CALLPULSE_WEB_PORT": str(port),
+        "CALLPULSE_DATA_DIR": str(ctx.workdir / data),
+        **{f"CALLPULSE_{n.upper()}_TOPIC": t for n, t in topics.items()},
+    }
+
+
 def _faust_noop(ctx: Context, topic: str, count: int, app_id: str) -> float:
     """Events/s of a Faust worker that only counts (bench/faust_noop.py) on the same topic."""
     env = {
@@ -201,16 +208,8 @@ def _month_rss(ctx: Context, reps: int) -> tuple[float, int, float]:
             produce(ctx.bootstrap, changelogs["calls"], month.call_states(calls, reps, now))
         )
     port = free_port()
-    env = {
-        "CALLPULSE_KAFKA_BOOTSTRAP": ctx.bootstrap,
-        "CALLPULSE_APP_ID": app_id,
-        "CALLPULSE_PARTITIONS": str(PARTITIONS),
-        "CALLPULSE_WEB_PORT": str(port),
-        "CALLPULSE_DATA_DIR": str(ctx.workdir / "aggregator-month"),
-        **{f"CALLPULSE_{n.upper()}_TOPIC": t for n, t in topics.items()},
-    }
-    args = ["services.cli", "aggregator", "--loglevel", "warning"]
-    with service("aggregator-month", args, env, ctx) as proc:
+    env = _worker_env(ctx, app_id, topics, port, "aggregator-month")
+    with service("aggregator-month", WORKER_ARGS, env, ctx) as proc:
         launched = time.monotonic()
         with console.status("aggregator worker: recovering a month of state"):
             ready = wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc, timeout=900)
