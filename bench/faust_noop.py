@@ -1,18 +1,22 @@
 """Baseline: Faust's own ceiling on this machine, a worker whose agent does nothing.
 
 `python -m bench.faust_noop worker -l warn` with CALLPULSE_BENCH_TOPIC, _COUNT, _APP_ID set.
-Same Faust, raw serializers and settings as the aggregator; the agent only counts. It
+Same Faust, uvloop, raw serializers and poll size as the aggregator; the agent only counts. It
 prints one JSON line {"events": n, "seconds": s} (first event to the n-th) and exits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from typing import Any
 
 import faust
+import uvloop
+
+from services.aggregator.config import AggregatorSettings
 
 TOPIC = os.environ.get("CALLPULSE_BENCH_TOPIC", "bench.noop")
 COUNT = int(os.environ.get("CALLPULSE_BENCH_COUNT", "1"))
@@ -24,6 +28,7 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     consumer_auto_offset_reset="earliest",
+    broker_max_poll_records=AggregatorSettings().BATCH_MAX_EVENTS,
     web_enabled=False,
     datadir=os.environ.get("CALLPULSE_DATA_DIR", ".callpulse/faust-noop"),
 )
@@ -45,4 +50,5 @@ async def count(stream: Any) -> None:
 
 
 if __name__ == "__main__":
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app.main()

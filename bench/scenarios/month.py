@@ -11,7 +11,6 @@ retention rules (domain/rep.py, domain/calls.py), then starts a worker that reco
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,15 +20,9 @@ from services.aggregator.domain.calls import Rules
 from services.aggregator.domain.counters import C, zero
 from services.aggregator.domain.floor import Floor
 from services.aggregator.domain.rep import RepState
+from services.aggregator.packing import dumps, loads
 
 DAYS = 30
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON, as the worker writes its table values."""
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
-
-
 CALLS_PER_DAY = 50
 SHIFT_HOURS = 8
 
@@ -82,10 +75,10 @@ def call_states(count: int, reps: int, now: datetime, seed: int = 7) -> list[tup
     floor = Floor()
     for event in floor_events(4_000, reps=100, prefix="month-template-"):
         floor.apply(event, now)
-    templates = [s.to_dict() for s in floor.calls.values() if not s.is_open]
+    templates = [s.fields() for s in floor.calls.values() if not s.is_open]
     out = []
     for i in range(count):
-        state: dict[str, Any] = json.loads(dumps(rng.choice(templates)))
+        state: dict[str, Any] = dict(loads(dumps(rng.choice(templates))))
         call_id = f"month-call-{i:07d}"
         rep_id = f"month-rep-{rng.randrange(reps):05d}"
         last = now - timedelta(seconds=rng.uniform(0, Rules().call_retention_seconds * 0.9))

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import faust
 import structlog
+import uvloop
 from aiokafka import AIOKafkaConsumer
 from faust.exceptions import NotReady
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -38,6 +38,10 @@ from services.aggregator.domain.calls import (
 )
 from services.aggregator.domain.rep import RepState, apply_fact, prune, signature, snapshot
 from services.aggregator.domain.roster import RosterView
+from services.aggregator.outbox import Outbox
+from services.aggregator.packing import dumps, loads, pack, unpack
+from services.aggregator.rewind import install as install_rewind
+from services.kit.partitioning import partition_for
 
 log = structlog.get_logger(__name__)
 
@@ -98,8 +102,29 @@ def _quiet_at_shutdown(job: TimerJob) -> TimerJob:
     return run
 
 
+Item = TypeVar("Item")
+
+
+async def _yielding(items: list[Item], every: int = 500) -> AsyncIterator[Item]:
+    """Iterate, letting the event loop run between slices: a sweep over every rep or call of a
+    big floor must not stall the streams (or the latency of every event behind it)."""
+    for index, item in enumerate(items):
+        if index and index % every == 0:
+            await asyncio.sleep(0)
+        yield item
+
+
+def _expiring(call: dict[str, Any], now: datetime, rules: Rules) -> bool:
+    """Cheap pre-check on a stored call: open too long, or ended past the retention."""
+    if call.get("ended_at") is None:
+        return close_if_stale(CallState.from_dict(call), now, rules) is not None
+    last = datetime.fromisoformat(call["last_event_at"])
+    return (now - last).total_seconds() > rules.call_retention_seconds
+
+
 def create_app(settings: AggregatorSettings) -> faust.App:
     """Build the Faust app; nothing connects until the worker starts."""
+    install_rewind()
     app = faust.App(
         settings.APP_ID,
         broker=f"kafka://{settings.KAFKA_BOOTSTRAP}",
@@ -116,6 +141,8 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
         # Batch the many small sends (facts, records, changelogs) into fewer produce requests.
         producer_linger_ms=settings.PRODUCER_LINGER_MS,
+        producer_max_batch_size=settings.PRODUCER_BATCH_BYTES,
+        broker_max_poll_records=settings.BATCH_MAX_EVENTS,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -128,76 +155,138 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     metrics = Metrics()
     events_topic = app.topic(settings.EVENTS_TOPIC, key_type=bytes, value_type=bytes)
     facts_topic = app.topic(settings.FACTS_TOPIC, key_type=bytes, value_type=bytes)
-    kpis_topic = app.topic(settings.KPIS_TOPIC, key_type=bytes, value_type=bytes)
-    calls_topic = app.topic(settings.CALLS_TOPIC, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(settings.ALERTS_TOPIC, key_type=bytes, value_type=bytes)
     ticks_topic = app.topic(settings.TICKS_TOPIC, key_type=bytes, value_type=bytes)
-    # Values are JSON bytes: the changelog stores exactly what the domain's to_dict() gives.
-    calls = app.Table("calls", default=None, key_type=bytes, value_type=bytes)
-    reps = app.Table("reps", default=None, key_type=bytes, value_type=bytes)
+    # Values are JSON bytes: the changelog stores what the domain's to_dict() gives.
+    # use_partitioner: a key's changelog partition is its key's partition (where its events and
+    # facts are routed), not the partition of whichever record a batch happened to end with.
+    calls = app.Table("calls", default=None, key_type=bytes, value_type=bytes, use_partitioner=True)
+    reps = app.Table("reps", default=None, key_type=bytes, value_type=bytes, use_partitioner=True)
     # rep_id -> arrival time (epoch s) of the newest event not yet in a published snapshot
     dirty: dict[str, float] = {}
     live: dict[str, RepState] = {}  # decoded reps of this worker, keyed like the table
-    published: dict[str, Any] = {}  # last published windows per rep, to skip no-op republishes
+    published: dict[str, int] = {}  # signature of each rep's last snapshot: skip no-op refreshes
+    pacing = {"next_flush": 0.0}
 
     def rep_state(rep_id: str) -> RepState:
         state = live.get(rep_id)
         if state is None:
             raw = reps.get(rep_id.encode())
-            state = RepState.from_dict(json.loads(raw)) if raw else RepState(rep_id=rep_id)
+            state = RepState.from_dict(loads(raw)) if raw else RepState(rep_id=rep_id)
             live[rep_id] = state
         return state
 
+    def save_rep(rep_id: str, state: RepState) -> None:
+        put(reps, rep_id.encode(), dumps(state.to_dict()))
+
+    def fact_partitions() -> int:
+        return app.consumer.topic_partitions(settings.FACTS_TOPIC) or settings.PARTITIONS
+
+    async def producer() -> Any:
+        # The worker's own aiokafka producer: Faust flushes it before committing offsets.
+        return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+    facts_out, records_out, kpis_out = Outbox(producer), Outbox(producer), Outbox(producer)
+    changelog_out = Outbox(producer)
+
+    def put(table: Any, key: bytes, value: bytes | None) -> None:
+        """Set (None: delete) a table key; its changelog record goes through the outbox.
+
+        Faust's own path (`table[key] = value`) sends each changelog record through Topic.send
+        (a sixth of a draining worker's time). The record is the same (raw key and value, the
+        key's partition, as use_partitioner gives), so recovery reads it like Faust's own, and
+        the commit's flush of the producer delivers it before the offsets move.
+        """
+        if value is None:
+            table.data.pop(key, None)
+        else:
+            table.data[key] = value
+        changelog_out.add(table.changelog_topic.get_topic_name(), key, value)
+
+    async def send_facts(facts: list[tuple[RepFact, float]]) -> None:
+        """Send the facts packed per partition and wait until Kafka has them all."""
+        for partition, value in pack(facts, fact_partitions()).items():
+            facts_out.add(settings.FACTS_TOPIC, None, value, partition)
+        await asyncio.gather(*await facts_out.send())
+
     @app.agent(events_topic)
     async def assemble(stream: faust.StreamT[bytes]) -> None:
-        """Stage 1: fold each event into its call and send the per-rep facts."""
-        async for event_ in stream.events():
-            try:
-                event = event_from_json(event_.value)
-            except ValidationError:
-                metrics.events.labels("invalid").inc()
-                log.warning("event_invalid", offset=event_.message.offset)
-                continue
-            event = roster.resolve(event)  # a provider's agent id -> our rep id
-            key = event.call_id.encode()
-            raw = calls.get(key)
-            step = apply_event(CallState.from_dict(json.loads(raw)) if raw else None, event, rules)
-            arrived = event_.message.timestamp
-            for fact in step.facts:
-                await facts_topic.send(
-                    key=fact.rep_id.encode(),
-                    value=json.dumps({**fact.to_dict(), "arrived": arrived}).encode(),
+        """Stage 1: fold each batch of events into their calls and send the per-rep facts.
+
+        The facts are durable before the calls' new states are saved: a worker that dies in
+        between redoes the batch from the old states, making the same versions (stage 2 applies
+        each once); one that dies later re-sends the current versions on redelivery.
+        """
+        events: Any = stream  # take_events is on faust.Stream, not on the StreamT protocol
+        async for batch in events.take_events(
+            settings.BATCH_MAX_EVENTS, within=settings.BATCH_SECONDS
+        ):
+            states: dict[str, CallState | None] = {}
+            changed: set[str] = set()
+            facts: list[tuple[RepFact, float]] = []
+            for event_ in batch:
+                try:
+                    event = event_from_json(event_.value)
+                except ValidationError:
+                    metrics.events.labels("invalid").inc()
+                    log.warning("event_invalid", offset=event_.message.offset)
+                    continue
+                event = roster.resolve(event)  # a provider's agent id -> our rep id
+                call_id = event.call_id
+                if call_id not in states:
+                    raw = calls.get(call_id.encode())
+                    states[call_id] = CallState.from_dict(loads(raw)) if raw else None
+                step = apply_event(states[call_id], event, rules)
+                facts += [(fact, event_.message.timestamp) for fact in step.facts]
+                if step.duplicate:
+                    metrics.events.labels("duplicate").inc()
+                    continue
+                states[call_id] = step.state
+                changed.add(call_id)
+                metrics.events.labels("applied").inc()
+            await send_facts(facts)
+            for call_id in changed:
+                state = states[call_id]
+                assert state is not None  # changed calls have a state
+                put(calls, call_id.encode(), dumps(state.fields()))
+                records_out.add(
+                    settings.CALLS_TOPIC,
+                    call_id.encode(),
+                    call_record(state).model_dump_json().encode(),
                 )
-            if step.duplicate:
-                metrics.events.labels("duplicate").inc()
-                continue
-            calls[key] = json.dumps(step.state.to_dict()).encode()
-            if step.changed:
-                record = call_record(step.state)
-                await calls_topic.send(key=key, value=record.model_dump_json().encode())
-            metrics.events.labels("applied").inc()
+            await changelog_out.send()  # delivered by the commit's flush at the latest
+            await records_out.send()
 
     @app.agent(facts_topic)
     async def accumulate(stream: faust.StreamT[bytes]) -> None:
-        """Stage 2: apply each fact once to its rep's buckets."""
-        async for value in stream:
-            raw = json.loads(value)
-            if "tick" in raw:  # from evaluate_alerts: rules are judged where the state lives
-                await judge(raw["rep_id"])
-                continue
-            fact = RepFact.from_dict(raw)
-            state = rep_state(fact.rep_id)
-            ctx = roster.context(fact.rep_id, fact.team_id or state.team_id)
-            if not apply_fact(state, fact, ZoneInfo(ctx.timezone), datetime.now(UTC)):
-                metrics.facts.labels("duplicate").inc()
-                continue
-            reps[fact.rep_id.encode()] = json.dumps(state.to_dict()).encode()
-            # Faust gives the record's Kafka timestamp in epoch seconds
-            dirty.setdefault(fact.rep_id, float(raw.get("arrived") or time.time()))
-            metrics.facts.labels("applied").inc()
+        """Stage 2: apply each fact once to its rep's buckets; save each touched rep once."""
+        async for batch in stream.take(settings.BATCH_MAX_EVENTS, within=settings.BATCH_SECONDS):
+            touched: dict[str, RepState] = {}
+            ticked: list[str] = []
+            now = datetime.now(UTC)
+            for value in batch:
+                message = loads(value)
+                if "tick" in message:  # from evaluate_alerts: rules are judged where state lives
+                    ticked.append(message["rep_id"])
+                    continue
+                for fact, arrived in unpack(message):
+                    state = rep_state(fact.rep_id)
+                    ctx = roster.context(fact.rep_id, fact.team_id or state.team_id)
+                    if not apply_fact(state, fact, ZoneInfo(ctx.timezone), now):
+                        metrics.facts.labels("duplicate").inc()
+                        continue
+                    touched[fact.rep_id] = state
+                    # Faust gives the record's Kafka timestamp in epoch seconds
+                    dirty.setdefault(fact.rep_id, float(arrived or time.time()))
+                    metrics.facts.labels("applied").inc()
+            for rep_id, state in touched.items():
+                save_rep(rep_id, state)
+            await changelog_out.send()
+            for rep_id in ticked:
+                await judge(rep_id)
 
     async def judge(rep_id: str) -> None:
-        """Evaluate a rep's alert rules; only inside stream iteration, since it writes the table."""
+        """Evaluate a rep's alert rules where its state lives (the rules' state is in the rep)."""
         state = rep_state(rep_id)
         now = datetime.now(UTC)
         ctx = roster.context(rep_id, state.team_id)
@@ -208,12 +297,14 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         if not fired:
             return
         # The rules' state lives in the rep: persist it together with the notification.
-        reps[rep_id.encode()] = json.dumps(state.to_dict()).encode()
+        save_rep(rep_id, state)
+        await changelog_out.send()
         for alert in fired:
             await alerts_topic.send(key=rep_id.encode(), value=alert.model_dump_json().encode())
             metrics.alerts.labels(alert.kind, alert.state).inc()
 
-    async def publish(rep_id: str, arrived: float | None) -> None:
+    def publish(rep_id: str, arrived: float | None) -> None:
+        """Queue the rep's snapshot in kpis_out (unless unchanged on a refresh)."""
         state = rep_state(rep_id)
         now = datetime.now(UTC)
         ctx = roster.context(rep_id, state.team_id)
@@ -224,7 +315,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         if arrived is None and published.get(rep_id) == body:
             return
         published[rep_id] = body
-        await kpis_topic.send(key=rep_id.encode(), value=snap.model_dump_json().encode())
+        kpis_out.add(settings.KPIS_TOPIC, rep_id.encode(), snap.model_dump_json().encode())
         metrics.snapshots.inc()
         if arrived is not None:
             metrics.lag.observe(lag)
@@ -232,18 +323,32 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     @app.timer(interval=settings.SNAPSHOT_INTERVAL_SECONDS)
     @_quiet_at_shutdown
     async def flush_snapshots() -> None:
-        """Coalesce: at most one snapshot per changed rep per interval."""
+        """Coalesce: at most one snapshot per changed rep per interval.
+
+        When flushing takes long (a worker catching up on a big floor), the next flush waits
+        twice as long as this one took: snapshots get at most a third of the worker's time.
+        """
+        began = time.monotonic()
+        if began < pacing["next_flush"]:
+            return
         batch = list(dirty.items())
         dirty.clear()
-        for rep_id, arrived in batch:
-            await publish(rep_id, arrived)
+        async for rep_id, arrived in _yielding(batch):
+            publish(rep_id, arrived)
+            if len(kpis_out) >= settings.BATCH_MAX_EVENTS:
+                await kpis_out.send()
+        await kpis_out.send()
+        pacing["next_flush"] = time.monotonic() + 2 * (time.monotonic() - began)
 
     @app.timer(interval=settings.ROLLING_REFRESH_SECONDS)
     @_quiet_at_shutdown
     async def refresh_rolling() -> None:
         """Rolling windows move without events: republish reps whose numbers changed."""
-        for key in list(reps.keys()):
-            await publish(key.decode(), None)
+        async for key in _yielding(list(reps.keys())):
+            publish(key.decode(), None)
+            if len(kpis_out) >= settings.BATCH_MAX_EVENTS:
+                await kpis_out.send()
+        await kpis_out.send()
         metrics.reps.set(len(live))
 
     @app.timer(interval=settings.ALERT_EVALUATION_SECONDS)
@@ -251,27 +356,22 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     async def evaluate_alerts() -> None:
         """Time moves rules (pace, idle, missed): tick each rep that has rules, in its partition.
 
-        Faust tables may only change inside stream iteration, so the tick travels through the
-        facts topic to the agent that owns the rep.
+        The tick travels through the facts topic, so the rules are judged between the rep's
+        batches by the agent that owns the rep, never concurrently with them.
         """
-        for key in list(reps.keys()):
+        async for key in _yielding(list(reps.keys())):
             rep_id = key.decode()
             state = rep_state(rep_id)
             if roster.context(rep_id, state.team_id).alert_rules or state.alerts:
-                await facts_topic.send(
-                    key=key, value=json.dumps({"tick": 1, "rep_id": rep_id}).encode()
-                )
+                await facts_topic.send(key=key, value=dumps({"tick": 1, "rep_id": rep_id}))
 
     @app.timer(interval=60.0)
     @_quiet_at_shutdown
     async def find_stale_calls() -> None:
         """Calls open past max_call_seconds, or ended past the retention, get a tick."""
         now = datetime.now(UTC)
-        for key, raw in list(calls.items()):
-            if raw is None:
-                continue
-            state = CallState.from_dict(json.loads(raw))
-            if forgettable(state, now, rules) or close_if_stale(state, now, rules) is not None:
+        async for key, raw in _yielding(list(calls.items())):
+            if raw is not None and _expiring(loads(raw), now, rules):
                 await ticks_topic.send(key=key, value=b"{}")
 
     @app.agent(ticks_topic)
@@ -286,21 +386,21 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             if raw is None:
                 continue
             now = datetime.now(UTC)
-            state = CallState.from_dict(json.loads(raw))
+            state = CallState.from_dict(loads(raw))
             if forgettable(state, now, rules):
-                del calls[key]
+                put(calls, key, None)
+                await changelog_out.send()
                 continue
             step = close_if_stale(state, now, rules)
             if step is None:
                 continue
-            calls[key] = json.dumps(step.state.to_dict()).encode()
-            for fact in step.facts:
-                await facts_topic.send(
-                    key=fact.rep_id.encode(), value=json.dumps(fact.to_dict()).encode()
-                )
-            await calls_topic.send(
-                key=key, value=call_record(step.state).model_dump_json().encode()
+            await send_facts([(fact, time.time()) for fact in step.facts])
+            put(calls, key, dumps(step.state.fields()))
+            await changelog_out.send()
+            records_out.add(
+                settings.CALLS_TOPIC, key, call_record(step.state).model_dump_json().encode()
             )
+            await records_out.send()
 
     @app.task
     async def quiet_clients() -> None:
@@ -350,9 +450,9 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
+        # aiohttp takes the charset apart from the content type (it refused the whole header)
         return web.bytes(
-            generate_latest(metrics.registry),
-            content_type="text/plain; version=0.0.4",  # aiohttp refuses a charset in here
+            generate_latest(metrics.registry), content_type="text/plain; version=0.0.4"
         )
 
     @app.on_partitions_revoked.connect
@@ -360,6 +460,29 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         # Partitions may move to another worker: drop decoded copies, the table is the truth.
         live.clear()
         published.clear()
+
+    @app.on_partitions_assigned.connect
+    def drop_moved(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Forget the keys of partitions that moved to another worker.
+
+        Faust's memory store keeps every key this worker wrote itself, whoever owns its partition
+        now: the refresh timer would publish those reps' stale snapshots over their new owner's.
+        A partition that comes back is replayed from its changelog.
+        """
+        assigned: set[Any] = args[0]  # Faust sends the new assignment, a set of TPs
+        drop_moved_keys(calls, settings.EVENTS_TOPIC, assigned)
+        for key in drop_moved_keys(reps, settings.FACTS_TOPIC, assigned):
+            dirty.pop(key.decode(), None)
+
+    def drop_moved_keys(table: Any, topic: str, assigned: set[Any]) -> list[bytes]:
+        count = app.consumer.topic_partitions(topic) or settings.PARTITIONS
+        mine = {tp.partition for tp in assigned if tp.topic == topic}
+        moved = [key for key in table.data if partition_for(key, count) not in mine]
+        for key in moved:
+            del table.data[key]
+        if moved:
+            log.info("moved_keys_dropped", table=table.name, keys=len(moved))
+        return moved
 
     return app
 
@@ -384,6 +507,8 @@ def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
             compacted=[settings.KPIS_TOPIC, settings.CALLS_TOPIC, settings.ROSTER_TOPIC],
         )
     )
+    # uvloop: the streams' per-message machinery is event-loop bound (~30 % more events/s)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

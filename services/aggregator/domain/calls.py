@@ -78,6 +78,20 @@ class RepFact:
             "event_at": self.event_at.isoformat(),
         }
 
+    def fields(self) -> dict[str, Any]:
+        """to_dict before the JSON conversions (times, atoms), for an encoder that does them."""
+        return {
+            "fact_id": self.fact_id,
+            "rep_id": self.rep_id,
+            "call_id": self.call_id,
+            "version": self.version,
+            "atoms": self.atoms,
+            "team_id": self.team_id,
+            "status": self.status,
+            "status_at": self.status_at,
+            "event_at": self.event_at,
+        }
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RepFact:
         """Inverse of to_dict."""
@@ -156,6 +170,11 @@ class CallState:
                 value = _atoms_out(value)
             out[name] = value
         return out
+
+    def fields(self) -> dict[str, Any]:
+        """to_dict before the JSON conversions (times, decimals, atoms), for an encoder that
+        does them (the aggregator's orjson: same JSON, a fraction of the cost)."""
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CallState:

@@ -1,0 +1,69 @@
+"""The seek Faust makes after dropping fetched messages, against the real broker.
+
+aiokafka's own seek_to_committed leaves a partition without a committed offset where it is;
+ours rewinds it to the beginning, so messages Faust dropped are read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from services.aggregator.rewind import seek_to_committed_or_beginning
+from services.kit.kafka import ensure_topics
+
+
+def test_uncommitted_partitions_rewind_to_the_beginning_committed_ones_to_their_offset(
+    kafka_bootstrap: str,
+) -> None:
+    asyncio.run(_check(kafka_bootstrap))
+
+
+async def _check(bootstrap: str) -> None:
+    topic = f"rewind-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, [topic], partitions=2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(10):
+            for partition in (0, 1):
+                await producer.send(topic, f"{i}".encode(), partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"{topic}-group",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        fresh, committed = TopicPartition(topic, 0), TopicPartition(topic, 1)
+        consumer.assign([fresh, committed])
+        await consumer.commit({committed: OffsetAndMetadata(4, "")})
+        await _read_to_end(consumer, [fresh, committed])
+
+        # the trap: aiokafka alone leaves the uncommitted partition past what was read
+        await consumer.seek_to_committed()
+        assert await consumer.position(fresh) == 10
+        assert await consumer.position(committed) == 4
+
+        await _read_to_end(consumer, [fresh, committed])
+        offsets = await seek_to_committed_or_beginning(consumer)
+        assert offsets[committed] == 4
+        assert await consumer.position(fresh) == 0
+        assert await consumer.position(committed) == 4
+        again = await consumer.getmany(fresh, timeout_ms=5000)
+        assert [record.offset for record in again[fresh]][:1] == [0]
+    finally:
+        await consumer.stop()
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+    while [tp for tp in tps if await consumer.position(tp) < 10]:
+        await consumer.getmany(*tps, timeout_ms=1000)
