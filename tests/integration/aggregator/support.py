@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.kit.kafka import ensure_topics
 from tests.e2e.scenario import free_port, process, wait_http
@@ -77,7 +77,8 @@ async def _produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]])
         await producer.stop()
 
 
-async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+async def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of a topic, from the beginning to its end now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -85,11 +86,15 @@ async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, byte
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         end = await consumer.end_offsets(parts)
-        out: list[tuple[bytes | None, bytes | None]] = []
+        out: list[ConsumerRecord[Any, Any]] = []
         while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
-                out.extend((r.key, r.value) for r in records)
+                out.extend(records)
         return out
     finally:
         await consumer.stop()
+
+
+async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    return [(r.key, r.value) for r in await read_records(bootstrap, topic)]

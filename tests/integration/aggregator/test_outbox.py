@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from services.aggregator.outbox import Outbox
 from services.kit.kafka import ensure_topics
-
-PARTITIONS = 4
+from tests.integration.aggregator.support import PARTITIONS, read_records
 
 
 def test_outbox_routes_like_a_keyed_send_splits_full_batches_and_confirms(
@@ -51,18 +50,5 @@ async def _check(bootstrap: str) -> None:
 
 async def _placement(bootstrap: str, topic: str) -> dict[bytes, int]:
     """key (or value, for unkeyed records) -> partition, for every record of the topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        end = await consumer.end_offsets(parts)
-        out: dict[bytes, int] = {}
-        while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
-            for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
-                for record in batch:
-                    out[record.key or record.value or b""] = tp.partition
-        return out
-    finally:
-        await consumer.stop()
+    records = await read_records(bootstrap, topic)
+    return {record.key or record.value or b"": record.partition for record in records}
