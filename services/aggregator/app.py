@@ -179,8 +179,8 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     def save_rep(rep_id: str, state: RepState) -> None:
         put(reps, rep_id.encode(), dumps(state.to_dict()))
 
-    def fact_partitions() -> int:
-        return app.consumer.topic_partitions(settings.FACTS_TOPIC) or settings.PARTITIONS
+    def partition_count(topic: str) -> int:
+        return app.consumer.topic_partitions(topic) or settings.PARTITIONS
 
     async def producer() -> Any:
         # The worker's own aiokafka producer: Faust flushes it before committing offsets.
@@ -205,7 +205,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     async def send_facts(facts: list[tuple[RepFact, float]]) -> None:
         """Send the facts packed per partition and wait until Kafka has them all."""
-        for partition, value in pack(facts, fact_partitions()).items():
+        for partition, value in pack(facts, partition_count(settings.FACTS_TOPIC)).items():
             facts_out.add(settings.FACTS_TOPIC, None, value, partition)
         await asyncio.gather(*await facts_out.send())
 
@@ -475,7 +475,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
             dirty.pop(key.decode(), None)
 
     def drop_moved_keys(table: Any, topic: str, assigned: set[Any]) -> list[bytes]:
-        count = app.consumer.topic_partitions(topic) or settings.PARTITIONS
+        count = partition_count(topic)
         mine = {tp.partition for tp in assigned if tp.topic == topic}
         moved = [key for key in table.data if partition_for(key, count) not in mine]
         for key in moved:
