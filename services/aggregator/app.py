@@ -168,6 +168,27 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     published: dict[str, int] = {}  # signature of each rep's last snapshot: skip no-op refreshes
     pacing = {"next_flush": 0.0}
 
+    def settled() -> bool:
+        """Assigned, and every table recovered from its changelog."""
+        return (
+            app.rebalancing is False
+            and app.consumer is not None
+            and not app.in_recovery
+            and cast(Any, app.tables).recovery.completed.is_set()
+        )
+
+    def when_settled(job: TimerJob) -> TimerJob:
+        """A timer reads the tables: not while a rebalance replays them. A replayed key briefly
+        holds an older version, and a decoded copy of it would outlive the replay (a restarted
+        worker fired an alert again from one)."""
+
+        @functools.wraps(job)
+        async def run() -> None:
+            if settled():
+                await job()
+
+        return run
+
     def rep_state(rep_id: str) -> RepState:
         state = live.get(rep_id)
         if state is None:
@@ -322,6 +343,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.timer(interval=settings.SNAPSHOT_INTERVAL_SECONDS)
     @_quiet_at_shutdown
+    @when_settled
     async def flush_snapshots() -> None:
         """Coalesce: at most one snapshot per changed rep per interval.
 
@@ -342,6 +364,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.timer(interval=settings.ROLLING_REFRESH_SECONDS)
     @_quiet_at_shutdown
+    @when_settled
     async def refresh_rolling() -> None:
         """Rolling windows move without events: republish reps whose numbers changed."""
         async for key in _yielding(list(reps.keys())):
@@ -353,6 +376,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.timer(interval=settings.ALERT_EVALUATION_SECONDS)
     @_quiet_at_shutdown
+    @when_settled
     async def evaluate_alerts() -> None:
         """Time moves rules (pace, idle, missed): tick each rep that has rules, in its partition.
 
@@ -367,6 +391,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.timer(interval=60.0)
     @_quiet_at_shutdown
+    @when_settled
     async def find_stale_calls() -> None:
         """Calls open past max_call_seconds, or ended past the retention, get a tick."""
         now = datetime.now(UTC)
@@ -440,12 +465,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     async def readyz(web: Any, request: Any) -> Any:
         # ready = assigned and every table recovered from its changelog (a restarted worker
         # replays its state first; until then it must not take traffic in a rolling upgrade)
-        ready = (
-            app.rebalancing is False
-            and app.consumer is not None
-            and not app.in_recovery
-            and cast(Any, app.tables).recovery.completed.is_set()
-        )
+        ready = settled()
         return web.json({"ready": ready}, status=200 if ready else 503)
 
     @app.page("/metrics")
