@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 import faust
 import structlog
 import uvloop
-from aiokafka import AIOKafkaConsumer
 from faust.exceptions import NotReady
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
@@ -41,6 +40,7 @@ from services.aggregator.domain.roster import RosterView
 from services.aggregator.outbox import Outbox
 from services.aggregator.packing import dumps, loads, pack, unpack
 from services.aggregator.rewind import install as install_rewind
+from services.kit.follow import Follower
 from services.kit.partitioning import partition_for
 
 log = structlog.get_logger(__name__)
@@ -152,6 +152,26 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         call_retention_seconds=settings.CALL_RETENTION_SECONDS,
     )
     roster = RosterView(default_timezone=settings.TIMEZONE)
+
+    def apply_roster(message: Any, catching_up: bool) -> str:
+        if message.value is None:
+            return "deleted"
+        try:
+            roster.apply(RosterRecord.model_validate_json(message.value))
+        except ValidationError:
+            log.warning("roster_record_invalid", offset=message.offset)
+            return "invalid"
+        return "applied"
+
+    # Rules, targets and agent ids come from the roster: until it is read to the end, a restarted
+    # worker would judge alerts without their rules (and forget, then re-send, firing ones).
+    roster_follower = Follower(
+        settings.KAFKA_BOOTSTRAP,
+        settings.ROSTER_TOPIC,
+        apply_roster,
+        from_beginning=True,
+        client_id="callpulse-aggregator",
+    )
     metrics = Metrics()
     events_topic = app.topic(settings.EVENTS_TOPIC, key_type=bytes, value_type=bytes)
     facts_topic = app.topic(settings.FACTS_TOPIC, key_type=bytes, value_type=bytes)
@@ -169,9 +189,10 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     pacing = {"next_flush": 0.0}
 
     def settled() -> bool:
-        """Assigned, and every table recovered from its changelog."""
+        """The roster read, assigned, and every table recovered from its changelog."""
         return (
-            app.rebalancing is False
+            roster_follower.ready.is_set()
+            and app.rebalancing is False
             and app.consumer is not None
             and not app.in_recovery
             and cast(Any, app.tables).recovery.completed.is_set()
@@ -307,7 +328,11 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 await judge(rep_id)
 
     async def judge(rep_id: str) -> None:
-        """Evaluate a rep's alert rules where its state lives (the rules' state is in the rep)."""
+        """Evaluate a rep's alert rules where its state lives (the rules' state is in the rep).
+
+        Not before the roster is read: the next tick comes within ALERT_EVALUATION_SECONDS."""
+        if not roster_follower.ready.is_set():
+            return
         state = rep_state(rep_id)
         now = datetime.now(UTC)
         ctx = roster.context(rep_id, state.team_id)
@@ -438,24 +463,8 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.task
     async def follow_roster() -> None:
-        """Every worker reads the whole compacted roster topic (it is small)."""
-        consumer = AIOKafkaConsumer(
-            settings.ROSTER_TOPIC,
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            async for message in consumer:
-                if message.value is None:
-                    continue
-                try:
-                    roster.apply(RosterRecord.model_validate_json(message.value))
-                except ValidationError:
-                    log.warning("roster_record_invalid", offset=message.offset)
-        finally:
-            await consumer.stop()
+        """Every worker reads the whole compacted roster topic (it is small), then follows it."""
+        await roster_follower.run()
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -25,7 +25,6 @@ from services.api.config import ApiSettings
 from services.api.consumers import (
     AlertsConsumer,
     CallsConsumer,
-    Follower,
     calls_store,
     kpis_handler,
 )
@@ -42,6 +41,7 @@ from services.api.publisher import KafkaRosterPublisher, NullRosterPublisher, Ro
 from services.api.readmodel import ReadModel
 from services.api.routes import alerts, kpis, reports, roster, stream, wallboard
 from services.kit import logging as kit_logging
+from services.kit.follow import Follower
 from services.kit.kafka import ensure_topics
 from services.kit.problems import install_problem_handlers
 
@@ -136,6 +136,7 @@ class _Runtime:
                 kpis_handler(self.readmodel),
                 from_beginning=True,
                 metrics=self.metrics,
+                client_id="callpulse-api",
             ),
         ]
         self.calls = CallsConsumer(

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,141 +20,11 @@ from schemas.kpis import RepSnapshot
 from services.api.db import repository
 from services.api.metrics import ApiMetrics
 from services.api.readmodel import ReadModel
+from services.kit.follow import Background, Handler, backoff, lag, wait_for_topic
 
 log = structlog.get_logger(__name__)
 
-RETRY_SECONDS = (0.5, 1, 2, 5)
 M = TypeVar("M", bound=BaseModel)
-Handler = Callable[[Any, bool], str]
-"""Takes a ConsumerRecord and whether the follower is still catching up; returns an outcome."""
-
-
-async def _backoff(attempt: int) -> None:
-    await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
-
-
-async def _wait_for_topic(consumer: AIOKafkaConsumer, topic: str) -> None:
-    """Wait until the cluster lists `topic`.
-
-    Subscribing to a missing topic would only notice it at the next metadata refresh (minutes).
-    """
-    attempt = 0
-    while topic not in await consumer.topics():
-        if attempt == 0:
-            log.info("waiting_for_topic", topic=topic)
-        await _backoff(attempt)
-        attempt += 1
-
-
-async def _lag(consumer: AIOKafkaConsumer) -> int:
-    """Messages between the positions and the last known high watermarks."""
-    lag = 0
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is not None:
-            lag += max(0, high - await consumer.position(tp))
-    return lag
-
-
-class _Background:
-    """A consuming loop run as one background task: `start()` it, `stop()` cancels it."""
-
-    topic: str
-    _task: asyncio.Task[None] | None = None
-    _kind = "consume"
-
-    def start(self) -> None:
-        """Start in the background."""
-        self._task = asyncio.create_task(self._run(), name=f"{self._kind}:{self.topic}")
-
-    async def stop(self) -> None:
-        """Stop (an uncommitted batch is redelivered later)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        raise NotImplementedError
-
-
-class Follower(_Background):
-    """Reads every partition of one topic without a consumer group (each replica reads it all).
-
-    From the beginning (a compacted topic materialized in memory) or from the end (live only).
-    `ready` is set once the positions reach the end offsets taken when the partitions were
-    assigned: the read model then holds everything published before this replica started.
-    """
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str,
-        handle: Handler,
-        *,
-        from_beginning: bool,
-        metrics: ApiMetrics | None = None,
-    ) -> None:
-        self.bootstrap, self.topic, self.handle = bootstrap, topic, handle
-        self.from_beginning, self.metrics = from_beginning, metrics
-        self.ready = asyncio.Event()
-        self._kind = "follow"
-
-    async def _run(self) -> None:
-        attempt = 0
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                group_id=None,  # no group: this replica gets every partition
-                enable_auto_commit=False,
-                auto_offset_reset="earliest" if self.from_beginning else "latest",
-                client_id="callpulse-api",
-            )
-            try:
-                await consumer.start()
-                await _wait_for_topic(consumer, self.topic)
-                consumer.subscribe([self.topic])
-                log.info("follow_started", topic=self.topic)
-                attempt = 0
-                await self._consume(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # reconnect on any client error; the loop is the supervisor
-                log.warning("follow_failed", topic=self.topic, error=repr(exc))
-                await _backoff(attempt)
-                attempt += 1
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-
-    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        ends: dict[TopicPartition, int] | None = None
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
-            if ends is None and consumer.assignment():
-                ends = await consumer.end_offsets(list(consumer.assignment()))
-            catching_up = not self.ready.is_set()
-            for messages in batches.values():
-                for message in messages:
-                    outcome = self.handle(message, catching_up)
-                    if self.metrics is not None:
-                        self.metrics.consumed.labels(self.topic, outcome).inc()
-            if catching_up and ends is not None:
-                await self._check_caught_up(consumer, ends)
-            await self._report_lag(consumer)
-
-    async def _check_caught_up(
-        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
-    ) -> None:
-        for tp, end in ends.items():
-            if await consumer.position(tp) < end:
-                return
-        log.info("follow_caught_up", topic=self.topic)
-        self.ready.set()
-
-    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
-        if self.metrics is not None:
-            self.metrics.consumer_lag.labels(self.topic).set(await _lag(consumer))
 
 
 def kpis_handler(readmodel: ReadModel) -> Handler:
@@ -188,7 +58,7 @@ def calls_store(sessions: async_sessionmaker[AsyncSession]) -> Store:
     return store
 
 
-class StoringConsumer(_Background, Generic[M]):
+class StoringConsumer(Background, Generic[M]):
     """Stores a topic's records: batched, offsets committed after the database commit.
 
     At-least-once: a crash between the two redelivers the batch, so `store` must be idempotent.
@@ -212,7 +82,7 @@ class StoringConsumer(_Background, Generic[M]):
         self.store, self.metrics, self.max_records = store, metrics, max_records
         self._kind = "store"
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         attempt = 0
         while True:
             consumer = AIOKafkaConsumer(
@@ -224,7 +94,7 @@ class StoringConsumer(_Background, Generic[M]):
             )
             try:
                 await consumer.start()
-                await _wait_for_topic(consumer, self.topic)
+                await wait_for_topic(consumer, self.topic)
                 consumer.subscribe([self.topic])
                 attempt = 0
                 while True:
@@ -235,12 +105,12 @@ class StoringConsumer(_Background, Generic[M]):
                             await self._store(records)
                         await consumer.commit()
                     if self.metrics is not None:
-                        self.metrics.consumer_lag.labels(self.topic).set(await _lag(consumer))
+                        self.metrics.consumer_lag.labels(self.topic).set(await lag(consumer))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # reconnect; uncommitted records are redelivered
                 log.warning("storing_consumer_failed", topic=self.topic, error=repr(exc))
-                await _backoff(attempt)
+                await backoff(attempt)
                 attempt += 1
             finally:
                 with contextlib.suppress(Exception):
@@ -267,7 +137,7 @@ class StoringConsumer(_Background, Generic[M]):
                 await self.store(records)
             except Exception as exc:  # driver errors vary; nothing is committed to Kafka yet
                 log.warning(f"{self.name}_store_failed", records=len(records), error=repr(exc))
-                await _backoff(attempt)
+                await backoff(attempt)
                 attempt += 1
                 continue
             self._stored(len(records))
