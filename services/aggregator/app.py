@@ -199,9 +199,9 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         )
 
     def when_settled(job: TimerJob) -> TimerJob:
-        """A timer reads the tables: not while a rebalance replays them. A replayed key briefly
-        holds an older version, and a decoded copy of it would outlive the replay (a restarted
-        worker fired an alert again from one)."""
+        """A timer reads the tables and the roster: not while a rebalance replays the tables (a
+        replayed key briefly holds an older version, and a decoded copy of it would outlive the
+        replay), nor before the roster is read."""
 
         @functools.wraps(job)
         async def run() -> None:
