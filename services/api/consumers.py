@@ -4,8 +4,6 @@ starts without Kafka."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -20,7 +18,7 @@ from schemas.kpis import RepSnapshot
 from services.api.db import repository
 from services.api.metrics import ApiMetrics
 from services.api.readmodel import ReadModel
-from services.kit.follow import Background, Handler, backoff, lag, wait_for_topic
+from services.kit.follow import Background, Handler, backoff, lag
 
 log = structlog.get_logger(__name__)
 
@@ -81,40 +79,28 @@ class StoringConsumer(Background, Generic[M]):
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.store, self.metrics, self.max_records = store, metrics, max_records
         self._kind = "store"
+        self._failed_event = "storing_consumer_failed"
 
-    async def run(self) -> None:
-        attempt = 0
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="callpulse-api",
+        )
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Store each batch, then commit it (a failure before the commit redelivers it)."""
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                group_id=self.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                client_id="callpulse-api",
-            )
-            try:
-                await consumer.start()
-                await wait_for_topic(consumer, self.topic)
-                consumer.subscribe([self.topic])
-                attempt = 0
-                while True:
-                    batches = await consumer.getmany(timeout_ms=1000, max_records=self.max_records)
-                    if batches:
-                        records = self._records(batches)
-                        if records:
-                            await self._store(records)
-                        await consumer.commit()
-                    if self.metrics is not None:
-                        self.metrics.consumer_lag.labels(self.topic).set(await lag(consumer))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # reconnect; uncommitted records are redelivered
-                log.warning("storing_consumer_failed", topic=self.topic, error=repr(exc))
-                await backoff(attempt)
-                attempt += 1
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+            batches = await consumer.getmany(timeout_ms=1000, max_records=self.max_records)
+            if batches:
+                records = self._records(batches)
+                if records:
+                    await self._store(records)
+                await consumer.commit()
+            if self.metrics is not None:
+                self.metrics.consumer_lag.labels(self.topic).set(await lag(consumer))
 
     def _records(self, batches: dict[Any, list[Any]]) -> list[M]:
         records = []

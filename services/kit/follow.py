@@ -54,11 +54,17 @@ async def lag(consumer: AIOKafkaConsumer) -> int:
 
 
 class Background:
-    """A consuming loop run as one background task: `start()` it, `stop()` cancels it."""
+    """A consuming loop run as one background task: `start()` it, `stop()` cancels it.
+
+    `run()` connects, waits for the topic, subscribes and hands the consumer to `_consume()`;
+    after any client error it reconnects with a backoff. Subclasses say how to build the
+    consumer and what to do with it.
+    """
 
     topic: str
     _task: asyncio.Task[None] | None = None
     _kind = "consume"
+    _failed_event = "consume_failed"
 
     def start(self) -> None:
         """Start in the background."""
@@ -73,6 +79,33 @@ class Background:
 
     async def run(self) -> None:
         """The loop itself, for a caller that supervises its own tasks."""
+        attempt = 0
+        while True:
+            consumer = self._consumer()
+            try:
+                await consumer.start()
+                await wait_for_topic(consumer, self.topic)
+                consumer.subscribe([self.topic])
+                self._started()
+                attempt = 0
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnect on any client error; the loop is the supervisor
+                log.warning(self._failed_event, topic=self.topic, error=repr(exc))
+                await backoff(attempt)
+                attempt += 1
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        raise NotImplementedError
+
+    def _started(self) -> None:
+        """Hook: the consumer is subscribed."""
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         raise NotImplementedError
 
 
@@ -99,33 +132,19 @@ class Follower(Background):
         self.from_beginning, self.metrics = from_beginning, metrics
         self.ready = asyncio.Event()
         self._kind = "follow"
+        self._failed_event = "follow_failed"
 
-    async def run(self) -> None:
-        attempt = 0
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                group_id=None,  # no group: this replica gets every partition
-                enable_auto_commit=False,
-                auto_offset_reset="earliest" if self.from_beginning else "latest",
-                client_id=self.client_id,
-            )
-            try:
-                await consumer.start()
-                await wait_for_topic(consumer, self.topic)
-                consumer.subscribe([self.topic])
-                log.info("follow_started", topic=self.topic)
-                attempt = 0
-                await self._consume(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # reconnect on any client error; the loop is the supervisor
-                log.warning("follow_failed", topic=self.topic, error=repr(exc))
-                await backoff(attempt)
-                attempt += 1
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,  # no group: this replica gets every partition
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.from_beginning else "latest",
+            client_id=self.client_id,
+        )
+
+    def _started(self) -> None:
+        log.info("follow_started", topic=self.topic)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         ends: dict[TopicPartition, int] | None = None
