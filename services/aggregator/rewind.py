@@ -10,7 +10,16 @@ two runs of five with the batched stages (tests/integration/aggregator/test_work
 
 With `install()`, such partitions are reset to their beginning, which is what the consumer's
 `auto_offset_reset="earliest"` means for a group without a committed offset: at-least-once
-again. Checked against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.toml).
+again.
+
+`install()` also closes an off-by-one in Faust's commit (`Consumer._new_offset`): it refuses to
+commit past a gap at the head of the acked offsets only when the gap is two or more offsets, so
+a single dropped message right at the committed offset was committed past and never read again
+(a clean-clone run lost one `call.ended` that way, every offset committed). Now any gap at the
+head holds the commit until the message is read again (the next seek to committed rewinds to it);
+gaps Faust recorded itself (compaction, transaction markers) are still Faust's to fill.
+
+Checked against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+_faust_new_offset = Consumer._new_offset
 
 
 async def seek_to_committed_or_beginning(
@@ -37,6 +49,18 @@ async def _seek_to_committed(self: Any) -> Mapping[TopicPartition, int | None]:
     return await self.call_thread(seek_to_committed_or_beginning, self._ensure_consumer())  # type: ignore[no-any-return]
 
 
+def head_is_missing(acked: list[int], committed: int | None) -> bool:
+    """Whether the next offset to commit (`committed`, Kafka's "next to read") was never acked."""
+    return bool(acked) and committed is not None and min(acked) > committed
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    if not self._gap[tp] and head_is_missing(self._acked[tp], self._committed_offset[tp]):
+        return None
+    return _faust_new_offset(self, tp)
+
+
 def install() -> None:
-    """Make Faust's consumer thread seek with `seek_to_committed_or_beginning` (idempotent)."""
+    """Patch Faust's seek and commit as above (idempotent)."""
     AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign,assignment]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from services.aggregator.rewind import seek_to_committed_or_beginning
+from services.aggregator.rewind import head_is_missing, seek_to_committed_or_beginning
 from services.kit.kafka import ensure_topics
 
 
@@ -67,3 +67,12 @@ async def _check(bootstrap: str) -> None:
 async def _read_to_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
     while [tp for tp in tps if await consumer.position(tp) < 10]:
         await consumer.getmany(*tps, timeout_ms=1000)
+
+
+def test_a_gap_of_one_at_the_head_of_the_acked_offsets_holds_the_commit() -> None:
+    # Kafka's committed offset is the next one to read: 212 not acked, 213.. acked
+    assert head_is_missing([213, 214, 215], 212)
+    assert head_is_missing([215, 216], 212)
+    assert not head_is_missing([212, 213], 212)
+    assert not head_is_missing([], 212)
+    assert not head_is_missing([5, 6], None)  # never committed: the seek rewinds instead
