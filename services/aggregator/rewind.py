@@ -16,7 +16,7 @@ again.
 commit past a gap at the head of the acked offsets only when the gap is two or more offsets, so
 a single dropped message right at the committed offset was committed past and never read again
 (a clean-clone run lost one `call.ended` that way, every offset committed). Now any gap at the
-head holds the commit until the message is read again (the next seek to committed rewinds to it);
+head holds the commit and seeks the partition back to the missing message;
 gaps Faust recorded itself (compaction, transaction markers) are still Faust's to fill.
 
 Checked against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.toml).
@@ -24,6 +24,7 @@ Checked against faust-streaming 0.15.3 and aiokafka 0.14.0 (pinned in pyproject.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,9 +56,25 @@ def head_is_missing(acked: list[int], committed: int | None) -> bool:
 
 
 def _new_offset(self: Any, tp: Any) -> int | None:
-    if not self._gap[tp] and head_is_missing(self._acked[tp], self._committed_offset[tp]):
+    committed = self._committed_offset[tp]
+    if not self._gap[tp] and head_is_missing(self._acked[tp], committed):
+        _read_again(self, tp, committed)
         return None
     return _faust_new_offset(self, tp)
+
+
+def _read_again(consumer: Any, tp: Any, offset: int) -> None:
+    """Seek the partition back to the missing message, once per committed offset: the messages
+    after it come again too (the stages apply each version once)."""
+    asked: dict[Any, int] = consumer.__dict__.setdefault("_callpulse_reread", {})
+    if asked.get(tp) != offset:
+        asked[tp] = offset
+        task = asyncio.ensure_future(consumer.seek(tp, offset))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+
+_pending: set[asyncio.Future[None]] = set()
 
 
 def install() -> None:
