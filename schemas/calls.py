@@ -5,7 +5,23 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class CallFact(BaseModel):
+    """What a call credits to one counter, and when: the KPI rule table applied to the call.
+
+    History sums these per day and hour exactly as the live windows sum their buckets, so a
+    report and a wallboard never disagree on which day a call's dial or connect belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kpi: str = Field(
+        description="The counter: dials, inbound_calls, connects, talk_seconds, "
+        "conversations, conversions, revenue, csat_sum or csat_responses."
+    )
+    at: AwareDatetime = Field(description="When the credit lands (the window it counts in).")
+    value: Decimal = Field(description="The credit in natural units (seconds, currency).")
 
 
 class CallRecord(BaseModel):
@@ -31,3 +47,8 @@ class CallRecord(BaseModel):
     csat: int | None = None
     stale_closed: bool = False
     last_event_at: AwareDatetime
+    facts: list[CallFact] = Field(
+        default_factory=list,
+        description="What the call credits to its rep's counters, each at its own time (empty "
+        "while the rep is unknown). Absent from records of versions before 0.2.",
+    )

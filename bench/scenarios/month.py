@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.scenarios.floor import floor_events
 from services.aggregator.domain.calls import Rules
-from services.aggregator.domain.counters import C, zero
+from services.aggregator.domain.counters import INDEX, zero
 from services.aggregator.domain.floor import Floor
 from services.aggregator.domain.rep import RepState
 from services.aggregator.packing import dumps, loads
@@ -60,12 +60,12 @@ def _rep(rep_id: str, team_id: str, now: datetime, rng: random.Random) -> tuple[
 def _bucket(rng: random.Random, calls: int) -> list[int]:
     bucket = zero()
     connects = rng.randint(0, calls)
-    bucket[C.DIALS] = calls
-    bucket[C.CONNECTS] = connects
-    bucket[C.TALK_MS] = connects * rng.randint(60_000, 600_000)
-    bucket[C.CONVERSATIONS] = connects // 2
-    bucket[C.CONVERSIONS] = connects // 5
-    bucket[C.REVENUE] = bucket[C.CONVERSIONS] * rng.randint(100_000, 5_000_000)
+    bucket[INDEX["dials"]] = calls
+    bucket[INDEX["connects"]] = connects
+    bucket[INDEX["talk_seconds"]] = connects * rng.randint(60_000, 600_000)
+    bucket[INDEX["conversations"]] = connects // 2
+    bucket[INDEX["conversions"]] = connects // 5
+    bucket[INDEX["revenue"]] = bucket[INDEX["conversions"]] * rng.randint(100_000, 5_000_000)
     return bucket
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from schemas.calls import CallRecord
+from schemas.calls import CallFact, CallRecord
 from schemas.events import (
     CallAnswered,
     CallEnded,
@@ -28,11 +28,9 @@ from schemas.events import (
     SurveyCompleted,
 )
 from schemas.kpis import RepStatus
-from services.aggregator.domain.counters import C, revenue_units, talk_ms
+from services.aggregator.domain.counters import RULES, Atom, credit, natural, talk_seconds
 
 SEEN_IDS_PER_CALL = 64
-Atom = tuple[int, datetime, int]
-"""(counter index, time the fact falls at, amount)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +198,6 @@ _TIME_FIELDS = (
 )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -266,37 +260,13 @@ def _earliest(current: datetime | None, candidate: datetime) -> datetime:
 
 
 def contribution(state: CallState, rules: Rules) -> tuple[Atom, ...]:
-    """The atoms this call credits to its rep (empty while the rep is unknown)."""
-    if state.rep_id is None:
-        return ()
-    atoms: list[Atom] = []
-    inbound = state.direction == "inbound"
-    first_seen = state.started_at or state.answered_at or state.ended_at
-    if first_seen is not None and not inbound:
-        atoms.append((C.DIALS, first_seen, 1))
-    if state.connected:
-        connect_at = state.answered_at or first_seen or state.ended_at
-        assert connect_at is not None  # connected implies an answer or an end
-        atoms.append((C.CONNECTS, connect_at, 1))
-        if inbound:
-            atoms.append((C.INBOUND, connect_at, 1))
-        if state.ended_at is not None and not state.stale_closed:
-            seconds = _talk(state)
-            atoms.append((C.TALK_MS, state.ended_at, talk_ms(seconds)))
-            if seconds >= rules.conversation_min_seconds:
-                atoms.append((C.CONVERSATIONS, state.ended_at, 1))
-    if state.outcome == "sale" and state.outcome_at is not None:
-        atoms.append((C.CONVERSIONS, state.outcome_at, 1))
-        if state.amount:
-            atoms.append((C.REVENUE, state.outcome_at, revenue_units(state.amount)))
-    if state.csat is not None and state.csat_at is not None:
-        atoms.append((C.CSAT_SUM, state.csat_at, state.csat))
-        atoms.append((C.CSAT_RESPONSES, state.csat_at, 1))
-    return tuple(atoms)
+    """The atoms this call credits to its rep, by the rule table (none while the rep is unknown)."""
+    return credit(state, rules)
 
 
 def call_record(state: CallState) -> CallRecord:
-    """The assembled call for history (`callpulse.calls`)."""
+    """The assembled call for history (`callpulse.calls`), with the credit its current version
+    gave its rep as `facts` (exactly what stage 2 counted live)."""
     assert state.last_event_at is not None  # a state exists only after an event
     return CallRecord(
         call_id=state.call_id,
@@ -309,7 +279,7 @@ def call_record(state: CallState) -> CallRecord:
         answered_at=state.answered_at,
         ended_at=state.ended_at,
         end_status=state.end_status,
-        talk_seconds=_talk(state) if state.connected and not state.stale_closed else 0.0,
+        talk_seconds=talk_seconds(state) if state.connected and not state.stale_closed else 0.0,
         connected=state.connected,
         outcome=state.outcome,
         outcome_at=state.outcome_at,
@@ -317,15 +287,11 @@ def call_record(state: CallState) -> CallRecord:
         csat=state.csat,
         stale_closed=state.stale_closed,
         last_event_at=state.last_event_at,
+        facts=[
+            CallFact(kpi=RULES[index].name, at=at, value=natural(index, amount))
+            for index, at, amount in state.credited
+        ],
     )
-
-
-def _talk(state: CallState) -> float:
-    if state.talk_seconds is not None:
-        return state.talk_seconds
-    if state.answered_at is not None and state.ended_at is not None:
-        return max(0.0, (state.ended_at - state.answered_at).total_seconds())
-    return 0.0
 
 
 def status_of(state: CallState) -> tuple[RepStatus, datetime]:

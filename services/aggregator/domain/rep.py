@@ -18,7 +18,15 @@ from schemas import windows as w
 from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus, TargetProgress
 from schemas.roster import AlertRule, Shift, Target
 from services.aggregator.domain.calls import RepFact
-from services.aggregator.domain.counters import C, Counters, derive, total, zero
+from services.aggregator.domain.counters import (
+    CONNECTS,
+    DIALS,
+    INBOUND,
+    Counters,
+    derive,
+    total,
+    zero,
+)
 
 MINUTE_RETENTION = timedelta(hours=2)
 HOUR_RETENTION_DAYS = 2
@@ -108,10 +116,14 @@ def _add_atom(
     _bump(rep.days.setdefault(day.isoformat(), zero()), index, amount)
     if at >= now - MINUTE_RETENTION:
         _bump(rep.minutes.setdefault(w.epoch_minute(at), zero()), index, amount)
-    if index in (C.DIALS, C.CONNECTS, C.INBOUND):
+    if index in _PROFILE:
         hour_key = at.astimezone(tz).strftime("%Y-%m-%dT%H")
         profile = rep.hours.setdefault(hour_key, [0, 0, 0])
-        profile[(C.DIALS, C.CONNECTS, C.INBOUND).index(index)] += amount
+        profile[_PROFILE.index(index)] += amount
+
+
+_PROFILE = (DIALS, CONNECTS, INBOUND)
+"""The counters of the hourly profile, in its order."""
 
 
 def _bump(bucket: Counters, index: int, amount: int) -> None:
