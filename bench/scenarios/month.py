@@ -16,10 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.scenarios.floor import floor_events
-from services.aggregator.domain.calls import Rules
+from services.aggregator.core import CallStage, MemoryStore
+from services.aggregator.domain.calls import CallState, Rules
 from services.aggregator.domain.counters import INDEX, zero
-from services.aggregator.domain.floor import Floor
 from services.aggregator.domain.rep import RepState
+from services.aggregator.domain.roster import RosterView
+from services.aggregator.metrics import Metrics
 from services.aggregator.packing import dumps, loads
 
 DAYS = 30
@@ -72,10 +74,11 @@ def _bucket(rng: random.Random, calls: int) -> list[int]:
 def call_states(count: int, reps: int, now: datetime, seed: int = 7) -> list[tuple[bytes, bytes]]:
     """(key, changelog value) of `count` kept calls, cloned from a simulated floor's calls."""
     rng = random.Random(seed)
-    floor = Floor()
-    for event in floor_events(4_000, reps=100, prefix="month-template-"):
-        floor.apply(event, now)
-    templates = [s.fields() for s in floor.calls.values() if not s.is_open]
+    stage = CallStage(MemoryStore(), Rules(), RosterView(), Metrics())
+    batch = [(event, now.timestamp()) for event in floor_events(4_000, reps=100, prefix="month-")]
+    stage.save(stage.assemble(batch))
+    states = [CallState.from_dict(loads(raw)) for _, raw in stage.store.items()]
+    templates = [s.fields() for s in states if not s.is_open]
     out = []
     for i in range(count):
         state: dict[str, Any] = dict(loads(dumps(rng.choice(templates))))

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from schemas import topics
+from services.kit.settings import CommonSettings
 
 
-class AggregatorSettings(BaseSettings):
-    """Where the aggregator reads and writes, and its KPI rules."""
-
-    model_config = SettingsConfigDict(env_prefix="CALLPULSE_", extra="ignore")
+class AggregatorSettings(CommonSettings):
+    """Where the aggregator reads and writes (topics, partitions, time zone and KPI rules come
+    from CommonSettings)."""
 
     KAFKA_BOOTSTRAP: str = "127.0.0.1:19092"
+    """Always Kafka: the aggregator has no embedded mode."""
     APP_ID: str = "callpulse-aggregator"
-    PARTITIONS: int = 4
     WEB_PORT: int = 6066
     WEB_HOST: str = "127.0.0.1"
     DATA_DIR: str = ".callpulse/aggregator"
-    TIMEZONE: str = "UTC"
-    EVENTS_TOPIC: str = topics.CALL_EVENTS
-    FACTS_TOPIC: str = topics.REP_FACTS
-    KPIS_TOPIC: str = topics.KPIS
-    CALLS_TOPIC: str = topics.CALLS
-    ALERTS_TOPIC: str = topics.ALERTS
-    ROSTER_TOPIC: str = topics.ROSTER
     SESSION_TIMEOUT_SECONDS: float = 30.0
     """How soon the group notices a dead worker and moves its partitions."""
     PRODUCER_LINGER_MS: int = 10
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     ROLLING_REFRESH_SECONDS: float = 15.0
     ALERT_EVALUATION_SECONDS: float = 10.0
+    STALE_SWEEP_SECONDS: float = 60.0
+    """How often calls left open past MAX_CALL_SECONDS are closed and old ended calls forgotten."""
     TICKS_TOPIC: str = "callpulse.call-ticks"
-    CONVERSATION_MIN_SECONDS: float = 300.0
-    MAX_CALL_SECONDS: float = 4 * 3600.0
-    CALL_RETENTION_SECONDS: float = 6 * 3600.0
-    """An ended call's state is kept this long after its last event, for late events."""
     BATCH_MAX_EVENTS: int = 1000
     """Events (stage 1) or fact packs (stage 2) taken per batch: each call and rep in a batch
     is read and saved once."""

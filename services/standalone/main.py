@@ -28,9 +28,10 @@ from prometheus_client import (
 
 from schemas.calls import CallRecord
 from schemas.roster import RosterRecord
-from services.aggregator.domain.calls import Rules
-from services.aggregator.domain.floor import Floor
+from services.aggregator.config import AggregatorSettings
+from services.aggregator.core import Aggregator, MemoryStore, cadence_of, rules_of
 from services.aggregator.domain.roster import RosterView
+from services.aggregator.metrics import Metrics
 from services.api import app as api_app
 from services.api.config import ApiSettings
 from services.api.db import repository
@@ -73,9 +74,15 @@ def create_app(
     readmodel = ReadModel(default_timezone=api_settings.TIMEZONE)
     db = create_engine(api_settings.DATABASE_URL)
     sessions = create_sessionmaker(db)
-    floor = Floor(
-        rules=Rules(conversation_min_seconds=api_settings.CONVERSATION_MIN_SECONDS),
-        roster=RosterView(default_timezone=api_settings.TIMEZONE),
+    aggregator_settings = AggregatorSettings()
+    cadence = cadence_of(aggregator_settings)
+    core = Aggregator.build(
+        MemoryStore(),
+        MemoryStore(),
+        rules=rules_of(aggregator_settings),
+        roster=RosterView(default_timezone=aggregator_settings.TIMEZONE),
+        metrics=Metrics(registry),
+        cadence=cadence,
     )
 
     async def store_records(records: list[CallRecord]) -> None:
@@ -84,7 +91,8 @@ def create_app(
 
     engine = EmbeddedEngine(
         SqliteEventLog(data_dir / "events.db"),
-        floor,
+        core,
+        cadence,
         on_snapshot=readmodel.apply,
         on_records=store_records,
     )
@@ -97,7 +105,7 @@ def create_app(
             api_app.announce_key(created)
         async with sessions() as session:
             for record in await repository.roster_records(session):
-                floor.roster.apply(record)
+                core.roster.apply(record)
         await engine.log.open()
         # alert history, SSE resume and delivery run as in the API service
         async with api_app.alert_tasks(app):

@@ -143,21 +143,7 @@ def total(buckets: Iterable[Counters]) -> Counters:
 
 def derive(c: Counters) -> dict[str, Any]:
     """The KPI values of one bucket of counters (formulas in `schemas.kpis.kpi_values`)."""
-    return kpi_values(
-        **{
-            rule.name: c[i] / rule.scale if rule.scale != 1 else c[i]
-            for i, rule in enumerate(RULES)
-        }
-    )
-
-
-def derive_totals(totals: dict[str, Any]) -> dict[str, Any]:
-    """The KPI values of natural-unit totals by counter name (missing counters are 0)."""
-    return kpi_values(
-        **{
-            rule.name: float(totals.get(rule.name, 0))
-            if rule.scale != 1
-            else int(totals.get(rule.name, 0))
-            for rule in RULES
-        }
-    )
+    values: dict[str, Any] = {
+        rule.name: c[i] / rule.scale if rule.scale != 1 else c[i] for i, rule in enumerate(RULES)
+    }
+    return kpi_values(**values)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from schemas.roster import AlertRule, AlertRules, Rep, RosterRecord, Shift, Target, Targets, Team
-from services.aggregator.domain.floor import Floor
 from tests.unit.aggregator.events import ev, full_call
+from tests.unit.aggregator.floor import Floor
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)  # a Tuesday; the team works 09:00-17:00 UTC
 NOON = DAY + timedelta(hours=12)  # 3/8 of the shift gone at 12:00

@@ -9,9 +9,9 @@ import pytest
 
 from schemas.events import CallEvent
 from schemas.roster import RosterRecord, Team
-from services.aggregator.domain.floor import Floor
 from services.aggregator.domain.reference import fold
 from tests.unit.aggregator.events import ev, full_call
+from tests.unit.aggregator.floor import Floor
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday
 NOW = T0 + timedelta(hours=2)
@@ -224,11 +224,9 @@ def test_stale_call_is_closed_as_failed_without_talk() -> None:
     floor = Floor()
     floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
     floor.apply(ev("call.answered", "c1", T0 + timedelta(seconds=3), rep_id="r1"), T0)
-    assert floor.close_stale(T0 + timedelta(hours=3)) == []
-    closed = floor.close_stale(T0 + timedelta(hours=4, seconds=1))
-    assert closed
-    assert closed[0].record is not None
-    assert (closed[0].record.end_status, closed[0].record.stale_closed) == ("failed", True)
+    assert floor.close_stale(T0 + timedelta(hours=3)).records == []
+    closed = floor.close_stale(T0 + timedelta(hours=4, seconds=1)).records
+    assert [(r.end_status, r.stale_closed) for r in closed] == [("failed", True)]
     got = floor.snapshot("r1", T0 + timedelta(hours=5)).windows["today"]
     assert (got.dials, got.connects, got.talk_seconds) == (1, 1, 0)
 
@@ -264,12 +262,11 @@ def test_a_change_that_moves_no_kpi_still_makes_a_new_record_for_history() -> No
     applied = floor.apply(
         ev("call.outcome", "c1", T0 + timedelta(minutes=3), rep_id="r1", outcome="callback"), NOW
     )
-    assert applied.record is not None
-    assert (applied.record.outcome, applied.record.version) == ("callback", version + 1)
+    assert [(r.outcome, r.version) for r in applied.records] == [("callback", version + 1)]
     again = floor.apply(
         ev("call.outcome", "c1", T0 + timedelta(minutes=2), rep_id="r1", outcome="x"), NOW
     )
-    assert again.record is None  # an older outcome changes nothing
+    assert again.records == []  # an older outcome changes nothing
 
 
 def test_signature_ignores_moving_rolling_bounds_but_not_values() -> None:

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 
 from services.aggregator.domain.calls import CallState, apply_event
-from services.aggregator.domain.floor import Floor
 from services.aggregator.packing import dumps, loads, pack, unpack
 from services.kit.partitioning import partition_for
 from tests.unit.aggregator.events import full_call
+from tests.unit.aggregator.floor import Floor
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 

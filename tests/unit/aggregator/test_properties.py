@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from schemas.events import CallEvent, parse_event
 from schemas.kpis import WINDOWS
 from schemas.roster import RosterRecord, Team
-from services.aggregator.domain.floor import Floor
 from services.aggregator.domain.reference import fold
+from tests.unit.aggregator.floor import Floor
 
 NOW = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
 REPS = ("r1", "r2", "r3")

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.aggregator.domain.calls import Rules, forgettable
-from services.aggregator.domain.floor import Floor
 from services.aggregator.domain.rep import window_plans
 from services.kit.partitioning import partition_for
 from tests.unit.aggregator.events import ev, full_call
+from tests.unit.aggregator.floor import Floor
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 

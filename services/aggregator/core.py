@@ -1,0 +1,490 @@
+"""The aggregator core: the whole composition of the KPI domain, for every driver.
+
+The Faust worker and the embedded engine only feed it (events, facts, roster records, the
+time) and carry out what it returns (send facts, publish snapshots, call records and alerts).
+Everything else is decided here, once:
+
+- stage 1 (`CallStage`, keyed by call): assemble events into calls, the facts each new call
+  version credits, the call records for history; close calls left open past
+  `max_call_seconds`, forget ended ones past the retention;
+- stage 2 (`RepStage`, keyed by rep): apply facts to rep states, which reps to snapshot and
+  when (changed reps coalesced per flush and paced to a third of the worker's time; a rolling
+  refresh of reps whose numbers can move without events; reps a roster change touches, at
+  once), and the alert rules, judged whenever a rep's snapshot is built and on every alert tick.
+
+State lives in `Store`s of encoded bytes (a Faust table's data, a dict the embedded engine
+checkpoints): a driver can persist it without knowing its shape. No framework is imported here
+(import-linter checks it), and time is always passed in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from schemas import windows as w
+from schemas.alerts import Alert
+from schemas.calls import CallRecord
+from schemas.events import CallEvent, event_from_json
+from schemas.kpis import RepSnapshot
+from schemas.roster import RosterRecord
+from services.aggregator.domain.alerts import evaluate
+from services.aggregator.domain.calls import (
+    CallState,
+    RepFact,
+    Rules,
+    apply_event,
+    call_record,
+    close_if_stale,
+    forgettable,
+)
+from services.aggregator.domain.rep import (
+    Context,
+    RepState,
+    apply_fact,
+    prune,
+    signature,
+    snapshot,
+    window_plans,
+)
+from services.aggregator.domain.roster import RosterView
+from services.aggregator.metrics import Metrics
+from services.aggregator.packing import dumps, loads
+
+
+class Store(Protocol):
+    """A table of encoded states by key; a `None` value deletes the key."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored value, or None."""
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Set or (None) delete a key."""
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        """Every key and value (a copy: the caller may put while iterating)."""
+
+
+@dataclass(slots=True)
+class MemoryStore:
+    """A `Store` in a dict; `changed` collects the keys written since `take_changed()`."""
+
+    data: dict[bytes, bytes] = field(default_factory=dict)
+    changed: set[bytes] = field(default_factory=set)
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored value, or None."""
+        return self.data.get(key)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Set or (None) delete a key."""
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+        self.changed.add(key)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every key and value."""
+        return list(self.data.items())
+
+    def take_changed(self) -> dict[bytes, bytes | None]:
+        """The keys written since the last call, with their values now (None: deleted)."""
+        keys, self.changed = self.changed, set()
+        return {key: self.data.get(key) for key in keys}
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """How often each timer of the core runs, in seconds (the aggregator settings)."""
+
+    snapshot_interval: float = 0.1
+    rolling_refresh: float = 15.0
+    alert_evaluation: float = 10.0
+    stale_sweep: float = 60.0
+    snapshot_share: float = 1 / 3
+    """The most of a worker's time snapshot flushes may take when they run long."""
+
+
+Incoming = tuple[CallEvent | bytes, float]
+"""An event (decoded, or the JSON of a topic record) and when it arrived (epoch seconds)."""
+Fact = tuple[RepFact, float | None]
+"""A fact and the arrival time of the event that made it (None: not from a fresh event)."""
+
+
+@dataclass(slots=True)
+class CallBatch:
+    """What stage 1 made of a batch: facts to deliver first, then states to save, records."""
+
+    facts: list[tuple[RepFact, float]] = field(default_factory=list)
+    states: dict[str, CallState | None] = field(default_factory=dict)
+    records: list[CallRecord] = field(default_factory=list)
+
+
+class CallStage:
+    """Stage 1: events into calls (per call id), and the facts each call version credits.
+
+    A batch reads each call once and saves it once. A driver must make the facts durable
+    before it saves the states (`save`): a crash in between redoes the batch from the old
+    states and makes the same versions, which stage 2 applies once.
+    """
+
+    def __init__(self, store: Store, rules: Rules, roster: RosterView, metrics: Metrics) -> None:
+        self.store, self.rules, self.roster, self.metrics = store, rules, roster, metrics
+
+    def assemble(self, batch: Iterable[Incoming]) -> CallBatch:
+        """Fold a batch of events into their calls; nothing is saved yet."""
+        out = CallBatch()
+        loaded: dict[str, CallState | None] = {}
+        for raw, arrived in batch:
+            event = self._decode(raw)
+            if event is None:
+                continue
+            event = self.roster.resolve(event)  # a provider's agent id -> our rep id
+            if event.call_id not in loaded:
+                loaded[event.call_id] = self._load(event.call_id)
+            step = apply_event(loaded[event.call_id], event, self.rules)
+            out.facts += [(fact, arrived) for fact in step.facts]
+            if step.duplicate:
+                self.metrics.events.labels("duplicate").inc()
+                continue
+            self.metrics.events.labels("applied").inc()
+            loaded[event.call_id] = out.states[event.call_id] = step.state
+            if step.changed:
+                out.records.append(call_record(step.state))
+        return out
+
+    def save(self, batch: CallBatch) -> None:
+        """Write the batch's call states (after its facts are durable)."""
+        for call_id, state in batch.states.items():
+            value = None if state is None else dumps(state.fields())
+            self.store.put(call_id.encode(), value)
+
+    def due(self, now: datetime) -> list[str]:
+        """Calls open past `max_call_seconds`, or ended past the retention (a cheap scan)."""
+        return [
+            key.decode()
+            for key, raw in self.store.items()
+            if _expiring(loads(raw), now, self.rules)
+        ]
+
+    def expire(self, call_ids: Iterable[str], now: datetime, arrived: float) -> CallBatch:
+        """Close stale calls as `failed`; forget ended calls past the retention."""
+        out = CallBatch()
+        for call_id in call_ids:
+            state = self._load(call_id)
+            if state is None:
+                continue
+            if forgettable(state, now, self.rules):
+                out.states[call_id] = None
+                continue
+            step = close_if_stale(state, now, self.rules)
+            if step is not None:
+                out.facts += [(fact, arrived) for fact in step.facts]
+                out.states[call_id] = step.state
+                out.records.append(call_record(step.state))
+        return out
+
+    def _load(self, call_id: str) -> CallState | None:
+        raw = self.store.get(call_id.encode())
+        return None if raw is None else CallState.from_dict(loads(raw))
+
+    def _decode(self, raw: CallEvent | bytes) -> CallEvent | None:
+        if not isinstance(raw, bytes):
+            return raw
+        try:
+            return event_from_json(raw)
+        except ValidationError:
+            self.metrics.events.labels("invalid").inc()
+            return None
+
+
+def _expiring(call: dict[str, object], now: datetime, rules: Rules) -> bool:
+    """On the stored form: open too long, or ended past the retention."""
+    if call.get("ended_at") is None:
+        return close_if_stale(CallState.from_dict(call), now, rules) is not None
+    last = datetime.fromisoformat(str(call["last_event_at"]))
+    return (now - last).total_seconds() > rules.call_retention_seconds
+
+
+@dataclass(slots=True)
+class Publication:
+    """What a rep stage step gives the world: snapshots (for the kpis topic or the read model)
+    and alert transitions (each with a stable id, so a redelivered one changes nothing)."""
+
+    snapshots: list[RepSnapshot] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+class RepStage:
+    """Stage 2: facts into rep states (per rep id), snapshots, alerts.
+
+    Facts apply once per (call, version). Snapshots of changed reps are coalesced until the
+    next `flush`; the rolling `refresh` rebuilds only reps whose numbers can change with time
+    alone. Alert rules are judged on every snapshot built and on every `judge` tick; a rule's
+    state lives in the rep's state, so a re-evaluation never notifies twice.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        roster: RosterView,
+        metrics: Metrics,
+        cadence: Cadence = Cadence(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.roster, self.metrics = store, roster, metrics
+        self.cadence, self.clock = cadence, clock
+        self.live: dict[str, RepState] = {}
+        """Decoded states of the reps this worker holds; the store is the truth."""
+        self.dirty: dict[str, float] = {}
+        """rep -> arrival time of its oldest change not yet in a published snapshot."""
+        self.published: dict[str, tuple[int, datetime]] = {}
+        """rep -> signature of its last snapshot and the start of its local hour then."""
+        self.next_flush = 0.0
+
+    # -- facts and the roster -----------------------------------------------------------------
+
+    def accumulate(self, facts: Iterable[Fact], now: datetime) -> set[str]:
+        """Apply facts (each once per call version) and save every touched rep once."""
+        touched: set[str] = set()
+        for fact, arrived in facts:
+            state = self.state(fact.rep_id)
+            ctx = self.roster.context(fact.rep_id, fact.team_id or state.team_id)
+            if not apply_fact(state, fact, ZoneInfo(ctx.timezone), now):
+                self.metrics.facts.labels("duplicate").inc()
+                continue
+            self.metrics.facts.labels("applied").inc()
+            touched.add(fact.rep_id)
+            self.dirty.setdefault(fact.rep_id, arrived if arrived is not None else time.time())
+        for rep_id in touched:
+            self.save(rep_id)
+        return touched
+
+    def roster_changed(self, record: RosterRecord) -> set[str]:
+        """Apply a roster record; the reps it touches are published at the next flush."""
+        before = {rep_id: self._team(rep_id) for rep_id in self.held()}
+        self.roster.apply(record)
+        touched = {rep_id for rep_id in before if _touches(record, rep_id, before[rep_id])}
+        touched |= {rep_id for rep_id in before if self._team(rep_id) != before[rep_id]}
+        arrived = time.time()
+        for rep_id in touched:
+            self.dirty.setdefault(rep_id, arrived)
+        return touched
+
+    # -- snapshots and alerts -----------------------------------------------------------------
+
+    def flush(self, now: datetime) -> Publication:
+        """Snapshots of the reps changed since the last flush (and their alerts).
+
+        When a flush takes long (a worker catching up on a big floor), the next one waits so
+        that flushes take at most `snapshot_share` of the time."""
+        began = self.clock()
+        if began < self.next_flush or not self.dirty:
+            return Publication()
+        batch, self.dirty = self.dirty, {}
+        out = Publication()
+        for rep_id, arrived in batch.items():
+            self._publish(rep_id, now, arrived, out, force=True)
+        took = self.clock() - began
+        self.next_flush = self.clock() + took * (1 / self.cadence.snapshot_share - 1)
+        return out
+
+    def refresh(self, now: datetime) -> Publication:
+        """Republish reps whose numbers moved with time alone (rolling windows, a new hour or
+        day, wrap-up turning idle, the expected share of a target) — and only if they did."""
+        out = Publication()
+        for rep_id in self.held():
+            if rep_id not in self.dirty and self._may_move(rep_id, now):
+                self._publish(rep_id, now, None, out, force=False)
+        self.metrics.reps.set(len(self.live))
+        return out
+
+    def judge(self, now: datetime) -> list[Alert]:
+        """Time moves rules (pace, idle, missed): judge every rep that has rules or alerts."""
+        out: list[Alert] = []
+        for rep_id in self.held():
+            state = self.state(rep_id)
+            ctx = self.context(rep_id, state)
+            if ctx.alert_rules or state.alerts:
+                out += self._judge(rep_id, state, ctx, snapshot(state, ctx, now, 0.0), now)
+        return out
+
+    def snapshot(self, rep_id: str, now: datetime) -> RepSnapshot:
+        """The rep's snapshot at `now`, without publishing it."""
+        state = self.state(rep_id)
+        return snapshot(state, self.context(rep_id, state), now, 0.0)
+
+    # -- state --------------------------------------------------------------------------------
+
+    def held(self) -> list[str]:
+        """Every rep in the store."""
+        return [key.decode() for key, _ in self.store.items()]
+
+    def state(self, rep_id: str) -> RepState:
+        """The rep's decoded state (a new one if the store has none)."""
+        state = self.live.get(rep_id)
+        if state is None:
+            raw = self.store.get(rep_id.encode())
+            state = RepState.from_dict(loads(raw)) if raw else RepState(rep_id=rep_id)
+            self.live[rep_id] = state
+        return state
+
+    def save(self, rep_id: str) -> None:
+        """Write the rep's state to the store."""
+        self.store.put(rep_id.encode(), dumps(self.state(rep_id).to_dict()))
+
+    def context(self, rep_id: str, state: RepState) -> Context:
+        """What the roster says about the rep now."""
+        return self.roster.context(rep_id, state.team_id)
+
+    def forget(self, rep_ids: Iterable[str] | None = None) -> None:
+        """Drop decoded copies and publication memory (all, or of reps that moved away)."""
+        if rep_ids is None:
+            self.live.clear()
+            self.published.clear()
+            return
+        for rep_id in rep_ids:
+            self.live.pop(rep_id, None)
+            self.published.pop(rep_id, None)
+            self.dirty.pop(rep_id, None)
+
+    def _team(self, rep_id: str) -> str | None:
+        """The rep's team now, without caching a decoded state (a roster record may arrive
+        while a rebalance replays the store)."""
+        state = self.live.get(rep_id)
+        if state is None:
+            raw = self.store.get(rep_id.encode())
+            state = RepState.from_dict(loads(raw)) if raw else RepState(rep_id=rep_id)
+        return self.context(rep_id, state).team_id
+
+    def _may_move(self, rep_id: str, now: datetime) -> bool:
+        last = self.published.get(rep_id)
+        if last is None:
+            return True  # never published by this worker: once after a start or a move
+        state = self.state(rep_id)
+        ctx = self.context(rep_id, state)
+        return (
+            bool(state.minutes)  # activity in the last two hours: rolling windows
+            or state.status == "wrap_up"
+            or bool(ctx.targets)  # the expected share of a target grows during the shift
+            or _hour_start(ctx.timezone, now) != last[1]  # a new local hour (and day)
+        )
+
+    def _publish(
+        self, rep_id: str, now: datetime, arrived: float | None, out: Publication, *, force: bool
+    ) -> None:
+        state = self.state(rep_id)
+        ctx = self.context(rep_id, state)
+        prune(state, ZoneInfo(ctx.timezone), now)
+        lag = 0.0 if arrived is None else max(0.0, now.timestamp() - arrived)
+        snap = snapshot(state, ctx, now, lag)
+        if ctx.alert_rules or state.alerts:
+            out.alerts += self._judge(rep_id, state, ctx, snap, now)
+        body = signature(snap)
+        last = self.published.get(rep_id)
+        if not force and last is not None and last[0] == body:
+            return
+        self.published[rep_id] = (body, _hour_start(ctx.timezone, now))
+        out.snapshots.append(snap)
+        self.metrics.snapshots.inc()
+        if arrived is not None:
+            self.metrics.lag.observe(lag)
+
+    def _judge(
+        self, rep_id: str, state: RepState, ctx: Context, snap: RepSnapshot, now: datetime
+    ) -> list[Alert]:
+        fired = evaluate(state.alerts, ctx.alert_rules, snap, ctx.shift, ctx.targets, now)
+        if fired:
+            self.save(rep_id)  # the rules' state lives in the rep: persist it with the news
+            for alert in fired:
+                self.metrics.alerts.labels(alert.kind, alert.state).inc()
+        return fired
+
+
+def _touches(record: RosterRecord, rep_id: str, team_id: str | None) -> bool:
+    """Whether a roster record changes what a rep's snapshot or rules show."""
+    subjects = [
+        ("team", record.team.team_id) if record.team else None,
+        ("rep", record.rep.rep_id) if record.rep else None,
+        (record.targets.subject, record.targets.subject_id) if record.targets else None,
+        (record.alert_rules.subject, record.alert_rules.subject_id) if record.alert_rules else None,
+    ]
+    return any(s == ("rep", rep_id) or (s == ("team", team_id) and team_id) for s in subjects)
+
+
+def _hour_start(timezone: str, now: datetime) -> datetime:
+    """The start of the local hour at `now` (cached per minute and zone with the window plans)."""
+    for plan in window_plans(ZoneInfo(timezone), w.epoch_minute(now)):
+        if plan.window == "hour":
+            return plan.start
+    raise AssertionError("every window plan has an hour")  # pragma: no cover
+
+
+@dataclass(slots=True)
+class Aggregator:
+    """Both stages over one roster: what a driver builds and feeds."""
+
+    calls: CallStage
+    reps: RepStage
+    roster: RosterView
+
+    @classmethod
+    def build(
+        cls,
+        calls: Store,
+        reps: Store,
+        *,
+        rules: Rules,
+        roster: RosterView,
+        metrics: Metrics,
+        cadence: Cadence = Cadence(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Aggregator:
+        """Both stages on their stores."""
+        return cls(
+            CallStage(calls, rules, roster, metrics),
+            RepStage(reps, roster, metrics, cadence, clock),
+            roster,
+        )
+
+    def roster_changed(self, record: RosterRecord) -> set[str]:
+        """A roster record for both stages (stage 1 resolves agent ids through it)."""
+        return self.reps.roster_changed(record)
+
+
+class CoreSettings(Protocol):
+    """The aggregator settings the core follows (both drivers pass theirs)."""
+
+    CONVERSATION_MIN_SECONDS: float
+    MAX_CALL_SECONDS: float
+    CALL_RETENTION_SECONDS: float
+    SNAPSHOT_INTERVAL_SECONDS: float
+    ROLLING_REFRESH_SECONDS: float
+    ALERT_EVALUATION_SECONDS: float
+    STALE_SWEEP_SECONDS: float
+
+
+def rules_of(settings: CoreSettings) -> Rules:
+    """The KPI rules a service's settings name."""
+    return Rules(
+        conversation_min_seconds=settings.CONVERSATION_MIN_SECONDS,
+        max_call_seconds=settings.MAX_CALL_SECONDS,
+        call_retention_seconds=settings.CALL_RETENTION_SECONDS,
+    )
+
+
+def cadence_of(settings: CoreSettings) -> Cadence:
+    """The timers' intervals a service's settings name."""
+    return Cadence(
+        snapshot_interval=settings.SNAPSHOT_INTERVAL_SECONDS,
+        rolling_refresh=settings.ROLLING_REFRESH_SECONDS,
+        alert_evaluation=settings.ALERT_EVALUATION_SECONDS,
+        stale_sweep=settings.STALE_SWEEP_SECONDS,
+    )

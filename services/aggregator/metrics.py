@@ -1,0 +1,44 @@
+"""The aggregator's operational metrics, the same for the Faust worker and embedded mode."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Counters of one aggregator (a worker's own registry, or the embedded app's)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.events = Counter(
+            "callpulse_aggregator_events_total",
+            "Call events by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.facts = Counter(
+            "callpulse_aggregator_facts_total",
+            "Rep facts by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.snapshots = Counter(
+            "callpulse_aggregator_snapshots_total",
+            "KPI snapshots published.",
+            registry=self.registry,
+        )
+        self.lag = Histogram(
+            "callpulse_aggregator_event_lag_seconds",
+            "From an event's arrival (in Kafka, or in the embedded log) to its snapshot.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.alerts = Counter(
+            "callpulse_aggregator_alerts_total",
+            "Alert transitions published.",
+            ["kind", "state"],
+            registry=self.registry,
+        )
+        self.reps = Gauge(
+            "callpulse_aggregator_reps", "Reps held by this worker.", registry=self.registry
+        )
