@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas import topics
-from schemas.roster import TimeZoneName
 from services.kit.secrets import check_webhook_secret
+from services.kit.settings import CommonSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.callpulse/callpulse.db"
 
 
-class ApiSettings(BaseSettings):
-    """Where the API reads its read model and history from, and how it authenticates."""
+class ApiSettings(CommonSettings):
+    """Where the API reads its read model and history from, and how it authenticates
+    (KAFKA_BOOTSTRAP, topics, TIMEZONE and the KPI rules come from CommonSettings)."""
 
-    model_config = SettingsConfigDict(env_prefix="CALLPULSE_", extra="ignore")
-
-    KAFKA_BOOTSTRAP: str | None = Field(
-        default=None, description="Kafka bootstrap servers; unset means no Kafka consumers."
-    )
     DATABASE_URL: str = Field(
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL; `postgresql://` is rewritten to `postgresql+asyncpg://`.",
@@ -28,19 +22,10 @@ class ApiSettings(BaseSettings):
     BOOTSTRAP_ADMIN_KEY: SecretStr | None = Field(
         default=None, description="An admin API key ensured (stored hashed) at start."
     )
-    TIMEZONE: TimeZoneName = "UTC"
-    KPIS_TOPIC: str = topics.KPIS
-    CALLS_TOPIC: str = topics.CALLS
-    ROSTER_TOPIC: str = topics.ROSTER
-    ALERTS_TOPIC: str = topics.ALERTS
-    PARTITIONS: int = Field(default=4, gt=0, description="Partitions of topics the API creates.")
     REP_METRICS_CAP: int = Field(default=500, ge=0, description="Most reps with rep-level series.")
     CONSUMER_GROUP_PREFIX: str = "callpulse"
     KEY_CACHE_SECONDS: float = Field(
         default=30.0, ge=0, description="How long a verified key is trusted without the database."
-    )
-    CONVERSATION_MIN_SECONDS: float = Field(
-        default=300.0, gt=0, description="Talk time that makes a connect a conversation (reports)."
     )
     SSE_QUEUE_SIZE: int = Field(default=1000, gt=0, description="Updates buffered per SSE client.")
     PUBLIC_URL: str | None = Field(

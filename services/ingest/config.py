@@ -6,22 +6,19 @@ import base64
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.topics import CALL_EVENTS
 from services.kit.secrets import check_webhook_secret
+from services.kit.settings import CommonSettings
 
 
 class MissingSecretsError(RuntimeError):
     """A production start lacks secrets it needs."""
 
 
-class IngestSettings(BaseSettings):
-    """Configuration of the ingest routes and the Kafka publisher."""
+class IngestSettings(CommonSettings):
+    """Configuration of the ingest routes and the Kafka publisher (KAFKA_BOOTSTRAP, EVENTS_TOPIC
+    and the other shared settings come from CommonSettings)."""
 
-    model_config = SettingsConfigDict(env_prefix="CALLPULSE_", extra="ignore")
-
-    KAFKA_BOOTSTRAP: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(
         default=None, description="Standard Webhooks secret, `whsec_<base64>`."
     )
@@ -40,7 +37,6 @@ class IngestSettings(BaseSettings):
     PUBLISH_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=120)
     MAX_BODY_BYTES: int = Field(default=5 * 1024 * 1024, gt=0)
     MAX_EVENTS: int = Field(default=10_000, gt=0)
-    EVENTS_TOPIC: str = CALL_EVENTS
     ENV: Literal["development", "production"] = "development"
 
     @field_validator(

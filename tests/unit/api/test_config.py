@@ -45,8 +45,49 @@ def test_blank_values_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_time_zone_is_refused() -> None:
-    with pytest.raises(ValueError, match="time zone"):
+    with pytest.raises(
+        ValueError, match="CALLPULSE_TIMEZONE='Mars/Olympus' is not an IANA time zone"
+    ):
         ApiSettings(TIMEZONE="Mars/Olympus")
+
+
+def test_reads_callpulse_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names in the README's configuration table, shared ones included, are a contract."""
+    env = {
+        "KAFKA_BOOTSTRAP": "kafka:9092",
+        "DATABASE_URL": "postgresql://u:p@db/x",
+        "BOOTSTRAP_ADMIN_KEY": "admin-key",
+        "TIMEZONE": "Asia/Shanghai",
+        "PARTITIONS": "8",
+        "KPIS_TOPIC": "t.kpis",
+        "CALLS_TOPIC": "t.calls",
+        "ROSTER_TOPIC": "t.roster",
+        "ALERTS_TOPIC": "t.alerts",
+        "REP_METRICS_CAP": "20",
+        "CONVERSATION_MIN_SECONDS": "90",
+        "PUBLIC_URL": "https://callpulse.example",
+        "ALERTMANAGER_URL": "http://alertmanager:9093",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(f"CALLPULSE_{name}", value)
+
+    settings = ApiSettings()
+
+    assert settings.KAFKA_BOOTSTRAP == "kafka:9092"
+    assert settings.DATABASE_URL == "postgresql+asyncpg://u:p@db/x"
+    assert settings.BOOTSTRAP_ADMIN_KEY is not None
+    assert settings.TIMEZONE == "Asia/Shanghai"
+    assert settings.PARTITIONS == 8
+    assert (
+        settings.KPIS_TOPIC,
+        settings.CALLS_TOPIC,
+        settings.ROSTER_TOPIC,
+        settings.ALERTS_TOPIC,
+    ) == ("t.kpis", "t.calls", "t.roster", "t.alerts")
+    assert settings.REP_METRICS_CAP == 20
+    assert settings.CONVERSATION_MIN_SECONDS == 90
+    assert settings.PUBLIC_URL == "https://callpulse.example"
+    assert settings.ALERTMANAGER_URL == "http://alertmanager:9093"
 
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -37,6 +37,9 @@ def test_reads_callpulse_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -
         "CALLPULSE_FREESWITCH_BASIC_AUTH": "fs:pass",
         "CALLPULSE_PUBLIC_URL": "https://calls.example.com/",
         "CALLPULSE_PUBLISH_TIMEOUT_SECONDS": "2.5",
+        "CALLPULSE_MAX_BODY_BYTES": "1024",
+        "CALLPULSE_MAX_EVENTS": "10",
+        "CALLPULSE_EVENTS_TOPIC": "t.events",
         "CALLPULSE_ENV": "production",
     }
     for name, value in env.items():
@@ -51,6 +54,8 @@ def test_reads_callpulse_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -
     assert settings.FREESWITCH_BASIC_AUTH is not None
     assert settings.PUBLIC_URL == "https://calls.example.com"
     assert settings.PUBLISH_TIMEOUT_SECONDS == 2.5
+    assert (settings.MAX_BODY_BYTES, settings.MAX_EVENTS) == (1024, 10)
+    assert settings.EVENTS_TOPIC == "t.events"
     assert SECRET not in repr(settings)
     settings.require_production_secrets()
 
@@ -70,6 +75,7 @@ def test_blank_secrets_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ("FREESWITCH_BASIC_AUTH", "no-colon"),
         ("PUBLIC_URL", "calls.example.com"),
         ("PUBLISH_TIMEOUT_SECONDS", 0),
+        ("TIMEZONE", "Mars/Olympus"),
     ],
 )
 def test_rejects_malformed_values(field: str, value: Any) -> None:
