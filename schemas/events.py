@@ -34,8 +34,6 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 Direction = Literal["outbound", "inbound"]
 EndStatus = Literal["completed", "no_answer", "busy", "failed", "canceled", "voicemail"]
 
-SCHEMA_VERSION = 1
-
 
 class _Event(BaseModel):
     """Fields every event carries."""

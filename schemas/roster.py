@@ -14,7 +14,8 @@ from schemas.kpis import KpiName, WindowName
 def _valid_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a tzdata folder such as "America" (IsADirectoryError) would escape validation
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown IANA time zone {name!r}") from exc
     return name
 

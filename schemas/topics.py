@@ -17,6 +17,3 @@ CALLS = "callpulse.calls"
 
 ROSTER = "callpulse.roster"
 """Teams, reps and targets, compacted, key: `team:<id>` / `rep:<id>`."""
-
-ALL = (CALL_EVENTS, REP_FACTS, KPIS, ALERTS, CALLS, ROSTER)
-COMPACTED = (KPIS, CALLS, ROSTER)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -65,16 +64,9 @@ def context(request: Request) -> ApiContext:
     return ctx
 
 
-async def session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session for one request."""
-    async with context(request).sessions() as db:
-        yield db
-
-
 async def _context_dependency(request: Request) -> ApiContext:
     # A coroutine, so FastAPI calls it on the event loop instead of in its thread pool.
     return context(request)
 
 
 ContextDep = Annotated[ApiContext, Depends(_context_dependency)]
-SessionDep = Annotated[AsyncSession, Depends(session)]

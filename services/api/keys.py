@@ -151,7 +151,3 @@ class Authenticator:
                 self._cache.clear()
             self._cache[key_hash] = (time.monotonic() + self.ttl, principal)
         return principal
-
-    def forget(self) -> None:
-        """Drop every cached key (after a revocation in this process)."""
-        self._cache.clear()

@@ -146,14 +146,6 @@ class RosterService:
         await self._publish(RosterRecord(alert_rules=rules))
         return rules
 
-    async def republish(self) -> int:
-        """Publish the whole stored roster again (e.g. into a fresh topic); returns the count."""
-        async with self.sessions() as session:
-            records = await repository.roster_records(session)
-        for record in records:
-            await self._publish(record)
-        return len(records)
-
     async def _publish(self, record: RosterRecord) -> None:
         self.cache.invalidate()
         try:

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from schemas import generate
 from schemas.events import CallEnded, CallOutcome, event_from_json, event_to_json, parse_event
+from schemas.roster import Team
 
 BASE = {"event_id": "e1", "call_id": "c1", "occurred_at": "2026-03-10T09:00:00+08:00"}
 
@@ -54,3 +55,9 @@ def test_outcome_amount_is_a_decimal(amount: object, ok: bool) -> None:
 def test_csat_is_1_to_5(csat: object) -> None:
     with pytest.raises(ValidationError):
         parse_event({**BASE, "type": "survey.completed", "csat": csat})
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "America", "utc", "../etc", ""])
+def test_a_team_time_zone_must_be_an_iana_name(zone: str) -> None:
+    with pytest.raises(ValidationError, match="unknown IANA time zone"):
+        Team(team_id="t1", timezone=zone)

@@ -13,14 +13,6 @@ from services.api.config import ApiSettings, check_http_url
 from services.kit.secrets import check_webhook_secret
 
 ChannelType = Literal["webhook", "slack", "wecom", "dingtalk", "feishu", "alertmanager"]
-CHANNEL_TYPES: tuple[ChannelType, ...] = (
-    "webhook",
-    "slack",
-    "wecom",
-    "dingtalk",
-    "feishu",
-    "alertmanager",
-)
 SIGNED: frozenset[str] = frozenset({"webhook", "dingtalk", "feishu"})
 """Types whose deliveries a secret signs; the others take none (their URL is the credential)."""
 

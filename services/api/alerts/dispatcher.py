@@ -119,19 +119,12 @@ class Dispatcher:
         """Look for due deliveries now."""
         self._wake.set()
 
-    async def dispatch_once(self) -> int:
-        """Claim one batch of due deliveries and send it; returns how many were claimed."""
-        if self._client is not None:
-            return await self._dispatch(self._client)
-        async with self.client() as client:
-            return await self._dispatch(client)
-
     async def _run(self) -> None:
         assert self._client is not None
         while True:
             self._wake.clear()
             try:
-                claimed = await self._dispatch(self._client)
+                claimed = await self.dispatch(self._client)
             except Exception as exc:  # the database may be briefly away: try again later
                 log.warning("alert_dispatch_failed", error=repr(exc))
                 claimed = 0
@@ -140,7 +133,9 @@ class Dispatcher:
                     async with asyncio.timeout(self.settings.ALERT_POLL_SECONDS):
                         await self._wake.wait()
 
-    async def _dispatch(self, client: httpx.AsyncClient) -> int:
+    async def dispatch(self, client: httpx.AsyncClient) -> int:
+        """Claim one batch of due deliveries and send it with `client`; returns how many were
+        claimed (the background loop's step)."""
         now = self.clock()
         async with self.sessions.begin() as session:
             claimed = await repository.claim_deliveries(

@@ -34,7 +34,6 @@ class AlertFeed:
         self.cursor: int | None = None
         """The seq of the last transition fanned out; None until started."""
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -50,10 +49,6 @@ class AlertFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    def nudge(self) -> None:
-        """Look for new transitions now."""
-        self._wake.set()
 
     async def pump(self) -> int:
         """Fan out every transition stored after the cursor; returns how many."""
@@ -73,10 +68,7 @@ class AlertFeed:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
-            self._wake.clear()
+            await asyncio.sleep(self.poll_seconds)
             try:
                 await self.pump()
             except Exception as exc:  # the database may be briefly away: poll again

@@ -25,10 +25,6 @@ TeamFilter = Annotated[
     str | None,
     Query(max_length=200, pattern=_PRINTABLE, description="One team; every team when omitted."),
 ]
-RepFilter = Annotated[
-    str | None,
-    Query(max_length=200, pattern=_PRINTABLE, description="One rep; every rep when omitted."),
-]
 AlertId = Annotated[str, Path(min_length=1, max_length=512, pattern=_PRINTABLE)]
 
 LAG_DESCRIPTION = (

@@ -85,6 +85,12 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
         await engine.dispose()
 
 
+async def dispatch_once(service: AlertService) -> int:
+    """One step of the dispatcher's background loop: claim due deliveries and send them."""
+    async with service.dispatcher.client() as client:
+        return await service.dispatcher.dispatch(client)
+
+
 def statuses(stored: StoredAlert | None) -> list[tuple[str, str, str, int]]:
     assert stored is not None
     return sorted(
@@ -101,8 +107,8 @@ async def test_a_transition_stored_twice_notifies_each_channel_once(setup: Setup
         ("firing", "alertmanager", "pending", 0),
         ("firing", "webhook", "pending", 0),
     ]
-    assert await service.dispatcher.dispatch_once() == 2
-    assert await service.dispatcher.dispatch_once() == 0
+    assert await dispatch_once(service) == 2
+    assert await dispatch_once(service) == 0
     assert sorted(setup.receivers.hosts()) == ["am.example", "hooks.example"]
     assert statuses(await service.get("a1")) == [
         ("firing", "alertmanager", "sent", 1),
@@ -134,15 +140,15 @@ async def test_failed_attempts_back_off_then_fail(setup: Setup) -> None:
     service, clock, receivers = setup.service, setup.clock, setup.receivers
     receivers.answers["hooks.example"] = lambda _: httpx.Response(503, text="busy")
     await service.record([make_alert("a1", at=clock.now)])
-    assert await service.dispatcher.dispatch_once() == 2
+    assert await dispatch_once(service) == 2
     assert statuses(await service.get("a1")) == [
         ("firing", "alertmanager", "sent", 1),
         ("firing", "webhook", "pending", 1),
     ]
-    assert await service.dispatcher.dispatch_once() == 0  # not due yet: backing off
+    assert await dispatch_once(service) == 0  # not due yet: backing off
     for attempt in (2, 3):
         clock.advance(60)
-        assert await service.dispatcher.dispatch_once() == 1
+        assert await dispatch_once(service) == 1
         stored = await service.get("a1")
         assert stored is not None
         [webhook] = [d for d in stored.deliveries if d.channel.startswith("webhook")]
@@ -151,14 +157,14 @@ async def test_failed_attempts_back_off_then_fail(setup: Setup) -> None:
         assert "HTTP 503" in webhook.last_error
     assert webhook.status == "failed"  # ALERT_DELIVERY_MAX_ATTEMPTS=3
     clock.advance(3600)
-    assert await service.dispatcher.dispatch_once() == 0
+    assert await dispatch_once(service) == 0
     assert receivers.hosts().count("hooks.example") == 3
 
 
 async def test_a_final_refusal_fails_at_once(setup: Setup) -> None:
     setup.receivers.answers["am.example"] = lambda _: httpx.Response(400, json={"code": 400})
     await setup.service.record([make_alert("a1", at=setup.clock.now)])
-    await setup.service.dispatcher.dispatch_once()
+    await dispatch_once(setup.service)
     assert statuses(await setup.service.get("a1")) == [
         ("firing", "alertmanager", "failed", 1),
         ("firing", "webhook", "sent", 1),
@@ -171,9 +177,9 @@ async def test_a_channel_hears_resolved_only_after_firing(setup: Setup) -> None:
     receivers.answers["hooks.example"] = lambda _: next(answers)
     firing = make_alert("a1", at=clock.now)
     await service.record([firing])
-    await service.dispatcher.dispatch_once()  # webhook firing: 503, retried later
+    await dispatch_once(service)  # webhook firing: 503, retried later
     await service.record([resolve(firing, at=clock.now)])
-    await service.dispatcher.dispatch_once()  # alertmanager resolved goes; webhook waits
+    await dispatch_once(service)  # alertmanager resolved goes; webhook waits
     assert statuses(await service.get("a1")) == [
         ("firing", "alertmanager", "sent", 1),
         ("firing", "webhook", "pending", 1),
@@ -181,7 +187,7 @@ async def test_a_channel_hears_resolved_only_after_firing(setup: Setup) -> None:
         ("resolved", "webhook", "pending", 0),
     ]
     clock.advance(60)
-    while await service.dispatcher.dispatch_once():
+    while await dispatch_once(service):
         pass
     webhook_states = [
         json.loads(r.content)["state"] for r in receivers.requests if r.url.host == "hooks.example"
@@ -223,7 +229,7 @@ async def test_a_channel_removed_before_sending_fails_its_delivery(setup: Setup)
     await service.put_channels("t1", [Channel(type="wecom", url="https://wecom.example/x")])
     await service.record([make_alert("a1", at=setup.clock.now)])
     await service.put_channels("t1", [])
-    await service.dispatcher.dispatch_once()
+    await dispatch_once(service)
     stored = await service.get("a1")
     assert stored is not None
     [delivery] = stored.deliveries
