@@ -32,9 +32,9 @@ def pack(facts: Iterable[tuple[RepFact, float]], partitions: int) -> dict[int, b
     return {p: dumps({"facts": items}) for p, items in groups.items()}
 
 
-def unpack(message: dict[str, Any]) -> Iterator[tuple[RepFact, float | None]]:
-    """The facts of one stage-2 message: a pack, or a single fact from an older worker."""
-    for item in message.get("facts", [message]):
+def unpack(value: bytes) -> Iterator[tuple[RepFact, float | None]]:
+    """The facts of one stage-2 message (an alert tick of an older worker holds none)."""
+    for item in loads(value).get("facts", ()):
         yield RepFact.from_dict(item), item.get("arrived")
 
 

@@ -12,7 +12,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from services.aggregator.rewind import head_is_missing, seek_to_committed_or_beginning
+from services.aggregator.faust_compat import head_is_missing, seek_to_committed_or_beginning
 from services.kit.kafka import ensure_topics
 
 

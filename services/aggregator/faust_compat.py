@@ -1,0 +1,161 @@
+"""Every use of faust-streaming's and aiokafka's internals, in one place, checked at start.
+
+The Faust driver needs four things the libraries do not offer publicly: the worker's own
+aiokafka producer (the outbox appends record batches to it, and Faust's commit flushes it), a
+table's underlying dict (the outbox writes the changelog records itself), whether table
+recovery has completed, and two patches of Faust's consumer that restore at-least-once:
+
+1. *Rewind partitions that have no committed offset.* Faust drops messages it has already
+   fetched whenever its flow stops (rebalances, the end of table recovery) and relies on a
+   later seek to the committed offsets to read them again. aiokafka's `seek_to_committed()`
+   skips partitions whose committed offset is missing or 0, so on a partition the group has
+   never committed the dropped messages were never read again. Such partitions are reset to
+   their beginning, which is what `auto_offset_reset="earliest"` means for them.
+2. *Hold the commit on any gap at the head.* `Consumer._new_offset` refuses to commit past a
+   gap at the head of the acked offsets only when it spans two or more offsets, so a single
+   dropped message right at the committed offset was committed past and never read again.
+   Any gap at the head now holds the commit and seeks the partition back to the missing
+   message; gaps Faust recorded itself (compaction, transaction markers) are still Faust's.
+
+`docs/decisions/faust-offsets.md` tells how both were found. `install()` checks the installed
+versions and that every attribute used here still exists, and refuses to start otherwise:
+after an upgrade, at-least-once must not silently stop working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import inspect
+import weakref
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
+
+SUPPORTED = {"faust-streaming": ("0.15.3",), "aiokafka": ("0.14.0",)}
+"""The versions whose internals this module was checked against."""
+
+_CONSUMER_STATE = ("_acked", "_gap", "_committed_offset")
+"""Attributes of Faust's Consumer that the commit patch reads (set in its __init__)."""
+
+
+class IncompatibleFaust(RuntimeError):
+    """The installed faust-streaming or aiokafka is not what the patches were checked against."""
+
+
+def problems() -> list[str]:
+    """What does not match: versions, missing methods or attributes (empty when all is well)."""
+    found = []
+    for package, versions in SUPPORTED.items():
+        installed = importlib.metadata.version(package)
+        if installed not in versions:
+            found.append(f"{package} {installed} is installed; checked against {versions}")
+    methods = (
+        (Consumer, "_new_offset"),
+        (AIOKafkaConsumerThread, "seek_to_committed"),
+        (AIOKafkaConsumerThread, "call_thread"),
+        (AIOKafkaConsumerThread, "_ensure_consumer"),
+        (Producer, "_ensure_producer"),
+    )
+    for owner, name in methods:
+        if not callable(getattr(owner, name, None)):
+            found.append(f"{owner.__module__}.{owner.__qualname__}.{name} is gone")
+    consumer_init = inspect.getsource(Consumer.__init__)
+    for name in _CONSUMER_STATE:
+        if f"self.{name}" not in consumer_init:
+            found.append(f"faust Consumer no longer sets {name}")
+    if "self.completed" not in inspect.getsource(Recovery.__init__):
+        found.append("faust Recovery no longer has `completed`")
+    return found
+
+
+def check() -> None:
+    """Raise `IncompatibleFaust` naming every mismatch."""
+    found = problems()
+    if found:
+        raise IncompatibleFaust(
+            "callpulse's aggregator patches Faust internals for at-least-once and cannot run "
+            "with these versions: " + "; ".join(found) + ". Install the versions pinned in "
+            "pyproject.toml, or re-check services/aggregator/faust_compat.py against the new ones."
+        )
+
+
+_faust_new_offset = Consumer._new_offset  # noqa: SLF001
+
+
+def install() -> None:
+    """Check, then patch Faust's seek and commit as described above (idempotent)."""
+    check()
+    AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign,assignment]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]  # noqa: SLF001
+
+
+# -- accessors the driver uses ---------------------------------------------------------------
+
+
+async def producer(app: Any) -> Any:
+    """The worker's own aiokafka producer: Faust flushes it before committing offsets."""
+    return app.producer._ensure_producer()  # noqa: SLF001
+
+
+def table_data(table: Any) -> MutableMapping[bytes, bytes]:
+    """A table's underlying dict (the outbox sends its changelog records itself)."""
+    data: MutableMapping[bytes, bytes] = table.data
+    return data
+
+
+def tables_recovered(app: Any) -> bool:
+    """Whether Faust has replayed every table from its changelog."""
+    return bool(app.tables.recovery.completed.is_set())
+
+
+# -- the patches ------------------------------------------------------------------------------
+
+
+async def seek_to_committed_or_beginning(
+    consumer: AIOKafkaConsumer,
+) -> Mapping[TopicPartition, int | None]:
+    """Seek every assigned partition to its committed offset, or to its beginning if none."""
+    committed: Mapping[TopicPartition, int | None] = await consumer.seek_to_committed()
+    uncommitted = [tp for tp, offset in committed.items() if not offset]
+    if uncommitted:
+        await consumer.seek_to_beginning(*uncommitted)
+    return committed
+
+
+async def _seek_to_committed(self: Any) -> Mapping[TopicPartition, int | None]:
+    consumer = self._ensure_consumer()
+    return await self.call_thread(seek_to_committed_or_beginning, consumer)  # type: ignore[no-any-return]
+
+
+def head_is_missing(acked: list[int], committed: int | None) -> bool:
+    """Whether the next offset to commit (`committed`, Kafka's "next to read") was never acked."""
+    return bool(acked) and committed is not None and min(acked) > committed
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    committed = self._committed_offset[tp]
+    if not self._gap[tp] and head_is_missing(self._acked[tp], committed):
+        _read_again(self, tp, committed)
+        return None
+    return _faust_new_offset(self, tp)
+
+
+_asked: weakref.WeakKeyDictionary[Any, dict[Any, int]] = weakref.WeakKeyDictionary()
+"""Per consumer: the offset each partition was last sought back to."""
+_pending: set[asyncio.Future[None]] = set()
+
+
+def _read_again(consumer: Any, tp: Any, offset: int) -> None:
+    """Seek the partition back to the missing message, once per committed offset: the messages
+    after it come again too (the stages apply each call version once)."""
+    asked = _asked.setdefault(consumer, {})
+    if asked.get(tp) != offset:
+        asked[tp] = offset
+        task = asyncio.ensure_future(consumer.seek(tp, offset))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)

@@ -1,0 +1,174 @@
+"""One Faust worker's state and steps: the aggregator core on Faust tables and outboxes.
+
+`app.py` wires these steps to Faust's agents, timers and signals; each step moves bytes between
+Kafka and `services.aggregator.core`, which decides everything else. Faust internals are reached
+only through `faust_compat`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+from pydantic import ValidationError
+
+from schemas.roster import RosterRecord
+from services.aggregator import faust_compat
+from services.aggregator.config import AggregatorSettings
+from services.aggregator.core import Aggregator, CallBatch, Publication, cadence_of, rules_of
+from services.aggregator.domain.roster import RosterView
+from services.aggregator.metrics import Metrics
+from services.aggregator.outbox import Outbox
+from services.aggregator.packing import pack, unpack
+from services.kit.follow import Follower
+from services.kit.partitioning import partition_for
+
+log = structlog.get_logger(__name__)
+
+
+class TableStore:
+    """A core `Store` on a Faust table: writes go to the table's dict and, as changelog records,
+    through the outbox (delivered before Faust commits the offsets)."""
+
+    def __init__(self, table: Any, changelog: Outbox) -> None:
+        self.table, self.data, self.changelog = table, faust_compat.table_data(table), changelog
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+        self.changelog.add(self.table.changelog_topic.get_topic_name(), key, value)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return list(self.data.items())
+
+    def drop_moved(self, topic_partitions: int, mine: set[int]) -> list[bytes]:
+        """Forget keys of partitions this worker no longer holds (they replay if they return)."""
+        moved = [key for key in self.data if partition_for(key, topic_partitions) not in mine]
+        for key in moved:
+            del self.data[key]
+        return moved
+
+
+class Worker:
+    """One worker's named state: the core, its tables, outboxes and the roster follower."""
+
+    def __init__(self, app: faust.App, settings: AggregatorSettings) -> None:
+        self.app, self.settings = app, settings
+        self.metrics = Metrics()
+        out = functools.partial(faust_compat.producer, app)
+        self.changelog, self.facts, self.sends = Outbox(out), Outbox(out), Outbox(out)
+        self.calls = app.Table(
+            "calls", default=None, key_type=bytes, value_type=bytes, use_partitioner=True
+        )
+        self.reps = app.Table(
+            "reps", default=None, key_type=bytes, value_type=bytes, use_partitioner=True
+        )
+        self.call_store = TableStore(self.calls, self.changelog)
+        self.rep_store = TableStore(self.reps, self.changelog)
+        roster = RosterView(default_timezone=settings.TIMEZONE)
+        self.core = Aggregator.build(
+            self.call_store,
+            self.rep_store,
+            rules=rules_of(settings),
+            roster=roster,
+            metrics=self.metrics,
+            cadence=cadence_of(settings),
+        )
+        # Rules, targets and agent ids come from the roster: until it is read to the end, a
+        # restarted worker would judge alerts without their rules.
+        self.roster = Follower(
+            settings.KAFKA_BOOTSTRAP,
+            settings.ROSTER_TOPIC,
+            self.on_roster,
+            from_beginning=True,
+            client_id="callpulse-aggregator",
+        )
+        self.stage1 = asyncio.Lock()  # the sweep and the agent never interleave on a call
+
+    def settled(self) -> bool:
+        """The roster read, partitions assigned, and every table recovered from its changelog."""
+        return (
+            self.roster.ready.is_set()
+            and self.app.rebalancing is False
+            and self.app.consumer is not None
+            and not self.app.in_recovery
+            and faust_compat.tables_recovered(self.app)
+        )
+
+    def on_roster(self, message: Any, catching_up: bool) -> str:
+        if message.value is None:
+            return "deleted"
+        try:
+            self.core.roster_changed(RosterRecord.model_validate_json(message.value))
+        except ValidationError:
+            log.warning("roster_record_invalid", offset=message.offset)
+            return "invalid"
+        return "applied"
+
+    async def assemble(self, events: list[Any]) -> None:
+        """Stage 1 on a batch: facts durable first, then call states, then records."""
+        async with self.stage1:
+            batch = self.core.calls.assemble(
+                (e.value, e.message.timestamp or time.time()) for e in events
+            )
+            await self.finish_calls(batch)
+
+    async def sweep(self) -> None:
+        """Close calls open too long; forget ended calls past the retention."""
+        async with self.stage1:
+            now = datetime.now(UTC)
+            batch = self.core.calls.expire(self.core.calls.due(now), now, time.time())
+            await self.finish_calls(batch)
+
+    async def finish_calls(self, batch: CallBatch) -> None:
+        count = self.app.consumer.topic_partitions(self.settings.FACTS_TOPIC)
+        for partition, value in pack(batch.facts, count or self.settings.PARTITIONS).items():
+            self.facts.add(self.settings.FACTS_TOPIC, None, value, partition)
+        await asyncio.gather(*await self.facts.send())
+        self.core.calls.save(batch)
+        for record in batch.records:
+            key, value = record.call_id.encode(), record.model_dump_json().encode()
+            self.sends.add(self.settings.CALLS_TOPIC, key, value)
+        await self.changelog.send()  # delivered by the commit's flush at the latest
+        await self.sends.send()
+
+    async def accumulate(self, packs: list[bytes]) -> None:
+        """Stage 2 on a batch of fact packs."""
+        facts = [fact for value in packs for fact in unpack(value)]
+        self.core.reps.accumulate(facts, datetime.now(UTC))
+        await self.changelog.send()
+
+    async def publish(self, out: Publication) -> None:
+        for snap in out.snapshots:
+            key, value = snap.rep_id.encode(), snap.model_dump_json().encode()
+            self.sends.add(self.settings.KPIS_TOPIC, key, value)
+        for alert in out.alerts:
+            key, value = alert.rep_id.encode(), alert.model_dump_json().encode()
+            self.sends.add(self.settings.ALERTS_TOPIC, key, value)
+        await self.changelog.send()  # alert states live in the reps: before the alerts
+        await self.sends.send()
+
+    def assigned(self, assigned: set[Any]) -> None:
+        """Forget the keys of partitions that moved to another worker: Faust's store keeps every
+        key this worker wrote, and the refresh would republish stale snapshots over the owner's."""
+        for store, topic in (
+            (self.call_store, self.settings.EVENTS_TOPIC),
+            (self.rep_store, self.settings.FACTS_TOPIC),
+        ):
+            count = self.app.consumer.topic_partitions(topic) or self.settings.PARTITIONS
+            mine = {tp.partition for tp in assigned if tp.topic == topic}
+            moved = store.drop_moved(count, mine)
+            if store is self.rep_store:
+                self.core.reps.forget(key.decode() for key in moved)
+            if moved:
+                log.info("moved_keys_dropped", table=store.table.name, keys=len(moved))
