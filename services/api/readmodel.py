@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from schemas.alerts import Alert
 from schemas.kpis import KPI_NAMES, Kpis, RepSnapshot, TargetProgress, WindowName, combine
+from schemas.targets import target_progress
 from services.api import windows
 
 Clock = Callable[[], datetime]
@@ -41,17 +42,12 @@ def age_seconds(as_of: datetime, now: datetime) -> float:
     return round(max(0.0, (now - as_of).total_seconds()), 3)
 
 
-def progress(kpi: str, window: WindowName, target: float, kpis: Kpis) -> TargetProgress:
-    """Progress of one KPI of `kpis` against a target value."""
-    value = getattr(kpis, kpi, None)
-    return TargetProgress(
-        kpi=kpi,
-        window=window,
-        target=target,
-        value=value,
-        progress=None if value is None else round(value / target, 6),
-        met=value is not None and value >= target,
-    )
+def progress(
+    kpi: str, window: WindowName, target: float, kpis: Kpis, fraction: float | None = None
+) -> TargetProgress:
+    """Progress of one KPI of `kpis` against a target value (`schemas.targets.target_progress`);
+    without the shift's `fraction` a count's `today` expectation is unknown (null)."""
+    return target_progress(kpi, window, target, kpis, fraction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +403,13 @@ def _meets(kpis: Kpis, floors: Mapping[str, float]) -> bool:
 def _current_progress(
     target: TargetProgress, snap: RepSnapshot, now: datetime
 ) -> tuple[TargetProgress, datetime]:
-    # Progress computed for a window that has since ended restarts from the empty window.
+    """The snapshot's progress (the aggregator's, `expected` included) while its window is the
+    current one; after the window ended, progress restarts from the empty window.
+
+    The read model holds no roster, so a restarted count's `today` expectation is null (shift
+    unknown) until the aggregator's next snapshot: it republishes a rep as soon as the
+    expectation moves, so this lasts one refresh at most. Rates keep their target as expected.
+    """
     held = snap.windows.get(target.window)
     current, until = windows.current_until(held, target.window, now, snap.timezone)
     if current is held:

@@ -3,19 +3,23 @@
 Each rule keeps its state in the rep's state, so a re-evaluation (a timer tick, a redelivered
 fact, a restarted worker) never notifies twice. An alert's id is stable for its life: the rule,
 the rep, the window instance it is about and an episode number within that instance.
+
+One evaluator per rule kind (`EVALUATORS`) reads the snapshot into a `Verdict`; `evaluate` alone
+moves a rule's state (fire, resolve with hysteresis, cool down), the same way for every kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from schemas.alerts import Alert
+from schemas.alerts import Alert, AlertKind
 from schemas.kpis import RepSnapshot
 from schemas.roster import AlertRule, Shift, Target
-from services.aggregator.domain.rep import shift_bounds
+from schemas.targets import shift_bounds
 
 KPI_ZH = {
     "dials": "外呼量",
@@ -54,8 +58,88 @@ class Verdict:
     message_zh: str
 
 
-def _target(targets: tuple[Target, ...], kpi: str) -> float | None:
-    return next((t.value for t in targets if t.kpi == kpi and t.window == "today"), None)
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """One rule's alert for one rep, kept in the rep's state (`RepState.alerts[rule_id]`).
+
+    `key` is the window instance the alert is about (a local day, a window start) and
+    `episode` counts alerts within it. The dict form is what the rep-state changelogs hold:
+    its keys never change, so any stored state stays readable.
+    """
+
+    key: str
+    episode: int
+    alert_id: str
+    state: Literal["firing", "resolved"]
+    fired_at: datetime
+    resolved_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored (JSON) form."""
+        return {
+            "key": self.key,
+            "episode": self.episode,
+            "alert_id": self.alert_id,
+            "state": self.state,
+            "fired_at": self.fired_at.isoformat(),
+            "resolved_at": None if self.resolved_at is None else self.resolved_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RuleState:
+        """Inverse of to_dict."""
+        resolved_at = d.get("resolved_at")
+        return cls(
+            key=d["key"],
+            episode=d["episode"],
+            alert_id=d["alert_id"],
+            state=d["state"],
+            fired_at=datetime.fromisoformat(d["fired_at"]),
+            resolved_at=None if resolved_at is None else datetime.fromisoformat(resolved_at),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """What every rule of one rep reads at one evaluation."""
+
+    snap: RepSnapshot
+    targets: tuple[Target, ...]
+    now: datetime
+    day: str  # the local day of `now`: the window instance of shift-bound rules
+    who: str
+    shift: tuple[datetime, datetime] | None  # today's shift, None on a day off
+
+    @classmethod
+    def of(
+        cls, snap: RepSnapshot, shift: Shift, targets: tuple[Target, ...], now: datetime
+    ) -> Scene:
+        """The scene of a snapshot at `now`."""
+        tz = ZoneInfo(snap.timezone)
+        return cls(
+            snap=snap,
+            targets=targets,
+            now=now,
+            day=now.astimezone(tz).date().isoformat(),
+            who=snap.rep_name or snap.rep_id,
+            shift=shift_bounds(shift, now, tz),
+        )
+
+    def in_shift(self) -> bool:
+        """Whether `now` is inside today's shift."""
+        return self.shift is not None and self.shift[0] <= self.now < self.shift[1]
+
+    def today(self, kpi: str) -> tuple[float, float] | None:
+        """The `today` target of `kpi` and its value now; None without either."""
+        target = next((t.value for t in self.targets if t.kpi == kpi and t.window == "today"), None)
+        raw = getattr(self.snap.windows["today"], kpi)
+        if target is None or raw is None:
+            return None
+        return target, float(raw)
+
+
+Evaluator = Callable[[AlertRule, Scene], Verdict | None]
+"""How one kind of rule reads a scene; None when the rule does not apply now."""
 
 
 def _fmt(value: float | None) -> str:
@@ -64,101 +148,135 @@ def _fmt(value: float | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
 
 
-def verdict(
-    rule: AlertRule,
-    snap: RepSnapshot,
-    shift: Shift,
-    targets: tuple[Target, ...],
-    now: datetime,
-) -> Verdict | None:
-    """How one rule reads on a snapshot at `now`; None when it does not apply now."""
-    tz = ZoneInfo(snap.timezone)
-    day = now.astimezone(tz).date().isoformat()
-    who = snap.rep_name or snap.rep_id
+_INSTANT_WINDOWS = frozenset({"today", "week", "month", "hour"})
+"""Windows with a start of their own; a rolling window's alert belongs to the local day."""
+
+
+def judge_threshold(rule: AlertRule, scene: Scene) -> Verdict | None:
+    """`kpi` over `window` below (or above) `value`, once the window has `min_sample` calls."""
+    if rule.value is None:
+        return None
+    kpis = scene.snap.windows[rule.window]
+    raw = getattr(kpis, rule.kpi)
+    if raw is None or kpis.dials + kpis.inbound_calls < rule.min_sample:
+        return None
+    value = float(raw)
+    below = rule.op == "below"
+    margin = rule.value * rule.hysteresis
+    key = kpis.window_start.isoformat() if rule.window in _INSTANT_WINDOWS else scene.day
+    word_en, word_zh = ("below", "低于") if below else ("above", "高于")
     kpi_zh = KPI_ZH.get(rule.kpi, rule.kpi)
-    if rule.kind == "threshold":
-        if rule.value is None:
-            return None
-        kpis = snap.windows[rule.window]
-        raw = getattr(kpis, rule.kpi)
-        sample = kpis.dials + kpis.inbound_calls
-        if raw is None or sample < rule.min_sample:
-            return None
-        value = float(raw)
-        below = rule.op == "below"
-        breach = value < rule.value if below else value > rule.value
-        margin = rule.value * rule.hysteresis
-        recovered = value >= rule.value + margin if below else value <= rule.value - margin
-        key = (
-            kpis.window_start.isoformat()
-            if rule.window in ("today", "week", "month", "hour")
-            else day
-        )
-        word_en, word_zh = ("below", "低于") if below else ("above", "高于")
-        return Verdict(
-            key,
-            breach,
-            recovered,
-            value,
-            rule.value,
-            f"{who}: {rule.kpi} ({rule.window}) is {_fmt(value)}, {word_en} {_fmt(rule.value)}",
-            f"{who}：{kpi_zh}（{WINDOW_ZH[rule.window]}）为 {_fmt(value)}，"
-            f"{word_zh} {_fmt(rule.value)}",
-        )
-    bounds = shift_bounds(shift, now, tz)
-    if bounds is None:
-        return None
-    start, end = bounds
-    if rule.kind == "idle":
-        if not start <= now < end:
-            return None
-        since = max(start, snap.last_event_at or start)
-        idle = snap.status == "idle" and now - since >= timedelta(minutes=rule.idle_minutes)
-        minutes = int((now - since).total_seconds() // 60)
-        return Verdict(
-            day,
-            idle,
-            not idle,
-            float(minutes),
-            float(rule.idle_minutes),
-            f"{who} has had no call activity for {minutes} minutes during the shift",
-            f"{who} 已连续 {minutes} 分钟无通话活动（班次中）",
-        )
-    target = _target(targets, rule.kpi)
-    today_raw = getattr(snap.windows["today"], rule.kpi)
-    if target is None or today_raw is None:
-        return None
-    value = float(today_raw)
-    if rule.kind == "pace":
-        if not start <= now < end:
-            return None
-        fraction = (now - start) / (end - start)
-        expected = target * fraction
-        if expected < 1:
-            return None  # too early in the shift to judge
-        floor_ = expected * (1 - rule.tolerance)
-        return Verdict(
-            day,
-            value < floor_,
-            value >= floor_ + expected * rule.hysteresis,
-            value,
-            round(floor_, 3),
-            f"{who} is behind pace on {rule.kpi}: {_fmt(value)} of an expected "
-            f"{_fmt(expected)} by now (target {_fmt(target)} today)",
-            f"{who} 的{kpi_zh}进度落后：当前 {_fmt(value)}，按进度此时应达 {_fmt(expected)}"
-            f"（今日目标 {_fmt(target)}）",
-        )
-    # missed: judged once the shift has ended, for the rest of that day
-    if now < end:
-        return None
     return Verdict(
-        day,
-        value < target,
-        value >= target,
-        value,
-        target,
-        f"{who} missed today's {rule.kpi} target: {_fmt(value)} of {_fmt(target)}",
-        f"{who} 今日{kpi_zh}未达标：{_fmt(value)} / {_fmt(target)}",
+        key,
+        breach=value < rule.value if below else value > rule.value,
+        recovered=value >= rule.value + margin if below else value <= rule.value - margin,
+        value=value,
+        threshold=rule.value,
+        message_en=f"{scene.who}: {rule.kpi} ({rule.window}) is {_fmt(value)}, "
+        f"{word_en} {_fmt(rule.value)}",
+        message_zh=f"{scene.who}：{kpi_zh}（{WINDOW_ZH[rule.window]}）为 {_fmt(value)}，"
+        f"{word_zh} {_fmt(rule.value)}",
+    )
+
+
+def judge_pace(rule: AlertRule, scene: Scene) -> Verdict | None:
+    """During the shift, `today`'s count trails the pro-rata share of its target by more than
+    `tolerance`; silent until one unit is expected."""
+    reading = scene.today(rule.kpi)
+    if reading is None or scene.shift is None or not scene.in_shift():
+        return None
+    target, value = reading
+    start, end = scene.shift
+    expected = target * ((scene.now - start) / (end - start))
+    if expected < 1:
+        return None  # too early in the shift to judge
+    floor_ = expected * (1 - rule.tolerance)
+    kpi_zh = KPI_ZH.get(rule.kpi, rule.kpi)
+    return Verdict(
+        scene.day,
+        breach=value < floor_,
+        recovered=value >= floor_ + expected * rule.hysteresis,
+        value=value,
+        threshold=round(floor_, 3),
+        message_en=f"{scene.who} is behind pace on {rule.kpi}: {_fmt(value)} of an expected "
+        f"{_fmt(expected)} by now (target {_fmt(target)} today)",
+        message_zh=f"{scene.who} 的{kpi_zh}进度落后：当前 {_fmt(value)}，按进度此时应达 "
+        f"{_fmt(expected)}（今日目标 {_fmt(target)}）",
+    )
+
+
+def judge_idle(rule: AlertRule, scene: Scene) -> Verdict | None:
+    """No call activity for `idle_minutes` during the shift."""
+    if scene.shift is None or not scene.in_shift():
+        return None
+    since = max(scene.shift[0], scene.snap.last_event_at or scene.shift[0])
+    quiet = scene.now - since
+    breach = scene.snap.status == "idle" and quiet >= timedelta(minutes=rule.idle_minutes)
+    minutes = int(quiet.total_seconds() // 60)
+    return Verdict(
+        scene.day,
+        breach=breach,
+        recovered=not breach,
+        value=float(minutes),
+        threshold=float(rule.idle_minutes),
+        message_en=f"{scene.who} has had no call activity for {minutes} minutes during the shift",
+        message_zh=f"{scene.who} 已连续 {minutes} 分钟无通话活动（班次中）",
+    )
+
+
+def judge_missed(rule: AlertRule, scene: Scene) -> Verdict | None:
+    """`today`'s target of `kpi` not met: judged once the shift has ended, for the rest of
+    that day."""
+    reading = scene.today(rule.kpi)
+    if reading is None or scene.shift is None or scene.now < scene.shift[1]:
+        return None
+    target, value = reading
+    kpi_zh = KPI_ZH.get(rule.kpi, rule.kpi)
+    return Verdict(
+        scene.day,
+        breach=value < target,
+        recovered=value >= target,
+        value=value,
+        threshold=target,
+        message_en=f"{scene.who} missed today's {rule.kpi} target: {_fmt(value)} of {_fmt(target)}",
+        message_zh=f"{scene.who} 今日{kpi_zh}未达标：{_fmt(value)} / {_fmt(target)}",
+    )
+
+
+EVALUATORS: dict[AlertKind, Evaluator] = {
+    "threshold": judge_threshold,
+    "pace": judge_pace,
+    "idle": judge_idle,
+    "missed": judge_missed,
+}
+"""The evaluator of each rule kind: a new kind is one function and one entry here."""
+
+
+def advance(
+    rule: AlertRule, rep_id: str, held: RuleState | None, reading: Verdict | None, now: datetime
+) -> RuleState | None:
+    """The rule's next state when this reading is a transition to notify, else None.
+
+    A firing alert resolves when its reading recovers past the hysteresis, stops applying or
+    moves to another window instance; a breach fires a new alert unless one is firing or the
+    last one resolved less than `cooldown_minutes` ago.
+    """
+    if held is not None and held.state == "firing":
+        if reading is None or reading.recovered or reading.key != held.key:
+            return replace(held, state="resolved", resolved_at=now)
+        return None
+    if reading is None or not reading.breach:
+        return None
+    cooldown = timedelta(minutes=rule.cooldown_minutes)
+    if held is not None and held.resolved_at is not None and now < held.resolved_at + cooldown:
+        return None
+    episode = held.episode + 1 if held is not None and held.key == reading.key else 1
+    return RuleState(
+        key=reading.key,
+        episode=episode,
+        alert_id=f"{rule.rule_id}:{rep_id}:{reading.key}:{episode}",
+        state="firing",
+        fired_at=now,
     )
 
 
@@ -170,39 +288,19 @@ def evaluate(
     targets: tuple[Target, ...],
     now: datetime,
 ) -> list[Alert]:
-    """Advance each rule's state on this snapshot; returns the transitions to notify."""
+    """Advance each rule's state on this snapshot; returns the transitions to notify.
+
+    `states` is the rep's `alerts` (rule_id -> `RuleState.to_dict()`), updated in place."""
+    scene = Scene.of(snap, shift, targets, now)
     out: list[Alert] = []
     for rule in rules:
-        reading = verdict(rule, snap, shift, targets, now)
-        state = states.get(rule.rule_id)
-        firing = state is not None and state["state"] == "firing"
-        if (
-            firing
-            and state is not None
-            and (reading is None or reading.recovered or reading.key != state["key"])
-        ):
-            state.update(state="resolved", resolved_at=now.isoformat())
-            out.append(_alert(rule, snap, state, reading, now))
-            continue
-        if firing or reading is None or not reading.breach:
-            continue
-        if state is not None and state.get("resolved_at"):
-            cooldown_end = datetime.fromisoformat(state["resolved_at"]) + timedelta(
-                minutes=rule.cooldown_minutes
-            )
-            if now < cooldown_end:
-                continue
-        episode = state["episode"] + 1 if state and state["key"] == reading.key else 1
-        state = {
-            "key": reading.key,
-            "episode": episode,
-            "alert_id": f"{rule.rule_id}:{snap.rep_id}:{reading.key}:{episode}",
-            "state": "firing",
-            "fired_at": now.isoformat(),
-            "resolved_at": None,
-        }
-        states[rule.rule_id] = state
-        out.append(_alert(rule, snap, state, reading, now))
+        reading = EVALUATORS[rule.kind](rule, scene)
+        stored = states.get(rule.rule_id)
+        held = None if stored is None else RuleState.from_dict(stored)
+        moved = advance(rule, snap.rep_id, held, reading, now)
+        if moved is not None:
+            states[rule.rule_id] = moved.to_dict()
+            out.append(_alert(rule, snap, moved, reading, now))
     for rule_id in [r for r in states if r not in {rule.rule_id for rule in rules}]:
         del states[rule_id]  # the rule was removed: forget it (a firing one stays in history)
     return out
@@ -211,7 +309,7 @@ def evaluate(
 def _alert(
     rule: AlertRule,
     snap: RepSnapshot,
-    state: dict[str, Any],
+    state: RuleState,
     reading: Verdict | None,
     now: datetime,
 ) -> Alert:
@@ -219,11 +317,11 @@ def _alert(
     threshold = reading.threshold if reading else (rule.value or 0.0)
     en = reading.message_en if reading else f"{rule.rule_id} no longer applies"
     zh = reading.message_zh if reading else f"{rule.rule_id} 已不适用"
-    if state["state"] == "resolved":
+    if state.state == "resolved":
         en, zh = f"Resolved: {en}", f"已恢复：{zh}"
     return Alert(
-        alert_id=state["alert_id"],
-        state=state["state"],
+        alert_id=state.alert_id,
+        state=state.state,
         kind=rule.kind,
         rule=rule.rule_id,
         rep_id=snap.rep_id,
@@ -235,8 +333,6 @@ def _alert(
         message_en=en,
         message_zh=zh,
         at=now,
-        fired_at=datetime.fromisoformat(state["fired_at"]),
-        resolved_at=None
-        if state["resolved_at"] is None
-        else datetime.fromisoformat(state["resolved_at"]),
+        fired_at=state.fired_at,
+        resolved_at=state.resolved_at,
     )
