@@ -23,7 +23,6 @@ class AggregatorSettings(CommonSettings):
     ALERT_EVALUATION_SECONDS: float = 10.0
     STALE_SWEEP_SECONDS: float = 60.0
     """How often calls left open past MAX_CALL_SECONDS are closed and old ended calls forgotten."""
-    TICKS_TOPIC: str = "callpulse.call-ticks"
     BATCH_MAX_EVENTS: int = 1000
     """Events (stage 1) or fact packs (stage 2) taken per batch: each call and rep in a batch
     is read and saved once."""
