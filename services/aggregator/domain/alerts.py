@@ -17,32 +17,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from schemas.alerts import Alert, AlertKind
+from schemas.glossary import in_sentence, kpi_label, window_label
 from schemas.kpis import RepSnapshot
 from schemas.roster import AlertRule, Shift, Target
 from schemas.targets import shift_bounds
-
-KPI_ZH = {
-    "dials": "外呼量",
-    "inbound_calls": "呼入量",
-    "connects": "接通量",
-    "connect_rate": "接通率",
-    "talk_seconds": "通话时长",
-    "avg_talk_seconds": "平均通话时长",
-    "conversations": "有效通话",
-    "conversions": "成交量",
-    "conversion_rate": "转化率",
-    "revenue": "成交金额",
-    "avg_deal": "客单价",
-    "csat_avg": "满意度",
-}
-WINDOW_ZH = {
-    "today": "今日",
-    "hour": "本小时",
-    "15m": "近15分钟",
-    "60m": "近60分钟",
-    "week": "本周",
-    "month": "本月",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +126,11 @@ def _fmt(value: float | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
 
 
+def _names(kpi: str) -> tuple[str, str]:
+    """A KPI's glossary name as it reads inside an English sentence, and in Chinese."""
+    return in_sentence(kpi_label(kpi, "en")), kpi_label(kpi, "zh")
+
+
 _INSTANT_WINDOWS = frozenset({"today", "week", "month", "hour"})
 """Windows with a start of their own; a rolling window's alert belongs to the local day."""
 
@@ -165,16 +148,17 @@ def judge_threshold(rule: AlertRule, scene: Scene) -> Verdict | None:
     margin = rule.value * rule.hysteresis
     key = kpis.window_start.isoformat() if rule.window in _INSTANT_WINDOWS else scene.day
     word_en, word_zh = ("below", "低于") if below else ("above", "高于")
-    kpi_zh = KPI_ZH.get(rule.kpi, rule.kpi)
+    kpi_en, kpi_zh = _names(rule.kpi)
+    window_en = in_sentence(window_label(rule.window, "en"))
     return Verdict(
         key,
         breach=value < rule.value if below else value > rule.value,
         recovered=value >= rule.value + margin if below else value <= rule.value - margin,
         value=value,
         threshold=rule.value,
-        message_en=f"{scene.who}: {rule.kpi} ({rule.window}) is {_fmt(value)}, "
+        message_en=f"{scene.who}: {kpi_en} ({window_en}) is {_fmt(value)}, "
         f"{word_en} {_fmt(rule.value)}",
-        message_zh=f"{scene.who}：{kpi_zh}（{WINDOW_ZH[rule.window]}）为 {_fmt(value)}，"
+        message_zh=f"{scene.who}：{kpi_zh}（{window_label(rule.window, 'zh')}）为 {_fmt(value)}，"
         f"{word_zh} {_fmt(rule.value)}",
     )
 
@@ -191,14 +175,14 @@ def judge_pace(rule: AlertRule, scene: Scene) -> Verdict | None:
     if expected < 1:
         return None  # too early in the shift to judge
     floor_ = expected * (1 - rule.tolerance)
-    kpi_zh = KPI_ZH.get(rule.kpi, rule.kpi)
+    kpi_en, kpi_zh = _names(rule.kpi)
     return Verdict(
         scene.day,
         breach=value < floor_,
         recovered=value >= floor_ + expected * rule.hysteresis,
         value=value,
         threshold=round(floor_, 3),
-        message_en=f"{scene.who} is behind pace on {rule.kpi}: {_fmt(value)} of an expected "
+        message_en=f"{scene.who} is behind pace on {kpi_en}: {_fmt(value)} of an expected "
         f"{_fmt(expected)} by now (target {_fmt(target)} today)",
         message_zh=f"{scene.who} 的{kpi_zh}进度落后：当前 {_fmt(value)}，按进度此时应达 "
         f"{_fmt(expected)}（今日目标 {_fmt(target)}）",
@@ -231,14 +215,14 @@ def judge_missed(rule: AlertRule, scene: Scene) -> Verdict | None:
     if reading is None or scene.shift is None or scene.now < scene.shift[1]:
         return None
     target, value = reading
-    kpi_zh = KPI_ZH.get(rule.kpi, rule.kpi)
+    kpi_en, kpi_zh = _names(rule.kpi)
     return Verdict(
         scene.day,
         breach=value < target,
         recovered=value >= target,
         value=value,
         threshold=target,
-        message_en=f"{scene.who} missed today's {rule.kpi} target: {_fmt(value)} of {_fmt(target)}",
+        message_en=f"{scene.who} missed today's {kpi_en} target: {_fmt(value)} of {_fmt(target)}",
         message_zh=f"{scene.who} 今日{kpi_zh}未达标：{_fmt(value)} / {_fmt(target)}",
     )
 

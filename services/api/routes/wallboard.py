@@ -1,4 +1,5 @@
-"""The wallboard: `GET /` serves a static page, `GET /static/{name}` its assets (no build step).
+"""The wallboard: `GET /` serves a static page, `GET /static/{name}` its assets (no build step),
+and `GET /static/glossary.json` the KPI and window names it shows (`schemas.glossary`).
 
 The page authenticates like any client (a bearer key it asks for once), so serving it needs
 no key. Assets are a fixed set read from the package folder: a name that is not one of them is
@@ -12,8 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
+from schemas.glossary import GLOSSARY, Glossary
 from services.kit.problems import Problem
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -43,6 +45,8 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(tags=["wallboard"])
+
+GLOSSARY_JSON = GLOSSARY.model_dump_json().encode()
 
 
 def assets() -> dict[str, Path]:
@@ -74,6 +78,21 @@ def _file(path: Path) -> FileResponse:
 async def wallboard() -> FileResponse:
     """The wallboard page."""
     return _file(STATIC / PAGE)
+
+
+@router.head("/static/glossary.json", include_in_schema=False)
+@router.get(
+    "/static/glossary.json",
+    response_model=Glossary,
+    summary="KPI and window names in English and Simplified Chinese",
+    description="The glossary the wallboard's labels and the alert messages share: for every "
+    "KPI its name (`en`, `zh`), a short name for narrow columns and its unit (`count`, "
+    "`seconds`, `ratio` 0..1, `currency`, `score` 1-5); for every window its name. Static: "
+    "it changes only with a release, so it needs no key, like the page.",
+)
+async def glossary() -> Response:
+    """The KPI and window names."""
+    return Response(GLOSSARY_JSON, media_type="application/json", headers=SECURITY_HEADERS)
 
 
 @router.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
