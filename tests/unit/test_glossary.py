@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from services.aggregator.domain.alerts import EVALUATORS, Scene
 from services.api.routes import wallboard
 from tests.unit.api.snapshots import make_snapshot
 
+JS = (Path(wallboard.__file__).resolve().parents[1] / "static" / "wallboard.js").read_text()
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -94,6 +96,16 @@ async def test_the_page_gets_the_glossary_without_a_key(client: httpx.AsyncClien
     assert "default-src 'none'" in response.headers["content-security-policy"]
     assert Glossary.model_validate_json(response.content) == GLOSSARY
     assert (await client.head("/static/glossary.json")).status_code == 200
+
+
+def test_the_page_names_no_kpi_or_window_itself() -> None:
+    """Its labels come from the glossary: no KPI, window or column name in its own tables."""
+    start = JS.index("const I18N = {")
+    table = JS[start : JS.index("\n  };", start)]
+    keys = set(re.findall(r'"?([a-z0-9_]+)"?:\s', table))
+    assert not keys & set(KPI_NAMES)
+    assert not {k for k in keys if k.startswith(("w_", "h_"))}
+    assert '"static/glossary.json"' in JS
 
 
 NOON = datetime(2026, 3, 10, 12, tzinfo=UTC)

@@ -6,6 +6,9 @@
  * (at most one per second); when the stream is down the page polls every 5 s and reconnects with
  * backoff. URL parameters: key, team, window, lang, sort, metric, currency. Every URL is
  * relative to the page, so the board also works behind a reverse proxy's path prefix.
+ *
+ * KPI and window names come from the glossary the alerts use too (schemas/glossary.py, served as
+ * static/glossary.json), so the board and its alert messages call each number by one name.
  */
 "use strict";
 
@@ -50,16 +53,6 @@
       title: "callpulse wallboard", team: "Team", reps: "Reps", rep: "Rep",
       leaderboard: "Leaderboard", alerts: "Alerts", no_alerts: "No alerts firing",
       more: "+{n} more", status: "Status",
-      w_today: "Today", w_hour: "This hour", "w_15m": "15 min", "w_60m": "60 min",
-      w_week: "This week", w_month: "This month",
-      dials: "Dials", inbound_calls: "Inbound", connects: "Connects",
-      connect_rate: "Connect rate", talk_seconds: "Talk time", avg_talk_seconds: "Avg talk",
-      conversations: "Conversations", conversions: "Conversions",
-      conversion_rate: "Conversion rate", revenue: "Revenue", avg_deal: "Avg deal",
-      csat_avg: "CSAT", csat_responses: "CSAT responses",
-      h_dials: "Dials", h_connects: "Conn.", h_connect_rate: "Conn. %",
-      h_talk_seconds: "Talk", h_avg_talk_seconds: "Avg talk", h_conversions: "Conv.",
-      h_conversion_rate: "Conv. %", h_revenue: "Revenue", h_csat_avg: "CSAT",
       s_idle: "Idle", s_ringing: "Ringing", s_on_call: "On call", s_wrap_up: "Wrap-up",
       live: "Live", polling: "Polling every 5 s", offline: "Offline", connecting: "Connecting…",
       updated: "Updated {t}", lag: "lag {s} s",
@@ -89,16 +82,6 @@
       title: "callpulse 实时看板", team: "团队", reps: "坐席", rep: "坐席",
       leaderboard: "排行榜", alerts: "告警", no_alerts: "当前无告警",
       more: "另有 {n} 条", status: "状态",
-      w_today: "今日", w_hour: "本小时", "w_15m": "近15分钟", "w_60m": "近60分钟",
-      w_week: "本周", w_month: "本月",
-      dials: "外呼量", inbound_calls: "呼入", connects: "接通数",
-      connect_rate: "接通率", talk_seconds: "通话时长", avg_talk_seconds: "平均通话",
-      conversations: "有效通话", conversions: "成交数",
-      conversion_rate: "转化率", revenue: "销售额", avg_deal: "客单价",
-      csat_avg: "满意度", csat_responses: "评价数",
-      h_dials: "外呼", h_connects: "接通", h_connect_rate: "接通率",
-      h_talk_seconds: "通话时长", h_avg_talk_seconds: "平均通话", h_conversions: "成交",
-      h_conversion_rate: "转化率", h_revenue: "销售额", h_csat_avg: "满意度",
       s_idle: "空闲", s_ringing: "振铃", s_on_call: "通话中", s_wrap_up: "话后处理",
       live: "实时", polling: "每 5 秒刷新", offline: "离线", connecting: "连接中…",
       updated: "更新于 {t}", lag: "延迟 {s} 秒",
@@ -122,6 +105,9 @@
   };
 
   // ---------------------------------------------------------------- state
+
+  /** `schemas.glossary.Glossary`: {kpis: {dials: {en, zh, short: {en, zh}, unit}}, windows}. */
+  let glossary = { kpis: {}, windows: {} };
 
   const params = new URLSearchParams(location.search);
   const prefs = loadPrefs();
@@ -171,6 +157,29 @@
     let text = one ?? table[name] ?? I18N.en[name] ?? name;
     for (const [k, v] of Object.entries(vars || {})) text = text.replaceAll(`{${k}}`, String(v));
     return text;
+  }
+
+  /** A KPI's name from the glossary (its identifier until the glossary is loaded). */
+  function kpiName(kpi) {
+    const entry = glossary.kpis[kpi];
+    return (entry && entry[state.lang]) || kpi;
+  }
+
+  /** A KPI's short name, for table columns. */
+  function kpiShort(kpi) {
+    const entry = glossary.kpis[kpi];
+    return (entry && entry.short && entry.short[state.lang]) || kpiName(kpi);
+  }
+
+  function windowName(w) {
+    const entry = glossary.windows[w];
+    return (entry && entry[state.lang]) || w;
+  }
+
+  /** A name inside an English sentence: "Connects" -> "connects"; acronyms ("CSAT") stay. */
+  function inSentence(name) {
+    if (state.lang !== "en" || /^.[A-Z]/.test(name)) return name;
+    return name.charAt(0).toLowerCase() + name.slice(1);
   }
 
   function pick(value, allowed) {
@@ -375,7 +384,7 @@
       ...WINDOWS.map((w) => {
         const button = h("button", {
           type: "button", role: "radio", "data-window": w,
-          "aria-checked": String(w === state.window), text: t(`w_${w}`),
+          "aria-checked": String(w === state.window), text: windowName(w),
         });
         button.addEventListener("click", () => setWindow(w));
         return button;
@@ -384,7 +393,9 @@
 
     const metric = $("metric");
     metric.replaceChildren(
-      ...METRICS.map((m) => h("option", { value: m, selected: m === state.metric, text: t(m) })),
+      ...METRICS.map((m) =>
+        h("option", { value: m, selected: m === state.metric, text: kpiName(m) }),
+      ),
     );
     renderHead();
   }
@@ -408,7 +419,7 @@
       const tile = h(
         "div",
         { class: "tile", "data-kpi": kpi, "data-pace": p },
-        h("div", { class: "label", text: t(kpi) }),
+        h("div", { class: "label", text: kpiName(kpi) }),
         h("div", { class: "value", "data-value": value ?? "", text: fmt(kpi, value) }),
         h("div", { class: "sub", text: data ? tileSub(kpi, data) : "" }),
         progressBar(goal),
@@ -474,7 +485,7 @@
       ["rank", "#", "rank"],
       ["rep_id", t("rep"), "l"],
       ["status", t("status"), "l"],
-      ...COLUMNS.map((c) => [c, t(`h_${c}`), ""]),
+      ...COLUMNS.map((c) => [c, kpiShort(c), ""]),
     ];
     head.replaceChildren(
       ...cols.map(([key, label, cls]) => {
@@ -620,7 +631,9 @@
     const list = $("leaders");
     const lb = state.leaders;
     const floor = FLOORS[state.metric];
-    $("floor-note").textContent = floor ? t("floor", { n: floor[1], kpi: t(floor[0]) }) : "";
+    $("floor-note").textContent = floor
+      ? t("floor", { n: floor[1], kpi: inSentence(kpiName(floor[0])) })
+      : "";
     if (!lb || !lb.rows.length) {
       list.replaceChildren(h("li", { class: "empty", text: lb ? t("no_leaders") : "" }));
       return;
@@ -818,17 +831,36 @@
     }
   }
 
-  /** Firing alerts at start; the endpoint may be missing on older servers (then: stream only). */
+  /** The team's firing alerts at start (`AlertsOut`: `{alerts: [Alert], generated_at}`); the
+   * stream brings every later transition. */
   async function loadAlerts() {
     if (!state.key) return;
     try {
       const body = await api(`v1/alerts?${q({ state: "firing", team_id: state.team })}`);
-      const items = Array.isArray(body) ? body : body.alerts || body.items || body.rows || [];
-      for (const a of items) if (a && a.alert_id && a.state !== "resolved") state.alerts.set(a.alert_id, a);
+      for (const a of body.alerts) state.alerts.set(a.alert_id, a);
       renderAlerts();
     } catch (error) {
-      if (error instanceof Unauthorized) failed(error);
-      // 404/405/422 from a server without the endpoint: the stream still brings alerts.
+      failed(error);
+    }
+  }
+
+  /** The KPI and window names; until they arrive (or after a failure, retried every 5 s) the
+   * board shows identifiers. */
+  async function loadGlossary() {
+    try {
+      const response = await fetch("static/glossary.json", {
+        headers: { Accept: "application/json" },
+        // Never hold the board on it: without the glossary it still shows every number.
+        signal: AbortSignal.timeout ? AbortSignal.timeout(POLL_MS) : undefined,
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      glossary = await response.json();
+      return true;
+    } catch {
+      setTimeout(async () => {
+        if (await loadGlossary()) renderAll();
+      }, POLL_MS);
+      return false;
     }
   }
 
@@ -1106,7 +1138,8 @@
     });
   }
 
-  function init() {
+  async function init() {
+    await loadGlossary();
     const fromUrl = params.get("key");
     let stored = null;
     try {
