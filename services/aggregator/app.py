@@ -11,7 +11,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -22,7 +21,6 @@ from prometheus_client import generate_latest
 
 from services.aggregator import faust_compat
 from services.aggregator.config import AggregatorSettings
-from services.aggregator.core import Publication
 from services.aggregator.worker import Worker
 
 log = structlog.get_logger(__name__)
@@ -56,24 +54,6 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     )
     worker = Worker(app, settings)
     size, within = settings.BATCH_MAX_EVENTS, settings.BATCH_SECONDS
-    reps = worker.core.reps
-
-    def timer(seconds: float) -> Callable[[Job], Job]:
-        """A timer that runs only when settled (not while a rebalance replays the tables, nor
-        before the roster is read) and skips quietly when the worker stops under it."""
-
-        def wrap(job: Job) -> Job:
-            @functools.wraps(job)
-            async def run() -> None:
-                if worker.settled():
-                    try:
-                        await job()
-                    except NotReady:  # the producer is gone: a restart republishes
-                        log.info("timer_skipped_at_shutdown", timer=job.__name__)
-
-            return app.timer(interval=seconds)(run)  # type: ignore[no-any-return]
-
-        return wrap
 
     @app.agent(app.topic(settings.EVENTS_TOPIC, key_type=bytes, value_type=bytes))
     async def assemble(stream: Any) -> None:
@@ -85,21 +65,13 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         async for batch in stream.take(size, within=within):
             await worker.accumulate(batch)
 
-    @timer(settings.SNAPSHOT_INTERVAL_SECONDS)
-    async def flush_snapshots() -> None:
-        await worker.publish(reps.flush(datetime.now(UTC)))
-
-    @timer(settings.ROLLING_REFRESH_SECONDS)
-    async def refresh_rolling() -> None:
-        await worker.publish(reps.refresh(datetime.now(UTC)))
-
-    @timer(settings.ALERT_EVALUATION_SECONDS)
-    async def evaluate_alerts() -> None:
-        await worker.publish(Publication(alerts=reps.judge(datetime.now(UTC))))
-
-    @timer(settings.STALE_SWEEP_SECONDS)
-    async def sweep_calls() -> None:
-        await worker.sweep()
+    for seconds, job in (
+        (settings.SNAPSHOT_INTERVAL_SECONDS, worker.flush),
+        (settings.ROLLING_REFRESH_SECONDS, worker.refresh),
+        (settings.ALERT_EVALUATION_SECONDS, worker.judge),
+        (settings.STALE_SWEEP_SECONDS, worker.sweep),
+    ):
+        app.timer(interval=seconds)(_when_settled(worker, job))
 
     @app.task
     async def follow_roster() -> None:
@@ -107,6 +79,30 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         for name in ("aiokafka", "faust", "mode"):
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
         await worker.roster.run()
+
+    _ops_pages(app, worker)
+    app.on_partitions_revoked.connect(worker.revoked)
+    app.on_partitions_assigned.connect(worker.assigned)
+    return app
+
+
+def _when_settled(worker: Worker, job: Job) -> Job:
+    """A timer's job, run only when the worker is settled (not while a rebalance replays the
+    tables, nor before the roster is read); it skips quietly when the worker stops under it."""
+
+    @functools.wraps(job)
+    async def run() -> None:
+        if worker.settled():
+            try:
+                await job()
+            except NotReady:  # the producer is gone: a restart republishes
+                log.info("timer_skipped_at_shutdown", timer=job.__name__)
+
+    return run
+
+
+def _ops_pages(app: faust.App, worker: Worker) -> None:
+    """/healthz, /readyz and /metrics on the worker's Faust web server."""
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -122,16 +118,6 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         # aiohttp takes the charset apart from the content type (it refused the whole header)
         registry = worker.metrics.registry
         return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
-
-    @app.on_partitions_revoked.connect
-    def revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        reps.forget()  # partitions may move: the tables are the truth, not decoded copies
-
-    @app.on_partitions_assigned.connect
-    def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        worker.assigned(args[0])  # Faust sends the new assignment, a set of TPs
-
-    return app
 
 
 def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:

@@ -158,9 +158,27 @@ class Worker:
         await self.changelog.send()  # alert states live in the reps: before the alerts
         await self.sends.send()
 
-    def assigned(self, assigned: set[Any]) -> None:
+    async def flush(self) -> None:
+        """Snapshots of the reps changed since the last flush."""
+        await self.publish(self.core.reps.flush(datetime.now(UTC)))
+
+    async def refresh(self) -> None:
+        """Reps whose numbers moved with time alone."""
+        await self.publish(self.core.reps.refresh(datetime.now(UTC)))
+
+    async def judge(self) -> None:
+        """The alert tick."""
+        await self.publish(Publication(alerts=self.core.reps.judge(datetime.now(UTC))))
+
+    def revoked(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
+        """Partitions may move: the tables are the truth, not decoded copies."""
+        self.core.reps.forget()
+
+    def assigned(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         """Forget the keys of partitions that moved to another worker: Faust's store keeps every
-        key this worker wrote, and the refresh would republish stale snapshots over the owner's."""
+        key this worker wrote, and the refresh would republish stale snapshots over the owner's.
+        Faust sends the new assignment, a set of TPs."""
+        assigned: set[Any] = args[0]
         for store, topic in (
             (self.call_store, self.settings.EVENTS_TOPIC),
             (self.rep_store, self.settings.FACTS_TOPIC),

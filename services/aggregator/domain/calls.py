@@ -235,17 +235,7 @@ def merge(state: CallState, event: CallEvent) -> None:
         case CallAnswered():
             state.answered_at = _earliest(state.answered_at, at)
         case CallEnded():
-            if event.started_at is not None:
-                state.started_at = _earliest(state.started_at, event.started_at.astimezone(UTC))
-            if event.answered_at is not None:
-                answered = event.answered_at.astimezone(UTC)
-                state.answered_at = _earliest(state.answered_at, answered)
-            if state.stale_closed or _wins(state.end_key, key):
-                state.ended_at, state.end_status, state.end_key = at, event.end_status, key
-                state.talk_seconds = event.talk_seconds
-                state.stale_closed = False
-                if not state.start_seen:
-                    state.direction = event.direction
+            _merge_end(state, event, at, key)
         case CallOutcome():
             if _wins(state.outcome_key, key):
                 state.outcome, state.outcome_at, state.amount = event.outcome, at, event.amount
@@ -253,6 +243,21 @@ def merge(state: CallState, event: CallEvent) -> None:
         case SurveyCompleted():
             if _wins(state.csat_key, key):
                 state.csat, state.csat_at, state.csat_key = event.csat, at, key
+
+
+def _merge_end(state: CallState, event: CallEnded, at: datetime, key: list[Any]) -> None:
+    """An end (or a CDR): its start and answer times count as earliest-seen; the latest end wins,
+    and any real end replaces one the stale sweep made up."""
+    if event.started_at is not None:
+        state.started_at = _earliest(state.started_at, event.started_at.astimezone(UTC))
+    if event.answered_at is not None:
+        state.answered_at = _earliest(state.answered_at, event.answered_at.astimezone(UTC))
+    if state.stale_closed or _wins(state.end_key, key):
+        state.ended_at, state.end_status, state.end_key = at, event.end_status, key
+        state.talk_seconds = event.talk_seconds
+        state.stale_closed = False
+        if not state.start_seen:
+            state.direction = event.direction
 
 
 def _earliest(current: datetime | None, candidate: datetime) -> datetime:
