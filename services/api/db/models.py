@@ -1,5 +1,5 @@
-"""Tables of the API: call history, API keys, the roster (teams, reps, targets, alert rules),
-alert history with delivery state, and alert notification channels."""
+"""Tables of the API: call history with what each call credits, API keys, the roster (teams,
+reps, targets, alert rules), alert history with delivery state, and alert notification channels."""
 
 from __future__ import annotations
 
@@ -82,6 +82,27 @@ class Call(Base):
     stale_closed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_event_at: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallFactRow(Base):
+    """What a stored call credits to one counter of its rep, and when (`schemas.calls.CallFact`).
+
+    Replaced as a whole whenever the call's row moves to a newer version, so the facts are
+    always those of the stored version; reports sum them by the time each lands.
+    """
+
+    __tablename__ = "call_facts"
+    __table_args__ = (
+        Index("ix_call_facts_at", "at"),
+        Index("ix_call_facts_team_id_at", "team_id", "at"),
+    )
+
+    call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kpi: Mapped[str] = mapped_column(String(50), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    value: Mapped[Decimal] = mapped_column(Numeric(18, 4))
+    rep_id: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class ApiKey(Base):
