@@ -1,4 +1,5 @@
-"""Report service: daily KPIs per rep and the hourly connect profile, from the call history."""
+"""Report service: daily KPIs per rep and the hourly connect profile, from the call history
+(the facts each stored call credits, summed by the time each lands)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class ReportService:
     roster: RosterCache
     default_timezone: str = "UTC"
     conversation_min_seconds: float = 300.0
+    """Unused since reports sum the stored call facts (their conversations are already judged)."""
 
     async def daily(self, day: date | None, team_id: str | None) -> DailyReportOut:
         """Per-rep KPIs of one local day (today when not given) and their totals."""
@@ -34,13 +36,7 @@ class ReportService:
         day = day or datetime.now(UTC).astimezone(zone).date()
         start, end = _midnight(day, zone), _midnight(day + timedelta(days=1), zone)
         async with self.sessions() as session:
-            per_rep = await repository.daily_totals(
-                session,
-                start,
-                end,
-                team_id=team_id,
-                conversation_min_seconds=self.conversation_min_seconds,
-            )
+            per_rep = await repository.daily_totals(session, start, end, team_id=team_id)
         sums = {name: sum(t[name] for t in per_rep.values()) for name in ADDITIVE}
         return DailyReportOut(
             date=day,
@@ -53,13 +49,14 @@ class ReportService:
         )
 
     async def hourly(self, team_id: str | None, days: int) -> HourlyReportOut:
-        """Dials and connects by local hour of the dial over the last `days` local days."""
+        """Outbound dials and connects by the local hour each lands (a dial at the call's
+        first moment, a connect at the answer) over the last `days` local days."""
         timezone = await self._timezone(team_id)
         zone = ZoneInfo(timezone)
         end = datetime.now(UTC).astimezone(zone)
         start = _midnight(end.date() - timedelta(days=days - 1), zone)
         async with self.sessions() as session:
-            hours = await repository.hourly_dials(
+            hours = await repository.hourly_profile(
                 session, start, end, team_id=team_id, timezone=timezone
             )
         points = []

@@ -5,17 +5,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Insert
 
 from schemas.alerts import Alert
-from schemas.calls import CallRecord
+from schemas.calls import CallFact, CallRecord
+from schemas.kpis import ADDITIVE, Kpis
 from schemas.roster import AlertRule, AlertRules, Rep, RosterRecord, Shift, Target, Targets, Team
 from services.api.db.models import (
     AlertChannelsRow,
@@ -25,6 +39,7 @@ from services.api.db.models import (
     ApiKey,
     Base,
     Call,
+    CallFactRow,
     RepRow,
     TargetsRow,
     TeamRow,
@@ -34,7 +49,12 @@ from services.api.db.models import (
 UPSERT_CHUNK = 500
 """Rows per INSERT: ~20 columns each stays far below SQLite's and asyncpg's parameter limits."""
 
-_CALL_COLUMNS = tuple(CallRecord.model_fields)
+_CALL_COLUMNS = tuple(name for name in CallRecord.model_fields if name in Call.__table__.c)
+_FLOAT_COUNTERS = frozenset(n for n in ADDITIVE if Kpis.model_fields[n].annotation is float)
+"""Counters in seconds or currency (floats in reports); the others count calls."""
+_COUNTER_ORDER = {name: i for i, name in enumerate(ADDITIVE)}
+_CALL_FACTS = cast(Table, CallFactRow.__table__)
+DEFAULT_CONVERSATION_MIN_SECONDS = 300.0
 
 
 def _insert(session: AsyncSession, model: type[Base]) -> Any:
@@ -75,11 +95,89 @@ def _latest(records: Iterable[CallRecord]) -> list[CallRecord]:
     return list(best.values())
 
 
-async def upsert_calls(session: AsyncSession, records: Iterable[CallRecord]) -> int:
-    """Store call records; idempotent and order-free: a row only moves to a higher version.
+def legacy_facts(
+    record: CallRecord, conversation_min_seconds: float = DEFAULT_CONVERSATION_MIN_SECONDS
+) -> list[CallFact]:
+    """The facts of a record written before records carried them, derived from its columns.
 
-    `INSERT … ON CONFLICT (call_id) DO UPDATE … WHERE calls.version < excluded.version`, in
-    chunks. Redelivered or older versions change nothing. Returns the distinct calls submitted.
+    The KPI rule table over the record's fields, as migration 0003 backfills stored calls: a
+    dial at the first known moment (outbound), a connect at the answer (else that moment), talk
+    and conversations at the end, a sale at its outcome. The survey's own time is not in the
+    record, so it lands at the last event. A test holds this, the migration's SQL and the rule
+    table to each other.
+    """
+    if record.rep_id is None:
+        return []
+    first = record.started_at or record.answered_at or record.ended_at
+    connect = record.answered_at or first
+    inbound = record.direction == "inbound"
+    talked = record.connected and not record.stale_closed
+    talk_ms = round(record.talk_seconds * 1000)
+    sale = record.outcome == "sale"
+    amount = record.amount or Decimal(0)
+    survey = record.csat is not None
+    candidates: tuple[tuple[str, datetime | None, Decimal | int, bool], ...] = (
+        ("dials", first, 1, not inbound),
+        ("inbound_calls", connect, 1, record.connected and inbound),
+        ("connects", connect, 1, record.connected),
+        ("talk_seconds", record.ended_at, Decimal(talk_ms) / 1000, talked and talk_ms > 0),
+        (
+            "conversations",
+            record.ended_at,
+            1,
+            talked and record.talk_seconds >= conversation_min_seconds,
+        ),
+        ("conversions", record.outcome_at, 1, sale),
+        ("revenue", record.outcome_at, amount, sale and amount > 0),
+        ("csat_sum", record.last_event_at, record.csat or 0, survey),
+        ("csat_responses", record.last_event_at, 1, survey),
+    )
+    return [
+        CallFact(kpi=kpi, at=at, value=Decimal(value))
+        for kpi, at, value, counts in candidates
+        if counts and at is not None
+    ]
+
+
+def _fact_rows(record: CallRecord, conversation_min_seconds: float) -> list[dict[str, Any]]:
+    """The call_facts rows of one record (none without a rep: such a call credits nothing)."""
+    if record.rep_id is None:
+        return []
+    if "facts" in record.model_fields_set:
+        facts = record.facts
+    else:  # a record from before 0.2: the field was absent, not empty
+        facts = legacy_facts(record, conversation_min_seconds)
+    values: dict[tuple[str, datetime], Decimal] = {}
+    for fact in facts:
+        key = (fact.kpi, fact.at)
+        values[key] = values.get(key, Decimal(0)) + fact.value
+    return [
+        {
+            "call_id": record.call_id,
+            "kpi": kpi,
+            "at": at,
+            "value": value,
+            "rep_id": record.rep_id,
+            "team_id": record.team_id,
+        }
+        for (kpi, at), value in values.items()
+    ]
+
+
+async def upsert_calls(
+    session: AsyncSession,
+    records: Iterable[CallRecord],
+    *,
+    conversation_min_seconds: float = DEFAULT_CONVERSATION_MIN_SECONDS,
+) -> int:
+    """Store call records and their facts; idempotent and order-free.
+
+    A row only moves to a higher version: `INSERT … ON CONFLICT (call_id) DO UPDATE … WHERE
+    calls.version < excluded.version RETURNING call_id`, in chunks. The calls it returns (new,
+    or moved to a newer version) get their facts replaced by the record's; a redelivered or
+    older version changes neither the row nor the facts, so facts always belong to the stored
+    version. Records from before 0.2 carry no facts: theirs are derived (`legacy_facts`, with
+    `conversation_min_seconds`). Returns the distinct calls submitted.
     """
     latest = _latest(records)
     now = utcnow()
@@ -91,17 +189,40 @@ async def upsert_calls(session: AsyncSession, records: Iterable[CallRecord]) -> 
             index_elements=[Call.call_id],
             set_={c: stmt.excluded[c] for c in (*_CALL_COLUMNS, "updated_at") if c != "call_id"},
             where=Call.version < stmt.excluded.version,
-        )
-        await session.execute(stmt)
+        ).returning(Call.call_id)
+        moved = set((await session.scalars(stmt)).all())
+        if not moved:
+            continue
+        await session.execute(delete(CallFactRow).where(CallFactRow.call_id.in_(moved)))
+        facts = [
+            row
+            for record in chunk
+            if record.call_id in moved
+            for row in _fact_rows(record, conversation_min_seconds)
+        ]
+        if facts:
+            # Core executemany (a third faster than the ORM's bulk insert): SQLAlchemy batches
+            # it into multi-row INSERTs within the drivers' parameter limits.
+            await session.execute(insert(_CALL_FACTS), facts)
     return len(latest)
 
 
 async def get_call(session: AsyncSession, call_id: str) -> CallRecord | None:
-    """One stored call, or None."""
+    """One stored call with its stored facts (in rule-table order), or None."""
     row = await session.get(Call, call_id)
     if row is None:
         return None
-    return CallRecord.model_validate({c: getattr(row, c) for c in _CALL_COLUMNS})
+    stmt = select(CallFactRow).where(CallFactRow.call_id == call_id)
+    facts = sorted(
+        (await session.scalars(stmt)).all(),
+        key=lambda f: (_COUNTER_ORDER.get(f.kpi, len(ADDITIVE)), f.at),
+    )
+    return CallRecord.model_validate(
+        {
+            **{c: getattr(row, c) for c in _CALL_COLUMNS},
+            "facts": [CallFact(kpi=f.kpi, at=f.at, value=f.value) for f in facts],
+        }
+    )
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -600,97 +721,80 @@ def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
 
 
-def _count(condition: ColumnElement[bool]) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+def _facts_in(start: datetime, end: datetime, team_id: str | None) -> ColumnElement[bool]:
+    """Facts landing in [start, end), of one team's calls or of all."""
+    condition = _within(CallFactRow.at, start, end)
+    if team_id is not None:
+        condition = and_(condition, CallFactRow.team_id == team_id)
+    return condition
 
 
-def _total(condition: ColumnElement[bool], value: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+def _natural(kpi: str, total: Any) -> int | float:
+    """A counter's total as reports show it: calls as ints, seconds and currency as floats.
+
+    Facts are exact to 1/10,000; SQLite sums them as floats, so round back to that first
+    (PostgreSQL's exact sum is unchanged by it)."""
+    if kpi in _FLOAT_COUNTERS:
+        return float(round(Decimal(str(total)), 4))
+    return int(total)
 
 
 async def daily_totals(
-    session: AsyncSession,
-    start: datetime,
-    end: datetime,
-    *,
-    team_id: str | None,
-    conversation_min_seconds: float,
+    session: AsyncSession, start: datetime, end: datetime, *, team_id: str | None
 ) -> dict[str, dict[str, Any]]:
-    """Additive KPI totals per rep over [start, end), each fact at its own time (design §3.2).
+    """Additive KPI totals per rep (by rep id) over [start, end), from the stored call facts.
 
-    A dial counts at `started_at` (outbound), a connect at `answered_at` (else the end), talk
-    time, conversations and surveys at the end, a conversion and its amount at `outcome_at`.
+    Each fact counts at the time the KPI rule table lands it (a dial at the call's first
+    moment, a connect at the answer, talk at the end, a sale at its outcome, a survey at its
+    time), to the rep the call belongs to, exactly as the live windows count it.
     """
-    connected = Call.connected.is_(True)
-    connect_at = func.coalesce(Call.answered_at, Call.ended_at)
-    ended = _within(func.coalesce(Call.ended_at, Call.last_event_at), start, end)
-    sale = and_(Call.outcome == "sale", _within(Call.outcome_at, start, end))
-    survey = and_(Call.csat.is_not(None), ended)
     stmt = (
-        select(
-            Call.rep_id,
-            _count(and_(Call.direction == "outbound", _within(Call.started_at, start, end))),
-            _count(and_(Call.direction == "inbound", connected, _within(connect_at, start, end))),
-            _count(and_(connected, _within(connect_at, start, end))),
-            _total(ended, Call.talk_seconds),
-            _count(and_(connected, Call.talk_seconds >= conversation_min_seconds, ended)),
-            _count(sale),
-            _total(sale, func.coalesce(Call.amount, 0)),
-            _total(survey, Call.csat),
-            _count(survey),
-        )
-        .where(
-            Call.rep_id.is_not(None),
-            or_(
-                _within(Call.started_at, start, end),
-                _within(Call.answered_at, start, end),
-                _within(Call.ended_at, start, end),
-                _within(Call.outcome_at, start, end),
-                _within(Call.last_event_at, start, end),
-            ),
-        )
-        .group_by(Call.rep_id)
-        .order_by(Call.rep_id)
-    )
-    if team_id is not None:
-        stmt = stmt.where(Call.team_id == team_id)
-    names = (
-        *("dials", "inbound_calls", "connects", "talk_seconds", "conversations"),
-        *("conversions", "revenue", "csat_sum", "csat_responses"),
+        select(CallFactRow.rep_id, CallFactRow.kpi, func.sum(CallFactRow.value))
+        .where(_facts_in(start, end, team_id), CallFactRow.kpi.in_(ADDITIVE))
+        .group_by(CallFactRow.rep_id, CallFactRow.kpi)
     )
     out: dict[str, dict[str, Any]] = {}
-    for row in await session.execute(stmt):
-        rep_id, *values = row
-        totals = dict(zip(names, values, strict=True))
-        for name in ("talk_seconds", "revenue"):
-            totals[name] = float(totals[name])
-        for name in names:
-            if name not in ("talk_seconds", "revenue"):
-                totals[name] = int(totals[name])
-        out[str(rep_id)] = totals
-    return out
+    for rep_id, kpi, total in await session.execute(stmt):
+        totals = out.setdefault(rep_id, {k: _natural(k, 0) for k in ADDITIVE})
+        totals[kpi] = _natural(kpi, total)
+    return dict(sorted(out.items()))
 
 
-async def hourly_dials(
+_HOURLY = ("dials", "connects", "inbound_calls")
+
+
+async def hourly_profile(
     session: AsyncSession, start: datetime, end: datetime, *, team_id: str | None, timezone: str
 ) -> dict[int, tuple[int, int]]:
-    """Outbound dials and how many connected, by local hour of `started_at`, over [start, end)."""
-    outbound = and_(Call.direction == "outbound", _within(Call.started_at, start, end))
-    if team_id is not None:
-        outbound = and_(outbound, Call.team_id == team_id)
-    connected = _count(Call.connected.is_(True))
+    """Outbound dials and outbound connects by local hour of day over [start, end).
+
+    Like the live hourly profile, each counts in the hour its fact lands: a dial at the call's
+    first moment, a connect (less the inbound ones) at the answer.
+    """
+    condition = and_(_facts_in(start, end, team_id), CallFactRow.kpi.in_(_HOURLY))
+    sums: dict[int, dict[str, int]] = {}
     if session.get_bind().dialect.name == "postgresql":
-        hour = func.extract("hour", func.timezone(timezone, Call.started_at))
+        hour = func.extract("hour", func.timezone(timezone, CallFactRow.at))
         # By position: the hour expression carries a bound zone, which PostgreSQL would not
         # recognise as the same expression twice.
-        stmt = select(hour, func.count(), connected).where(outbound).group_by(text("1"))
-        return {int(h): (int(d), int(c)) for h, d, c in await session.execute(stmt)}
-    # SQLite has no time zones: bucket in Python (embedded mode serves small floors).
-    zone = ZoneInfo(timezone)
-    hours: dict[int, tuple[int, int]] = {}
-    rows = await session.execute(select(Call.started_at, Call.connected).where(outbound))
-    for started_at, was_connected in rows:
-        hour_of_day = started_at.astimezone(zone).hour if started_at else 0
-        dials, connects = hours.get(hour_of_day, (0, 0))
-        hours[hour_of_day] = (dials + 1, connects + int(bool(was_connected)))
-    return hours
+        stmt = (
+            select(hour, CallFactRow.kpi, func.sum(CallFactRow.value))
+            .where(condition)
+            .group_by(text("1"), CallFactRow.kpi)
+        )
+        for hour_of_day, kpi, total in await session.execute(stmt):
+            sums.setdefault(int(hour_of_day), {})[kpi] = int(total)
+    else:
+        # SQLite has no time zones: bucket in Python (embedded mode serves small floors).
+        zone = ZoneInfo(timezone)
+        rows = select(CallFactRow.at, CallFactRow.kpi, CallFactRow.value).where(condition)
+        for at, kpi, value in await session.execute(rows):
+            point = sums.setdefault(at.astimezone(zone).hour, {})
+            point[kpi] = point.get(kpi, 0) + int(value)
+    return {
+        hour_of_day: (
+            point.get("dials", 0),
+            point.get("connects", 0) - point.get("inbound_calls", 0),
+        )
+        for hour_of_day, point in sorted(sums.items())
+    }

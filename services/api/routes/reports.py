@@ -42,8 +42,9 @@ async def daily(
     "/hourly",
     response_model=HourlyReportOut,
     summary="Connect rate by local hour of day",
-    description="Outbound dials over the last `days` local days, and how many connected, by "
-    "the local hour the dial started: when do customers pick up?",
+    description="Outbound dials and outbound connects over the last `days` local days, by the "
+    "local hour each counts in (a dial when the call started, a connect when it was answered), "
+    "as the live hourly profile counts them: when do customers pick up?",
 )
 async def hourly(
     ctx: ContextDep,
