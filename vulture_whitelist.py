@@ -20,6 +20,7 @@ _.csat_avg
 _.rep_count
 _.generated_at
 _.has_secret
+_.short  # KpiLabel.short: the wallboard reads it from static/glossary.json
 
 # LeaderboardQuery's quality floors: FastAPI fills them from the query, floors() reads them
 # through model_dump().

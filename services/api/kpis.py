@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from schemas.kpis import WindowName
-from schemas.roster import Rep, Target, Team
+from schemas.roster import Rep, Shift, Target, Team
+from schemas.targets import progress, shift_fraction
 from services.api import windows
 from services.api.payloads import RowCache, rep_out, with_reps
-from services.api.readmodel import ReadModel, progress
+from services.api.readmodel import ReadModel
 from services.api.roster import RosterCache, TeamRoster
 from services.api.routes.schemas import (
     LeaderboardOut,
@@ -23,10 +25,18 @@ from services.kit.problems import Problem
 
 
 def idle_rep_out(
-    rep: Rep, timezone: str, targets: list[Target], window: WindowName, now: datetime
+    rep: Rep,
+    timezone: str,
+    targets: list[Target],
+    window: WindowName,
+    now: datetime,
+    shift: Shift | None = None,
 ) -> RepKpisOut:
-    """The response row of a roster rep with no activity yet: zero counts, null ratios."""
+    """The response row of a roster rep with no activity yet: zero counts, null ratios, and
+    target progress as the aggregator computes it (its team's shift; without a team, the
+    default shift, as the aggregator's)."""
     kpis = windows.zero(window, now, timezone)
+    fraction = shift_fraction(shift or Shift(), now, ZoneInfo(timezone))
     return RepKpisOut(
         **kpis.model_dump(),
         rep_id=rep.rep_id,
@@ -35,10 +45,9 @@ def idle_rep_out(
         timezone=timezone,
         as_of=None,
         lag_seconds=0.0,
-        targets=[
-            progress(t.kpi, t.window, t.value, windows.zero(t.window, now, timezone))
-            for t in targets
-        ],
+        targets=progress(
+            targets, {t.window: windows.zero(t.window, now, timezone) for t in targets}, fraction
+        ),
     )
 
 
@@ -84,7 +93,8 @@ class KpiService:
         if known is None:
             raise Problem(404, "Unknown rep", f"No KPIs and no roster entry for rep {rep_id!r}.")
         timezone = self._timezone(known.team)
-        return idle_rep_out(known.rep, timezone, known.targets, window, now)
+        shift = known.team.shift if known.team else None
+        return idle_rep_out(known.rep, timezone, known.targets, window, now, shift)
 
     async def _team_body(self, team_id: str, window: WindowName, *, hourly: bool) -> bytes:
         """Team totals and a row per rep, including roster reps without activity, as JSON."""
@@ -125,8 +135,9 @@ class KpiService:
         self, known: TeamRoster, window: WindowName, now: datetime, timezone: str
     ) -> list[RepKpisOut]:
         # Roster reps with no snapshot at all; one with a snapshot is shown where it counts.
+        shift = known.team.shift if known.team else None
         return [
-            idle_rep_out(rep, timezone, known.targets.get(rep.rep_id, []), window, now)
+            idle_rep_out(rep, timezone, known.targets.get(rep.rep_id, []), window, now, shift)
             for rep in known.reps
             if self.readmodel.snapshot(rep.rep_id) is None
         ]

@@ -42,14 +42,6 @@ def age_seconds(as_of: datetime, now: datetime) -> float:
     return round(max(0.0, (now - as_of).total_seconds()), 3)
 
 
-def progress(
-    kpi: str, window: WindowName, target: float, kpis: Kpis, fraction: float | None = None
-) -> TargetProgress:
-    """Progress of one KPI of `kpis` against a target value (`schemas.targets.target_progress`);
-    without the shift's `fraction` a count's `today` expectation is unknown (null)."""
-    return target_progress(kpi, window, target, kpis, fraction)
-
-
 @dataclass(frozen=True, slots=True)
 class RepView:
     """One rep's KPIs over one window, as served now.
@@ -414,4 +406,4 @@ def _current_progress(
     current, until = windows.current_until(held, target.window, now, snap.timezone)
     if current is held:
         return target, until
-    return progress(target.kpi, target.window, target.target, current), until
+    return target_progress(target.kpi, target.window, target.target, current, None), until

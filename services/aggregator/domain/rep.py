@@ -15,8 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas import windows as w
-from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus, TargetProgress
+from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus
 from schemas.roster import AlertRule, Shift, Target
+from schemas.targets import progress, shift_fraction
 from services.aggregator.domain.calls import RepFact
 from services.aggregator.domain.counters import (
     CONNECTS,
@@ -206,65 +207,6 @@ class Context:
     shift: Shift = field(default_factory=Shift)
     targets: tuple[Target, ...] = ()
     alert_rules: tuple[AlertRule, ...] = ()
-
-
-COUNT_KPIS = frozenset(
-    {
-        "dials",
-        "inbound_calls",
-        "connects",
-        "talk_seconds",
-        "conversations",
-        "conversions",
-        "revenue",
-    }
-)
-
-
-def shift_bounds(shift: Shift, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
-    """Today's shift as UTC [start, end), None on a day off (or an empty shift)."""
-    local = now.astimezone(tz)
-    if local.isoweekday() not in shift.days:
-        return None
-    start = datetime.combine(local.date(), shift.start, tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(local.date(), shift.end, tzinfo=tz).astimezone(UTC)
-    return (start, end) if end > start else None
-
-
-def shift_fraction(shift: Shift, now: datetime, tz: ZoneInfo) -> float | None:
-    """How much of today's shift has elapsed (0..1), None outside a shift day."""
-    bounds = shift_bounds(shift, now, tz)
-    if bounds is None:
-        return None
-    start, end = bounds
-    return min(1.0, max(0.0, (now - start) / (end - start)))
-
-
-def progress(
-    targets: tuple[Target, ...], values: dict[str, Kpis], fraction: float | None
-) -> list[TargetProgress]:
-    """Target progress; counts get a pro-rata expectation for `today` during the shift."""
-    out: list[TargetProgress] = []
-    for target in targets:
-        raw = getattr(values[target.window], target.kpi)
-        value = None if raw is None else float(raw)
-        expected: float | None = None
-        if target.kpi in COUNT_KPIS and target.window == "today" and fraction is not None:
-            expected = round(target.value * fraction, 3)
-        elif target.kpi not in COUNT_KPIS:
-            expected = target.value
-        out.append(
-            TargetProgress(
-                kpi=target.kpi,
-                window=target.window,
-                target=target.value,
-                value=value,
-                progress=None if value is None else round(value / target.value, 6),
-                met=value is not None and value >= target.value,
-                expected=expected,
-            )
-        )
-    return out
 
 
 def hourly_profile(rep: RepState) -> list[HourlyPoint]:
