@@ -143,7 +143,7 @@ class _Runtime:
             bootstrap,
             s.CALLS_TOPIC,
             f"{s.CONSUMER_GROUP_PREFIX}-api-calls",
-            calls_store(sessions),
+            calls_store(sessions, s.CONVERSATION_MIN_SECONDS),
             metrics=self.metrics,
         )
         # A consumer group committing after the database write, not a follower: transitions

@@ -46,12 +46,17 @@ def kpis_handler(readmodel: ReadModel) -> Handler:
 Store = Callable[[list[CallRecord]], Awaitable[None]]
 
 
-def calls_store(sessions: async_sessionmaker[AsyncSession]) -> Store:
-    """Upsert a batch of call records in one transaction."""
+def calls_store(
+    sessions: async_sessionmaker[AsyncSession], conversation_min_seconds: float
+) -> Store:
+    """Upsert a batch of call records in one transaction (`conversation_min_seconds` judges
+    records written before they carried their facts)."""
 
     async def store(records: list[CallRecord]) -> None:
         async with sessions.begin() as session:
-            await repository.upsert_calls(session, records)
+            await repository.upsert_calls(
+                session, records, conversation_min_seconds=conversation_min_seconds
+            )
 
     return store
 

@@ -51,9 +51,7 @@ class ApiContext:
             authenticator=Authenticator(sessions, ttl=settings.KEY_CACHE_SECONDS),
             kpis=KpiService(readmodel, cache, settings.TIMEZONE),
             roster=RosterService(sessions, roster_publisher, cache),
-            reports=ReportService(
-                sessions, cache, settings.TIMEZONE, settings.CONVERSATION_MIN_SECONDS
-            ),
+            reports=ReportService(sessions, cache, settings.TIMEZONE),
             alerts=AlertService(settings, sessions, readmodel, metrics=alert_metrics),
         )
 

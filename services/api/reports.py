@@ -26,8 +26,6 @@ class ReportService:
     sessions: async_sessionmaker[AsyncSession]
     roster: RosterCache
     default_timezone: str = "UTC"
-    conversation_min_seconds: float = 300.0
-    """Unused since reports sum the stored call facts (their conversations are already judged)."""
 
     async def daily(self, day: date | None, team_id: str | None) -> DailyReportOut:
         """Per-rep KPIs of one local day (today when not given) and their totals."""

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from services.ingest.config import IngestSettings
 from services.ingest.routes import install as install_ingest
 from services.kit import logging as kit_logging
 from services.standalone.banner import banner, ensure_webhook_secret
+from services.standalone.config import StandaloneSettings
 from services.standalone.engine import EmbeddedEngine
 from services.standalone.eventlog import SqliteEventLog
 
@@ -87,14 +89,21 @@ def create_app(
 
     async def store_records(records: list[CallRecord]) -> None:
         async with sessions.begin() as session:
-            await repository.upsert_calls(session, records)
+            await repository.upsert_calls(
+                session,
+                records,
+                conversation_min_seconds=aggregator_settings.CONVERSATION_MIN_SECONDS,
+            )
 
+    standalone = StandaloneSettings()
     engine = EmbeddedEngine(
         SqliteEventLog(data_dir / "events.db"),
         core,
         cadence,
         on_snapshot=readmodel.apply,
         on_records=store_records,
+        checkpoint_seconds=standalone.CHECKPOINT_SECONDS,
+        log_retention=timedelta(days=standalone.LOG_RETENTION_DAYS),
     )
 
     @asynccontextmanager
@@ -138,12 +147,13 @@ def create_app(
     install_ingest(app, ingest_settings, engine, registry)
     context = api_app.install(app, api_settings, readmodel, sessions, _RosterFeed(engine), registry)
     engine.on_alert = context.alerts.submit
+    engine.record_alerts = context.alerts.record  # stored before a checkpoint covers them
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: the event log is replayed")
+    @app.get("/readyz", tags=["ops"], summary="Readiness: checkpoint loaded, log tail replayed")
     async def readyz(response: Response) -> dict[str, bool]:
         response.status_code = 200 if engine.ready else 503
         return {"ready": engine.ready}

@@ -193,7 +193,8 @@ class DailyReportOut(BaseModel):
 
 
 class HourlyReportOut(BaseModel):
-    """When do customers pick up: outbound dials and connects by local hour of the dial."""
+    """When do customers pick up: outbound dials and connects, each by the local hour it lands
+    in (a dial when the call starts, a connect when it is answered), as live windows count."""
 
     team_id: str | None
     timezone: str

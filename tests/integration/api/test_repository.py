@@ -26,6 +26,7 @@ def record(call_id: str, version: int, **fields: object) -> CallRecord:
         "direction": "outbound",
         "started_at": T0,
         "last_event_at": T0 + timedelta(seconds=version),
+        "facts": [],
     }
     return CallRecord.model_validate({**base, **fields})
 
