@@ -117,6 +117,7 @@ class CallState:
     team_key: list[Any] | None = None
     campaign_id: str | None = None
     direction: str | None = None
+    direction_key: list[Any] | None = None
     start_seen: bool = False
     started_at: datetime | None = None
     answered_at: datetime | None = None
@@ -230,8 +231,10 @@ def merge(state: CallState, event: CallEvent) -> None:
         state.last_event_at = at
     match event:
         case CallStarted():
-            state.direction, state.start_seen = event.direction, True
+            state.start_seen = True
             state.started_at = _earliest(state.started_at, at)
+            if _wins(state.direction_key, key):  # the latest start says, not the last to arrive
+                state.direction, state.direction_key = event.direction, key
         case CallAnswered():
             state.answered_at = _earliest(state.answered_at, at)
         case CallEnded():

@@ -295,3 +295,13 @@ def test_provider_agent_ids_map_to_reps_through_the_roster() -> None:
     assert "4711" not in floor.reps
     floor.roster.apply(RosterRecord(rep=Rep(rep_id="alice")))  # the mapping was removed
     assert floor.roster.aliases == {}
+
+
+def test_two_starts_with_different_directions_settle_by_time_not_arrival() -> None:
+    outbound = ev("call.started", "c1", T0, rep_id="r1", direction="outbound")
+    inbound = ev("call.started", "c1", T0 + timedelta(seconds=1), rep_id="r1", direction="inbound")
+    answered = ev("call.answered", "c1", T0 + timedelta(seconds=5), rep_id="r1")
+    one, other = kpis([outbound, inbound, answered]), kpis([inbound, answered, outbound])
+    assert one == other
+    assert (one["dials"], one["inbound_calls"]) == (0, 1)
+    assert fold([inbound, outbound, answered], NOW)["r1"]["today"]["inbound_calls"] == 1
