@@ -2,8 +2,9 @@
 
 Buckets: per-minute for the last `MINUTE_RETENTION` (rolling windows and the local hour), per local
 hour for two days (the hourly connect profile), per local day for `DAY_RETENTION_DAYS` (today,
-week, month). Facts are applied once per (call, version); the remembered versions expire after
-`APPLIED_HORIZON`, far beyond any redelivery.
+week, month). Facts are applied once per (call, version); a remembered version expires
+`APPLIED_HORIZON` after it was applied (processing time: an old event redelivered within the
+horizon of its first processing is still recognised, however old the call).
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def apply_fact(rep: RepState, fact: RepFact, tz: ZoneInfo, now: datetime) -> boo
     seen = rep.applied.get(fact.call_id)
     if seen is not None and seen[0] >= fact.version:
         return False
-    rep.applied[fact.call_id] = [fact.version, int(fact.event_at.timestamp())]
+    # Remembered from when it was applied, not from the call's time: a backlog of old events, or
+    # a replay of them, is deduplicated as long as anything recent.
+    rep.applied[fact.call_id] = [fact.version, int(now.timestamp())]
     if fact.team_id is not None:
         rep.team_id = fact.team_id
     for index, at, amount in fact.atoms:

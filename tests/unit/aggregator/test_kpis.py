@@ -305,3 +305,17 @@ def test_two_starts_with_different_directions_settle_by_time_not_arrival() -> No
     assert one == other
     assert (one["dials"], one["inbound_calls"]) == (0, 1)
     assert fold([inbound, outbound, answered], NOW)["r1"]["today"]["inbound_calls"] == 1
+
+
+def test_a_call_days_old_redelivered_after_a_snapshot_still_counts_once() -> None:
+    # the applied versions are remembered from when they were applied, not from the call's time
+    old = T0 - timedelta(days=2)
+    events = full_call("c1", "r1", old, talk=60, outcome="sale", amount="5")
+    floor = Floor()
+    for event in events:
+        floor.apply(event, NOW)
+    floor.snapshot("r1", NOW)  # prunes, as every published snapshot does
+    for event in events:
+        floor.apply(event, NOW + timedelta(minutes=1))
+    month = floor.snapshot("r1", NOW + timedelta(minutes=2)).windows["month"]
+    assert (month.dials, month.connects, month.conversions) == (1, 1, 1)  # type: ignore[index]
