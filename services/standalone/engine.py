@@ -3,17 +3,26 @@
 `publish()` is the ingest side's EventPublisher: it returns only after the batch is committed to
 the log, then runs both stages of the core. The core decides what to snapshot, when, and which
 alerts fire, exactly as in the Faust worker; this driver runs its timers, hands snapshots to the
-API's read model, call records to history and alerts to the alert service. On start the log is
-replayed, so a restart (or a kill) loses nothing that was acknowledged.
+API's read model, call records to history and alerts to the alert service.
+
+Restarts are bounded by checkpoints: every `checkpoint_seconds` (and at a clean stop) the keys
+of both core stores changed since the last checkpoint are written to the log's SQLite file with
+the seq of the last event applied, in one transaction and under the engine's lock, so the state
+and the seq agree. A start loads the checkpoint and replays only the events after it; a kill at
+any moment loses nothing acknowledged (every event is in the log before its ack) and counts
+nothing twice (the checkpoint holds exactly the events up to its seq). Events a checkpoint
+covers are deleted from the log once older than `log_retention`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -22,7 +31,15 @@ from schemas.calls import CallRecord
 from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
 from schemas.roster import RosterRecord
-from services.aggregator.core import Aggregator, Cadence, CallBatch, Incoming, Publication
+from services.aggregator.core import (
+    Aggregator,
+    Cadence,
+    CallBatch,
+    Incoming,
+    MemoryStore,
+    Publication,
+    Store,
+)
 from services.standalone.eventlog import SqliteEventLog
 
 log = structlog.get_logger(__name__)
@@ -30,7 +47,12 @@ log = structlog.get_logger(__name__)
 SnapshotSink = Callable[[RepSnapshot], object]
 RecordSink = Callable[[list[CallRecord]], Awaitable[None]]
 AlertSink = Callable[[Alert], object]
+AlertRecorder = Callable[[list[Alert]], Awaitable[object]]
 Clock = Callable[[], datetime]
+
+REPLAY_BATCH = 1000
+TRIM_CHUNK = 2000
+"""Events deleted per transaction by the retention; the engine's lock is held for one chunk."""
 
 
 def utcnow() -> datetime:
@@ -39,7 +61,7 @@ def utcnow() -> datetime:
 
 
 class EmbeddedEngine:
-    """In-process bus: log → core → read model, history and alerts."""
+    """In-process bus: log → core → read model, history and alerts; checkpoints of the core."""
 
     def __init__(
         self,
@@ -51,37 +73,57 @@ class EmbeddedEngine:
         *,
         on_alert: AlertSink = lambda alert: None,
         clock: Clock = utcnow,
+        checkpoint_seconds: float = 30.0,
+        log_retention: timedelta = timedelta(days=35),
     ) -> None:
         self.log, self.core, self.cadence, self.clock = event_log, core, cadence, clock
         self.on_snapshot, self.on_records, self.on_alert = on_snapshot, on_records, on_alert
+        self.record_alerts: AlertRecorder | None = None
+        """Stores alert transitions durably (idempotent); awaited before each checkpoint."""
+        self.checkpoint_seconds, self.log_retention = checkpoint_seconds, log_retention
+        self._stores = {"calls": _memory(core.calls.store), "reps": _memory(core.reps.store)}
+        self._rules = json.dumps(asdict(core.calls.rules), sort_keys=True)
         self._records: dict[str, CallRecord] = {}
+        self._unrecorded: list[Alert] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        self._history = asyncio.Lock()
+        self._seq = 0
+        """The log seq of the last event applied to the core."""
+        self._checkpointed = 0
+        self._replace = False
+        """The stored state was discarded: the next checkpoint rewrites all of it."""
+        self._failed = False
+        """A core step raised: the core may hold half a step, so it is never checkpointed."""
         self.ready = False
 
     async def start(self) -> None:
-        """Replay the log into the core, publish what changed, start the timers."""
+        """Load the last checkpoint, replay the log after it, publish every rep once (reps
+        never published by this engine are all due in the core's refresh), start the timers."""
         started = time.monotonic()
-        replayed = 0
-        batch: list[Incoming] = []
-        async for event in self.log.replay():
-            batch.append((event, time.time()))
-            if len(batch) >= 1000:
-                replayed += self._ingest(batch)
-                batch = []
-        replayed += self._ingest(batch)
+        loaded = await self._load()
+        after = self._seq
+        replayed = await self._replay()
         await self.flush()
-        log.info("log_replayed", events=replayed, seconds=round(time.monotonic() - started, 3))
+        await self.refresh()
+        log.info(
+            "log_replayed",
+            events=replayed,
+            after_seq=after,
+            state_keys=loaded,
+            seconds=round(time.monotonic() - started, 3),
+        )
         self._tasks = [
             asyncio.create_task(self._every(self.cadence.snapshot_interval, self.flush)),
             asyncio.create_task(self._every(self.cadence.rolling_refresh, self.refresh)),
             asyncio.create_task(self._every(self.cadence.alert_evaluation, self.judge)),
             asyncio.create_task(self._every(self.cadence.stale_sweep, self.sweep)),
+            asyncio.create_task(self._every(self.checkpoint_seconds, self.maintain)),
         ]
         self.ready = True
 
     async def stop(self) -> None:
-        """Stop the timers and write what is pending."""
+        """Stop the timers, write what is pending and checkpoint."""
         self.ready = False
         for task in self._tasks:
             task.cancel()
@@ -89,54 +131,166 @@ class EmbeddedEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush()
+        try:
+            await self.checkpoint()
+        except Exception:  # the log holds every event: the next start replays more, loses nothing
+            log.exception("checkpoint_failed")
+        log.info("engine_stopped", checkpoint_seq=self._checkpointed)
 
     async def publish(self, events: Sequence[CallEvent]) -> None:
         """EventPublisher: commit to the log, then apply. Returns once durable."""
         async with self._lock:
-            await self.log.append(events)
+            appended = await self.log.append(events)
             arrived = time.time()
             self._ingest([(event, arrived) for event in events])
+            self._seq = max(self._seq, appended.seq)
 
     async def publish_roster(self, record: RosterRecord) -> None:
         """RosterPublisher: apply a roster change; the reps it touches go out at the next flush."""
         async with self._lock:
-            self.core.roster_changed(record)
+            with self._step():
+                self.core.roster_changed(record)
 
     # -- the core's timers ----------------------------------------------------------------------
 
     async def flush(self) -> None:
         """Snapshots of changed reps, and the call records of the last interval."""
         async with self._lock:
-            out = self.core.reps.flush(self.clock())
+            with self._step():
+                out = self.core.reps.flush(self.clock())
+            self._note(out.alerts)
         await self._deliver(out)
-        if self._records:
-            records, self._records = list(self._records.values()), {}
-            await self.on_records(records)
+        await self._store_records()
 
     async def refresh(self) -> None:
         """Reps whose numbers moved with time alone."""
         async with self._lock:
-            out = self.core.reps.refresh(self.clock())
+            with self._step():
+                out = self.core.reps.refresh(self.clock())
+            self._note(out.alerts)
         await self._deliver(out)
 
     async def judge(self) -> None:
         """The alert tick."""
         async with self._lock:
-            alerts = self.core.reps.judge(self.clock())
+            with self._step():
+                alerts = self.core.reps.judge(self.clock())
+            self._note(alerts)
         await self._deliver(Publication(alerts=alerts))
 
     async def sweep(self) -> None:
         """Close calls left open too long; forget ended calls past the retention."""
         async with self._lock:
-            now = self.clock()
-            batch = self.core.calls.expire(self.core.calls.due(now), now, time.time())
-            self._apply(batch)
+            with self._step():
+                now = self.clock()
+                batch = self.core.calls.expire(self.core.calls.due(now), now, time.time())
+                self._apply(batch)
+
+    async def maintain(self) -> None:
+        """The checkpoint timer: checkpoint, then apply the log's retention."""
+        await self.checkpoint()
+        await self.trim_log()
+
+    # -- checkpoints and retention --------------------------------------------------------------
+
+    async def checkpoint(self) -> bool:
+        """Write the keys changed since the last checkpoint and the seq of the last applied
+        event, in one transaction, under the lock; False when there was nothing to write.
+
+        The call records and alert transitions the checkpointed state made are stored first:
+        a restart replays only the events after the checkpoint and would not make them again.
+        When a write fails, its keys are taken again by the next checkpoint."""
+        async with self._lock:
+            if self._failed:
+                log.error("checkpoint_refused", reason="a core step failed", seq=self._seq)
+                return False
+            await self._store_records()
+            if self._unrecorded and self.record_alerts is not None:
+                await self.record_alerts(self._unrecorded)
+                self._unrecorded = []
+            changes = {name: store.take_changed() for name, store in self._stores.items()}
+            if self._replace:
+                changes = {name: dict(store.data) for name, store in self._stores.items()}
+            elif self._seq == self._checkpointed and not any(changes.values()):
+                return False
+            began = time.monotonic()
+            try:
+                await self.log.save_checkpoint(
+                    self._seq, changes, self._rules, replace=self._replace
+                )
+            except BaseException:
+                for name, store in self._stores.items():
+                    store.changed |= changes[name].keys()
+                raise
+            self._checkpointed, self._replace = self._seq, False
+            log.debug(
+                "checkpoint_written",
+                seq=self._seq,
+                keys=sum(len(c) for c in changes.values()),
+                seconds=round(time.monotonic() - began, 3),
+            )
+            return True
+
+    async def trim_log(self, now: float | None = None) -> int:
+        """Delete the events a checkpoint covers that were received more than `log_retention`
+        ago (epoch `now`), a chunk per transaction so the engine's lock is never held long."""
+        cutoff = (time.time() if now is None else now) - self.log_retention.total_seconds()
+        deleted = 0
+        while True:
+            async with self._lock:
+                chunk = await self.log.trim(cutoff, TRIM_CHUNK)
+            deleted += chunk
+            if chunk < TRIM_CHUNK:
+                break
+            await asyncio.sleep(0)  # let publishers in between chunks
+        if deleted:
+            log.info("log_trimmed", events=deleted)
+        return deleted
+
+    async def _replay(self) -> int:
+        """Apply the logged events after the current seq, in batches like live traffic."""
+        replayed, last = 0, self._seq
+        batch: list[Incoming] = []
+        async for seq, event in self.log.replay(after=self._seq):
+            batch.append((event, time.time()))
+            last = seq
+            if len(batch) >= REPLAY_BATCH:
+                replayed += self._ingest(batch)
+                batch = []
+        replayed += self._ingest(batch)
+        self._seq = last
+        return replayed
+
+    async def _load(self) -> int:
+        """Fill the stores from the last checkpoint (unless the KPI rules changed since)."""
+        checkpoint = await self.log.load_checkpoint()
+        if checkpoint is None:
+            return 0
+        if checkpoint.rules != self._rules:
+            # the state was computed with other rules: rebuild it from what the log still holds
+            log.warning("checkpoint_discarded", reason="KPI rules changed", seq=checkpoint.seq)
+            self._replace = True
+            return 0
+        for name, key, value in checkpoint.state:
+            self._stores[name].data[key] = value  # loaded, not changed: not written back
+        self._seq = self._checkpointed = checkpoint.seq
+        return len(checkpoint.state)
 
     # -- plumbing -------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _step(self) -> Iterator[None]:
+        """Around every change of the core: one that raised may have left half a step."""
+        try:
+            yield
+        except Exception:
+            self._failed = True
+            raise
+
     def _ingest(self, incoming: list[Incoming]) -> int:
         if incoming:
-            self._apply(self.core.calls.assemble(incoming))
+            with self._step():
+                self._apply(self.core.calls.assemble(incoming))
         return len(incoming)
 
     def _apply(self, batch: CallBatch) -> None:
@@ -146,16 +300,41 @@ class EmbeddedEngine:
         for record in batch.records:
             self._records[record.call_id] = record
 
+    def _note(self, alerts: list[Alert]) -> None:
+        """Keep alert transitions (under the lock) until a checkpoint has them stored."""
+        if self.record_alerts is not None:
+            self._unrecorded += alerts
+
+    async def _store_records(self) -> None:
+        """Hand the pending call records to history; kept for the next try if that fails."""
+        async with self._history:
+            if not self._records:
+                return
+            records, self._records = self._records, {}
+            try:
+                await self.on_records(list(records.values()))
+            except BaseException:
+                for call_id, record in records.items():
+                    self._records.setdefault(call_id, record)  # a newer version stays
+                raise
+
     async def _deliver(self, out: Publication) -> None:
         for snap in out.snapshots:
             self.on_snapshot(snap)
         for alert in out.alerts:
             self.on_alert(alert)
 
-    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
                 await job()
             except Exception:  # a failing sink must not stop the engine's clock
                 log.exception("engine_job_failed", job=job.__name__)
+
+
+def _memory(store: Store) -> MemoryStore:
+    """The embedded engine checkpoints what changed: its stores must be `MemoryStore`s."""
+    if not isinstance(store, MemoryStore):
+        raise TypeError(f"the embedded engine needs MemoryStores, got {type(store).__name__}")
+    return store

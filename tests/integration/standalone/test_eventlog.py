@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from schemas.events import parse_event
+from schemas.events import CallEvent, parse_event
 from services.standalone.eventlog import SqliteEventLog
 
 
-def _event(event_id: str, call_id: str = "c1") -> object:
+def _event(event_id: str, call_id: str = "c1") -> CallEvent:
     return parse_event(
         {
             "type": "call.answered",
@@ -26,15 +26,20 @@ async def test_appended_events_survive_reopening_in_order_and_retries_are_kept_o
     path = tmp_path / "events.db"
     log = SqliteEventLog(path)
     await log.open()
-    assert await log.append([_event("e1"), _event("e2"), _event("e1", "c2")]) == 3  # type: ignore[list-item]
-    assert await log.append([_event("e2"), _event("e3")]) == 1  # type: ignore[list-item]
-    await log.close()
+    try:
+        # (new events, the newest seq): AUTOINCREMENT spends a seq on the skipped retry of e2
+        assert await log.append([_event("e1"), _event("e2"), _event("e1", "c2")]) == (3, 3)
+        assert await log.append([_event("e2"), _event("e3")]) == (1, 5)
+        assert await log.append([_event("e3")]) == (0, 5)
+    finally:
+        await log.close()  # an open aiosqlite connection's thread would keep pytest alive
 
     reopened = SqliteEventLog(path)
     await reopened.open()
     try:
-        replayed = [(e.call_id, e.event_id) async for e in reopened.replay(batch=2)]
-        assert replayed == [("c1", "e1"), ("c1", "e2"), ("c2", "e1"), ("c1", "e3")]
+        replayed = [(s, e.call_id, e.event_id) async for s, e in reopened.replay(batch=2)]
+        assert replayed == [(1, "c1", "e1"), (2, "c1", "e2"), (3, "c2", "e1"), (5, "c1", "e3")]
+        assert [seq async for seq, _ in reopened.replay(after=2, batch=1)] == [3, 5]
         assert await reopened.count() == 4
     finally:
         await reopened.close()
