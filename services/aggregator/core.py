@@ -245,8 +245,8 @@ class RepStage:
         """Decoded states of the reps this worker holds; the store is the truth."""
         self.dirty: dict[str, float] = {}
         """rep -> arrival time of its oldest change not yet in a published snapshot."""
-        self.published: dict[str, tuple[int, datetime]] = {}
-        """rep -> signature of its last snapshot and the start of its local hour then."""
+        self.published: dict[str, tuple[int, datetime, int]] = {}
+        """rep -> its last snapshot's signature, the start of its local hour and its minute."""
         self.next_flush = 0.0
 
     # -- facts and the roster -----------------------------------------------------------------
@@ -371,8 +371,8 @@ class RepStage:
         state = self.state(rep_id)
         ctx = self.context(rep_id, state)
         return (
-            bool(state.minutes)  # activity in the last two hours: rolling windows
-            or state.status == "wrap_up"
+            _left_rolling(state.minutes, last[2], w.epoch_minute(now))
+            or state.status == "wrap_up"  # turns idle after a while
             or bool(ctx.targets)  # the expected share of a target grows during the shift
             or _hour_start(ctx.timezone, now) != last[1]  # a new local hour (and day)
         )
@@ -391,7 +391,7 @@ class RepStage:
         last = self.published.get(rep_id)
         if not force and last is not None and last[0] == body:
             return
-        self.published[rep_id] = (body, _hour_start(ctx.timezone, now))
+        self.published[rep_id] = (body, _hour_start(ctx.timezone, now), w.epoch_minute(now))
         out.snapshots.append(snap)
         self.metrics.snapshots.inc()
         if arrived is not None:
@@ -417,6 +417,17 @@ def _touches(record: RosterRecord, rep_id: str, team_id: str | None) -> bool:
         (record.alert_rules.subject, record.alert_rules.subject_id) if record.alert_rules else None,
     ]
     return any(s == ("rep", rep_id) or (s == ("team", team_id) and team_id) for s in subjects)
+
+
+ROLLING_SPANS = tuple(w.ROLLING_MINUTES.values())
+
+
+def _left_rolling(minutes: Iterable[int], then: int, now: int) -> bool:
+    """Whether a minute bucket left a rolling window between two epoch minutes (buckets that
+    enter one come with facts, which publish the rep anyway)."""
+    if then == now:
+        return False
+    return any(then - span < m <= now - span for span in ROLLING_SPANS for m in minutes)
 
 
 def _hour_start(timezone: str, now: datetime) -> datetime:

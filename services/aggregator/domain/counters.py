@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -142,8 +143,15 @@ def total(buckets: Iterable[Counters]) -> Counters:
 
 
 def derive(c: Counters) -> dict[str, Any]:
-    """The KPI values of one bucket of counters (formulas in `schemas.kpis.kpi_values`)."""
+    """The KPI values of one bucket of counters (formulas in `schemas.kpis.kpi_values`).
+
+    Memoised: a rep's windows often sum to the same counters (all zero, or today = week)."""
+    return dict(_derive(tuple(c)))
+
+
+@lru_cache(maxsize=8192)
+def _derive(c: tuple[int, ...]) -> tuple[tuple[str, Any], ...]:
     values: dict[str, Any] = {
         rule.name: c[i] / rule.scale if rule.scale != 1 else c[i] for i, rule in enumerate(RULES)
     }
-    return kpi_values(**values)
+    return tuple(kpi_values(**values).items())

@@ -1,0 +1,73 @@
+"""The core's decisions: which reps a flush, a refresh and a roster change publish."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.roster import Rep, RosterRecord, Target, Targets, Team
+from tests.unit.aggregator.events import ev
+from tests.unit.aggregator.floor import Floor
+
+T0 = datetime(2026, 3, 10, 9, 20, 30, tzinfo=UTC)  # a Tuesday
+
+
+def published(floor: Floor, now: datetime, *, refresh: bool = False) -> list[str]:
+    reps = floor.core.reps
+    reps.next_flush = 0.0  # flushes are paced by their own duration; not what these test
+    out = reps.refresh(now) if refresh else reps.flush(now)
+    return sorted(snap.rep_id for snap in out.snapshots)
+
+
+def test_a_flush_publishes_changed_reps_once() -> None:
+    floor = Floor()
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
+    floor.apply(ev("call.started", "c2", T0, rep_id="r1"), T0)
+    floor.apply(ev("call.started", "c3", T0, rep_id="r2"), T0)
+    assert published(floor, T0) == ["r1", "r2"]
+    assert published(floor, T0 + timedelta(seconds=1)) == []
+
+
+def test_the_refresh_rebuilds_only_reps_whose_numbers_moved_with_time() -> None:
+    floor = Floor()
+    floor.apply(ev("call.started", "c1", T0 - timedelta(hours=3), rep_id="quiet"), T0)
+    floor.apply(ev("call.started", "c2", T0, rep_id="busy"), T0)
+    assert published(floor, T0) == ["busy", "quiet"]
+    assert published(floor, T0 + timedelta(minutes=1), refresh=True) == []
+    later = T0 + timedelta(minutes=15)  # c2's minute leaves the 15m window
+    assert published(floor, later, refresh=True) == ["busy"]
+    assert floor.core.reps.snapshot("busy", later).windows["15m"].dials == 0  # type: ignore[index]
+    assert published(floor, later + timedelta(minutes=1), refresh=True) == []
+    assert published(floor, T0 + timedelta(minutes=60), refresh=True) == ["busy"]  # 60m
+    # a new local hour moves every rep's hour window bounds: rebuilt, published if changed
+    assert published(floor, T0 + timedelta(minutes=61), refresh=True) == []
+
+
+def test_a_roster_change_republishes_the_reps_it_touches_at_the_next_flush() -> None:
+    floor = Floor()
+    floor.core.roster_changed(RosterRecord(team=Team(team_id="t1", timezone="Asia/Shanghai")))
+    floor.core.roster_changed(RosterRecord(rep=Rep(rep_id="r1", team_id="t1")))
+    for rep in ("r1", "r2", "r3"):
+        floor.apply(ev("call.started", f"c-{rep}", T0, rep_id=rep, team_id="t2"), T0)
+    assert published(floor, T0) == ["r1", "r2", "r3"]
+    targets = [Target(kpi="dials", value=50)]
+    floor.core.roster_changed(
+        RosterRecord(targets=Targets(subject="team", subject_id="t1", targets=targets))
+    )
+    assert published(floor, T0) == ["r1"]
+    floor.core.roster_changed(RosterRecord(rep=Rep(rep_id="r2", team_id="t1", name="Bo")))
+    assert published(floor, T0) == ["r2"]
+    floor.core.roster_changed(RosterRecord(team=Team(team_id="t2", name="Two")))
+    assert published(floor, T0) == ["r3"]
+    snap = floor.core.reps.snapshot("r2", T0)
+    assert (snap.team_id, snap.rep_name, snap.timezone) == ("t1", "Bo", "Asia/Shanghai")
+
+
+def test_a_long_flush_waits_so_flushes_take_a_third_of_the_time() -> None:
+    floor = Floor()
+    ticks = iter([0.0, 1.0, 1.0, 2.0, 3.5, 3.6, 3.6])  # monotonic seconds the core reads
+    floor.core.reps.clock = lambda: next(ticks)
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
+    assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r1"]  # took 1 s
+    floor.apply(ev("call.started", "c2", T0, rep_id="r2"), T0)
+    assert floor.core.reps.flush(T0).snapshots == []  # at 2.0: waits until 3.0
+    assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r2"]  # at 3.5
