@@ -41,7 +41,8 @@ class Rules:
     max_call_seconds: float = 4 * 3600.0
     call_retention_seconds: float = 6 * 3600.0
     """How long an ended call is kept for late events (outcome, survey, correction) after its
-    last event. A later event starts the call afresh: it is credited, but cannot retract."""
+    last event. A later event starts the call afresh at version 1, which stage 2 (remembering
+    the call's higher version) and history both ignore: it is not counted (a known limit)."""
 
 
 @dataclass(frozen=True, slots=True)
