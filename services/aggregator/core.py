@@ -152,9 +152,9 @@ class CallStage:
             step = apply_event(loaded[event.call_id], event, self.rules)
             out.facts += [(fact, arrived) for fact in step.facts]
             if step.duplicate:
-                self.metrics.events.labels("duplicate").inc()
+                self.metrics.events_duplicate.inc()
                 continue
-            self.metrics.events.labels("applied").inc()
+            self.metrics.events_applied.inc()
             loaded[event.call_id] = out.states[event.call_id] = step.state
             if step.changed:
                 out.records.append(call_record(step.state))
@@ -201,7 +201,7 @@ class CallStage:
         try:
             return event_from_json(raw)
         except ValidationError:
-            self.metrics.events.labels("invalid").inc()
+            self.metrics.events_invalid.inc()
             return None
 
 
@@ -258,9 +258,9 @@ class RepStage:
             state = self.state(fact.rep_id)
             ctx = self.roster.context(fact.rep_id, fact.team_id or state.team_id)
             if not apply_fact(state, fact, ZoneInfo(ctx.timezone), now):
-                self.metrics.facts.labels("duplicate").inc()
+                self.metrics.facts_duplicate.inc()
                 continue
-            self.metrics.facts.labels("applied").inc()
+            self.metrics.facts_applied.inc()
             touched.add(fact.rep_id)
             self.dirty.setdefault(fact.rep_id, arrived if arrived is not None else time.time())
         for rep_id in touched:

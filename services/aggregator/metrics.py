@@ -39,6 +39,12 @@ class Metrics:
             ["kind", "state"],
             registry=self.registry,
         )
+        # label children bound once: `labels()` per event was a twentieth of stage 1's time
+        self.events_applied = self.events.labels("applied")
+        self.events_duplicate = self.events.labels("duplicate")
+        self.events_invalid = self.events.labels("invalid")
+        self.facts_applied = self.facts.labels("applied")
+        self.facts_duplicate = self.facts.labels("duplicate")
         self.reps = Gauge(
             "callpulse_aggregator_reps", "Reps held by this worker.", registry=self.registry
         )

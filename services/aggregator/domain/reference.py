@@ -49,7 +49,8 @@ def _call_facts(
     started = min(start_times, default=None)
     answered = min(answer_times, default=None)
     ended = end.occurred_at if end else None
-    direction = _latest(starts).direction if starts else end.direction if end else "outbound"
+    start = _latest(starts)
+    direction = start.direction if start else end.direction if end else "outbound"
     talk = 0.0
     if end is not None:
         if end.talk_seconds is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas import windows as w
-from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus
+from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, RepStatus, WindowName
 from schemas.roster import AlertRule, Shift, Target
 from schemas.targets import progress, shift_fraction
 from services.aggregator.domain.calls import RepFact
@@ -155,7 +155,7 @@ def prune(rep: RepState, tz: ZoneInfo, now: datetime) -> None:
 class WindowPlan:
     """Where one window starts and ends at a given minute, and which buckets it sums."""
 
-    window: str
+    window: WindowName
     start: datetime
     end: datetime
     days: frozenset[str]  # local-day bucket keys (calendar windows)
@@ -228,9 +228,8 @@ def hourly_profile(rep: RepState) -> list[HourlyPoint]:
 def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> RepSnapshot:
     """The rep's KPIs for every window at `now`, with status and target progress."""
     tz = ZoneInfo(ctx.timezone)
-    # model_construct: the values are our own, computed just now (validation was a third of it)
     values: dict[str, Kpis] = {
-        plan.window: Kpis.model_construct(
+        plan.window: Kpis(
             window=plan.window,
             window_start=plan.start,
             window_end=plan.end,

@@ -22,9 +22,13 @@ class RosterView:
     rep_rules: dict[str, tuple[AlertRule, ...]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     """A provider's agent id (any provider) -> our rep_id, from `Rep.external_ids`."""
+    _contexts: dict[tuple[str, str | None], Context] = field(default_factory=dict)
+    """Contexts computed since the last roster change (one per fact made them a tenth of
+    stage 2's time)."""
 
     def apply(self, record: RosterRecord) -> None:
         """Take one roster record (a newer record for the same key replaces the older)."""
+        self._contexts.clear()
         if record.team is not None:
             self.teams[record.team.team_id] = record.team
         if record.rep is not None:
@@ -51,6 +55,13 @@ class RosterView:
 
     def context(self, rep_id: str, event_team_id: str | None) -> Context:
         """Team, time zone, shift and targets of a rep; rep targets override team ones."""
+        key = (rep_id, event_team_id)
+        known = self._contexts.get(key)
+        if known is None:
+            known = self._contexts[key] = self._context(rep_id, event_team_id)
+        return known
+
+    def _context(self, rep_id: str, event_team_id: str | None) -> Context:
         rep = self.reps.get(rep_id)
         team_id = (rep.team_id if rep else None) or event_team_id
         team = self.teams.get(team_id) if team_id else None
