@@ -62,7 +62,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.agent(app.topic(settings.FACTS_TOPIC, key_type=bytes, value_type=bytes))
     async def accumulate(stream: Any) -> None:
-        async for batch in stream.take(size, within=within):
+        async for batch in stream.take(size, within=settings.FACTS_BATCH_SECONDS):
             await worker.accumulate(batch)
 
     for seconds, job in (

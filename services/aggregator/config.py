@@ -27,9 +27,13 @@ class AggregatorSettings(CommonSettings):
     """Events (stage 1) or fact packs (stage 2) taken per batch: each call and rep in a batch
     is read and saved once."""
     BATCH_SECONDS: float = 0.2
-    """The longest a batch waits to fill, per stage. Faust's take() stops filling while a batch
-    is processed, so short windows make small batches whose fixed costs (the facts' delivery
-    wait, sends) cap the worker: in `make bench`'s end-to-end run at 500 events/s, 50 ms gave
-    p99 4.2 s, 100 ms 4.3 s, 200 ms (with 100 ms snapshots) 0.7-1.0 s."""
+    """The longest a stage-1 batch waits to fill. Faust's take() waits this long after every
+    batch however many events are there, and stops filling while a batch is processed, so short
+    windows make small batches whose fixed costs (the facts' delivery wait, sends) cap the
+    worker: in `make bench`'s end-to-end run at 500 events/s, 50 ms gave p99 4.2 s, 100 ms
+    4.3 s, 200 ms (with 100 ms snapshots) 0.7-1.0 s (session 2's code)."""
+    FACTS_BATCH_SECONDS: float = 0.05
+    """The same for stage 2, whose input is a few fact packs per stage-1 batch (one per
+    partition): waiting longer gathers little and adds to every number's latency."""
     PRODUCER_BATCH_BYTES: int = 256 * 1024
     """Largest record batch the worker's producer builds (snapshots are ~2-3 KB each)."""
