@@ -23,8 +23,8 @@ class StandaloneSettings(BaseSettings):
         default=35.0,
         gt=0,
         description="Events a checkpoint covers are deleted from the log once received this "
-        "long ago. 35 days: a month window is at most 31 days and no event counts before it "
-        "was received, so the log still rebuilds every window (today, week, month) when a "
-        "checkpoint is discarded (the KPI rules changed), with 4 days to spare for time zones "
-        "and late events.",
+        "long ago. 35 days: a month window spans at most 31 days and an event arrives after it "
+        "happens, so what the log keeps still rebuilds every window (today, week, month) when "
+        "a checkpoint is discarded (the KPI rules changed); 4 days spare for time zones and "
+        "senders' clocks.",
     )
