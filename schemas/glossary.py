@@ -10,10 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.kpis import KpiName, WindowName
+from schemas.kpis import KPI_SPECS, KpiName, Names, Unit, WindowName
 
 Lang = Literal["en", "zh"]
-Unit = Literal["count", "seconds", "ratio", "currency", "score"]
 
 
 class Label(BaseModel):
@@ -44,38 +43,25 @@ class Glossary(BaseModel):
     windows: dict[WindowName, Label]
 
 
-def _kpi(
-    en: str, zh: str, unit: Unit, short_en: str | None = None, short_zh: str | None = None
-) -> KpiLabel:
-    return KpiLabel(en=en, zh=zh, unit=unit, short=Label(en=short_en or en, zh=short_zh or zh))
+def _kpi(names: Names, unit: Unit) -> KpiLabel:
+    short = Label(en=names.short_en or names.en, zh=names.short_zh or names.zh)
+    return KpiLabel(en=names.en, zh=names.zh, unit=unit, short=short)
 
 
-GLOSSARY = Glossary(
-    kpis={
-        "dials": _kpi("Dials", "外呼量", "count", short_zh="外呼"),
-        "inbound_calls": _kpi("Inbound calls", "呼入量", "count", "Inbound", "呼入"),
-        "connects": _kpi("Connects", "接通量", "count", "Conn.", "接通"),
-        "connect_rate": _kpi("Connect rate", "接通率", "ratio", "Conn. %"),
-        "talk_seconds": _kpi("Talk time", "通话时长", "seconds", "Talk"),
-        "avg_talk_seconds": _kpi(
-            "Avg talk time", "平均通话时长", "seconds", "Avg talk", "平均通话"
-        ),
-        "conversations": _kpi("Conversations", "有效通话", "count"),
-        "conversions": _kpi("Conversions", "成交量", "count", "Conv.", "成交"),
-        "conversion_rate": _kpi("Conversion rate", "转化率", "ratio", "Conv. %"),
-        "revenue": _kpi("Revenue", "成交金额", "currency"),
-        "avg_deal": _kpi("Avg deal", "客单价", "currency"),
-        "csat_avg": _kpi("CSAT", "满意度", "score"),
-        "csat_responses": _kpi("CSAT responses", "评价数", "count", "Responses"),
-    },
-    windows={
-        "today": Label(en="Today", zh="今日"),
-        "hour": Label(en="This hour", zh="本小时"),
-        "15m": Label(en="Last 15 min", zh="近15分钟"),
-        "60m": Label(en="Last 60 min", zh="近60分钟"),
-        "week": Label(en="This week", zh="本周"),
-        "month": Label(en="This month", zh="本月"),
-    },
+# The KPI labels follow the declaration (schemas.kpis.KPI_SPECS). Validated rather than
+# constructed: a declared name that is no `KpiName` fails here, at import.
+GLOSSARY = Glossary.model_validate(
+    {
+        "kpis": {s.name: _kpi(s.names, s.unit) for s in KPI_SPECS if s.names is not None},
+        "windows": {
+            "today": Label(en="Today", zh="今日"),
+            "hour": Label(en="This hour", zh="本小时"),
+            "15m": Label(en="Last 15 min", zh="近15分钟"),
+            "60m": Label(en="Last 60 min", zh="近60分钟"),
+            "week": Label(en="This week", zh="本周"),
+            "month": Label(en="This month", zh="本月"),
+        },
+    }
 )
 
 

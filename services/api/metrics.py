@@ -13,25 +13,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schemas.kpis import WINDOWS, Kpis, WindowName
+from schemas.kpis import KPI_SPECS, WINDOWS, Kpis, WindowName
 from services.api.readmodel import ReadModel
 
-# KPI field -> metric suffix; ratios take the `_ratio` unit suffix of Prometheus conventions.
 SERIES: dict[str, tuple[str, str]] = {
-    "dials": ("dials", "Outbound calls started"),
-    "inbound_calls": ("inbound_calls", "Inbound calls handled"),
-    "connects": ("connects", "Calls answered by a person"),
-    "connect_rate": ("connect_ratio", "Outbound connects per dial"),
-    "talk_seconds": ("talk_seconds", "Time in conversation"),
-    "avg_talk_seconds": ("avg_talk_seconds", "Talk time per connect"),
-    "conversations": ("conversations", "Connects of at least the conversation minimum"),
-    "conversions": ("conversions", "Calls whose latest outcome is a sale"),
-    "conversion_rate": ("conversion_ratio", "Conversions per connect"),
-    "revenue": ("revenue", "Sum of sale amounts"),
-    "avg_deal": ("avg_deal", "Revenue per conversion"),
-    "csat_avg": ("csat_average", "Mean customer-satisfaction score (1-5)"),
-    "csat_responses": ("csat_responses", "Customer-satisfaction survey responses"),
+    spec.name: (spec.series, spec.help) for spec in KPI_SPECS if spec.names is not None
 }
+"""KPI -> (metric suffix, help) of every named KPI, from the declaration in `schemas.kpis`."""
 REP_WINDOWS: tuple[WindowName, ...] = ("today",)
 """Windows of the rep-level series; team-level series cover every window."""
 

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    field_validator,
+)
 
 from schemas.alerts import Alert
-from schemas.kpis import HourlyPoint, KpiName, Kpis, RepStatus, TargetProgress, WindowName
+from schemas.kpis import (
+    KPI_FIELDS,
+    SPEC,
+    HourlyPoint,
+    KpiName,
+    Kpis,
+    RepStatus,
+    TargetProgress,
+    WindowName,
+)
 from schemas.roster import AlertRule, Shift, Target, TimeZoneName
 from services.api.alerts.channels import Channel, ChannelType
 
@@ -155,23 +172,23 @@ class TargetsIn(BaseModel):
         return targets
 
 
-class ReportKpis(BaseModel):
-    """KPIs of one subject over a report period; rates and averages are null on a 0 denominator."""
+# The report models' KPI fields are those of `Kpis`, every one required, described from the
+# declaration (schemas.kpis.KPI_SPECS): a declared KPI reaches the reports with no edit here.
+# mypy cannot see fields made at run time; reports build these models from `kpi_values` dicts.
+if TYPE_CHECKING:
+    _ReportKpiFields = BaseModel
+else:
+    _ReportKpiFields = create_model(
+        "_ReportKpiFields",
+        **{
+            name: (Kpis.model_fields[name].annotation, Field(description=SPEC[name].description))
+            for name in KPI_FIELDS
+        },
+    )
 
-    dials: int
-    inbound_calls: int
-    connects: int
-    connect_rate: float | None
-    talk_seconds: float
-    avg_talk_seconds: float | None
-    conversations: int
-    conversions: int
-    conversion_rate: float | None
-    revenue: float
-    avg_deal: float | None
-    csat_avg: float | None
-    csat_responses: int
-    csat_sum: int
+
+class ReportKpis(_ReportKpiFields):
+    """KPIs of one subject over a report period; rates and averages are null on a 0 denominator."""
 
 
 class DailyRow(ReportKpis):
