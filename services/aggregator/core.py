@@ -20,10 +20,10 @@ checkpoints): a driver can persist it without knowing its shape. No framework is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -168,11 +168,12 @@ class CallStage:
 
     def due(self, now: datetime) -> list[str]:
         """Calls open past `max_call_seconds`, or ended past the retention (a cheap scan)."""
-        return [
-            key.decode()
-            for key, raw in self.store.items()
-            if _expiring(loads(raw), now, self.rules)
-        ]
+        return [call_id for part in self.due_slices(now) for call_id in part]
+
+    def due_slices(self, now: datetime) -> Iterator[list[str]]:
+        """`due` a slice of the calls at a time: a driver lets its event loop run in between."""
+        for part in slices(self.store.items()):
+            yield [key.decode() for key, raw in part if _expiring(loads(raw), now, self.rules)]
 
     def expire(self, call_ids: Iterable[str], now: datetime, arrived: float) -> CallBatch:
         """Close stale calls as `failed`; forget ended calls past the retention."""
@@ -221,6 +222,15 @@ class Publication:
     snapshots: list[RepSnapshot] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
+    @classmethod
+    def merge(cls, parts: Iterable[Publication]) -> Publication:
+        """One publication of many slices'."""
+        out = cls()
+        for part in parts:
+            out.snapshots += part.snapshots
+            out.alerts += part.alerts
+        return out
+
 
 class RepStage:
     """Stage 2: facts into rep states (per rep id), snapshots, alerts.
@@ -247,6 +257,8 @@ class RepStage:
         """rep -> arrival time of its oldest change not yet in a published snapshot."""
         self.published: dict[str, tuple[int, datetime, int]] = {}
         """rep -> its last snapshot's signature, the start of its local hour and its minute."""
+        self.teams: dict[str, str | None] = {}
+        """rep -> the team its last snapshot showed (which reps a team's roster change touches)."""
         self.next_flush = 0.0
 
     # -- facts and the roster -----------------------------------------------------------------
@@ -268,11 +280,13 @@ class RepStage:
         return touched
 
     def roster_changed(self, record: RosterRecord) -> set[str]:
-        """Apply a roster record; the reps it touches are published at the next flush."""
-        before = {rep_id: self._team(rep_id) for rep_id in self.held()}
+        """Apply a roster record; the published reps it touches (the rep, or every rep of the
+        team, named by the record) are published again at the next flush. Reps not published
+        yet by this worker go out at the next refresh anyway."""
         self.roster.apply(record)
-        touched = {rep_id for rep_id in before if _touches(record, rep_id, before[rep_id])}
-        touched |= {rep_id for rep_id in before if self._team(rep_id) != before[rep_id]}
+        reps, teams = _subjects(record)
+        touched = {rep_id for rep_id in reps if rep_id in self.published}
+        touched |= {rep_id for rep_id, team in self.teams.items() if team in teams}
         arrived = time.time()
         for rep_id in touched:
             self.dirty.setdefault(rep_id, arrived)
@@ -281,40 +295,56 @@ class RepStage:
     # -- snapshots and alerts -----------------------------------------------------------------
 
     def flush(self, now: datetime) -> Publication:
-        """Snapshots of the reps changed since the last flush (and their alerts).
+        """Snapshots of the reps changed since the last flush (and their alerts)."""
+        return Publication.merge(self.flush_slices(now))
+
+    def flush_slices(self, now: datetime) -> Iterator[Publication]:
+        """`flush` a slice of the reps at a time (a driver lets its event loop run between).
 
         When a flush takes long (a worker catching up on a big floor), the next one waits so
         that flushes take at most `snapshot_share` of the time."""
         began = self.clock()
         if began < self.next_flush or not self.dirty:
-            return Publication()
+            return
         batch, self.dirty = self.dirty, {}
-        out = Publication()
-        for rep_id, arrived in batch.items():
-            self._publish(rep_id, now, arrived, out, force=True)
+        for part in slices(batch.items()):
+            out = Publication()
+            for rep_id, arrived in part:
+                self._publish(rep_id, now, arrived, out, force=True)
+            yield out
         took = self.clock() - began
         self.next_flush = self.clock() + took * (1 / self.cadence.snapshot_share - 1)
-        return out
 
     def refresh(self, now: datetime) -> Publication:
         """Republish reps whose numbers moved with time alone (rolling windows, a new hour or
         day, wrap-up turning idle, the expected share of a target) — and only if they did."""
-        out = Publication()
-        for rep_id in self.held():
-            if rep_id not in self.dirty and self._may_move(rep_id, now):
-                self._publish(rep_id, now, None, out, force=False)
+        return Publication.merge(self.refresh_slices(now))
+
+    def refresh_slices(self, now: datetime) -> Iterator[Publication]:
+        """`refresh` a slice of the reps at a time."""
+        for part in slices(self.held()):
+            out = Publication()
+            for rep_id in part:
+                if rep_id not in self.dirty and self._may_move(rep_id, now):
+                    self._publish(rep_id, now, None, out, force=False)
+            yield out
         self.metrics.reps.set(len(self.live))
-        return out
 
     def judge(self, now: datetime) -> list[Alert]:
         """Time moves rules (pace, idle, missed): judge every rep that has rules or alerts."""
-        out: list[Alert] = []
-        for rep_id in self.held():
-            state = self.state(rep_id)
-            ctx = self.context(rep_id, state)
-            if ctx.alert_rules or state.alerts:
-                out += self._judge(rep_id, state, ctx, snapshot(state, ctx, now, 0.0), now)
-        return out
+        return Publication.merge(self.judge_slices(now)).alerts
+
+    def judge_slices(self, now: datetime) -> Iterator[Publication]:
+        """`judge` a slice of the reps at a time."""
+        for part in slices(self.held()):
+            out = Publication()
+            for rep_id in part:
+                state = self.state(rep_id)
+                ctx = self.context(rep_id, state)
+                if ctx.alert_rules or state.alerts:
+                    snap = snapshot(state, ctx, now, 0.0)
+                    out.alerts += self._judge(rep_id, state, ctx, snap, now)
+            yield out
 
     def snapshot(self, rep_id: str, now: datetime) -> RepSnapshot:
         """The rep's snapshot at `now`, without publishing it."""
@@ -349,20 +379,13 @@ class RepStage:
         if rep_ids is None:
             self.live.clear()
             self.published.clear()
+            self.teams.clear()
             return
         for rep_id in rep_ids:
             self.live.pop(rep_id, None)
             self.published.pop(rep_id, None)
+            self.teams.pop(rep_id, None)
             self.dirty.pop(rep_id, None)
-
-    def _team(self, rep_id: str) -> str | None:
-        """The rep's team now, without caching a decoded state (a roster record may arrive
-        while a rebalance replays the store)."""
-        state = self.live.get(rep_id)
-        if state is None:
-            raw = self.store.get(rep_id.encode())
-            state = RepState.from_dict(loads(raw)) if raw else RepState(rep_id=rep_id)
-        return self.context(rep_id, state).team_id
 
     def _may_move(self, rep_id: str, now: datetime) -> bool:
         last = self.published.get(rep_id)
@@ -389,9 +412,10 @@ class RepStage:
             out.alerts += self._judge(rep_id, state, ctx, snap, now)
         body = signature(snap)
         last = self.published.get(rep_id)
-        if not force and last is not None and last[0] == body:
-            return
         self.published[rep_id] = (body, _hour_start(ctx.timezone, now), w.epoch_minute(now))
+        self.teams[rep_id] = snap.team_id
+        if not force and last is not None and last[0] == body:
+            return  # built as of now, but nothing a wallboard shows changed
         out.snapshots.append(snap)
         self.metrics.snapshots.inc()
         if arrived is not None:
@@ -408,15 +432,30 @@ class RepStage:
         return fired
 
 
-def _touches(record: RosterRecord, rep_id: str, team_id: str | None) -> bool:
-    """Whether a roster record changes what a rep's snapshot or rules show."""
-    subjects = [
-        ("team", record.team.team_id) if record.team else None,
-        ("rep", record.rep.rep_id) if record.rep else None,
-        (record.targets.subject, record.targets.subject_id) if record.targets else None,
-        (record.alert_rules.subject, record.alert_rules.subject_id) if record.alert_rules else None,
-    ]
-    return any(s == ("rep", rep_id) or (s == ("team", team_id) and team_id) for s in subjects)
+SLICE = 500
+"""Reps or calls per slice of a sweep: a few ms of work between two turns of the event loop."""
+
+Item = TypeVar("Item")
+
+
+def slices(items: Iterable[Item], size: int = SLICE) -> Iterator[list[Item]]:
+    """Consecutive lists of at most `size` items (the items are read up front)."""
+    whole = list(items)
+    for first in range(0, len(whole), size):
+        yield whole[first : first + size]
+
+
+def _subjects(record: RosterRecord) -> tuple[set[str], set[str]]:
+    """The reps and the teams a roster record is about."""
+    reps, teams = set(), set()
+    if record.rep is not None:
+        reps.add(record.rep.rep_id)
+    if record.team is not None:
+        teams.add(record.team.team_id)
+    for subject in (record.targets, record.alert_rules):
+        if subject is not None:
+            (reps if subject.subject == "rep" else teams).add(subject.subject_id)
+    return reps, teams
 
 
 ROLLING_SPANS = tuple(w.ROLLING_MINUTES.values())

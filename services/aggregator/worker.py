@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,11 +125,13 @@ class Worker:
             await self.finish_calls(batch)
 
     async def sweep(self) -> None:
-        """Close calls open too long; forget ended calls past the retention."""
-        async with self.stage1:
-            now = datetime.now(UTC)
-            batch = self.core.calls.expire(self.core.calls.due(now), now, time.time())
-            await self.finish_calls(batch)
+        """Close calls open too long; forget ended calls past the retention (a slice at a
+        time, letting the agents run in between; each call is checked again when expired)."""
+        now = datetime.now(UTC)
+        for due in self.core.calls.due_slices(now):
+            async with self.stage1:
+                await self.finish_calls(self.core.calls.expire(due, now, time.time()))
+            await asyncio.sleep(0)
 
     async def finish_calls(self, batch: CallBatch) -> None:
         count = self.app.consumer.topic_partitions(self.settings.FACTS_TOPIC)
@@ -160,15 +163,21 @@ class Worker:
 
     async def flush(self) -> None:
         """Snapshots of the reps changed since the last flush."""
-        await self.publish(self.core.reps.flush(datetime.now(UTC)))
+        await self.publish_slices(self.core.reps.flush_slices(datetime.now(UTC)))
 
     async def refresh(self) -> None:
         """Reps whose numbers moved with time alone."""
-        await self.publish(self.core.reps.refresh(datetime.now(UTC)))
+        await self.publish_slices(self.core.reps.refresh_slices(datetime.now(UTC)))
 
     async def judge(self) -> None:
         """The alert tick."""
-        await self.publish(Publication(alerts=self.core.reps.judge(datetime.now(UTC))))
+        await self.publish_slices(self.core.reps.judge_slices(datetime.now(UTC)))
+
+    async def publish_slices(self, parts: Iterator[Publication]) -> None:
+        """Publish slice by slice: a sweep over a big floor must not stall the streams."""
+        for part in parts:
+            await self.publish(part)
+            await asyncio.sleep(0)
 
     def revoked(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         """Partitions may move: the tables are the truth, not decoded copies."""
