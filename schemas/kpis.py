@@ -247,14 +247,14 @@ def kpi_values(**totals: float) -> dict[str, Any]:
     """Every KPI of the design (§1) from additive totals: the counters as given, the ratios by
     their formulas (`_ratios`).
 
-    A counter not given is 0, so code written before a counter was declared (the reference
-    fold, benchmarks, test builders) keeps working; a name that is no counter is an error.
+    Every counter must be given, and nothing else: code that builds totals by hand (the
+    reference fold) fails loudly when a counter is declared that it does not know.
     """
-    unknown = totals.keys() - set(ADDITIVE)
-    if unknown:
-        raise TypeError(f"kpi_values() got totals of no counter: {', '.join(sorted(unknown))}")
-    t = {name: totals.get(name, 0) for name in ADDITIVE}
-    return {name: _exact(name, t[name]) for name in ADDITIVE} | _ratios(**t)
+    if totals.keys() != set(ADDITIVE):
+        missing = ", ".join(n for n in ADDITIVE if n not in totals) or "none"
+        unknown = ", ".join(sorted(totals.keys() - set(ADDITIVE))) or "none"
+        raise TypeError(f"kpi_values() needs every counter: missing {missing}; unknown {unknown}")
+    return {name: _exact(name, totals[name]) for name in ADDITIVE} | _ratios(**totals)
 
 
 def _ratios(

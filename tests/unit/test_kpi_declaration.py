@@ -69,24 +69,33 @@ def test_a_rule_scale_is_what_its_unit_is_exact_to(rule: CounterRule) -> None:
     assert rule.scale == scale
 
 
+ZERO = dict.fromkeys(ADDITIVE, 0)
+
+
 def test_kpi_values_gives_every_declared_kpi() -> None:
-    values = kpi_values()
+    values = kpi_values(**ZERO)
     assert set(values) == set(SPEC)
     ratios = {spec.name for spec in KPI_SPECS if spec.kind == "ratio"}
     assert {name for name, value in values.items() if value is None} == ratios
     assert all(values[name] == 0 for name in ADDITIVE)
 
 
-def test_kpi_values_counts_a_counter_not_given_as_0_and_rejects_an_unknown_one() -> None:
-    assert kpi_values(dials=4, connects=3) == kpi_values(
-        **{**dict.fromkeys(ADDITIVE, 0), "dials": 4, "connects": 3}
-    )
-    with pytest.raises(TypeError, match="connect_rate"):
-        kpi_values(connect_rate=0.5)
+@pytest.mark.parametrize(
+    ("totals", "message"),
+    [
+        ({**ZERO, "connect_rate": 0.5}, "missing none; unknown connect_rate"),
+        ({k: v for k, v in ZERO.items() if k != "dials"}, "missing dials; unknown none"),
+    ],
+)
+def test_kpi_values_wants_every_counter_and_nothing_else(
+    totals: dict[str, float], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        kpi_values(**totals)
 
 
 def test_counters_keep_their_exact_units() -> None:
-    values = kpi_values(talk_seconds=0.1 + 0.2, revenue=0.1 + 0.2, dials=3)
+    values = kpi_values(**{**ZERO, "talk_seconds": 0.1 + 0.2, "revenue": 0.1 + 0.2, "dials": 3})
     assert (values["talk_seconds"], values["revenue"], values["dials"]) == (0.3, 0.3, 3)
     assert isinstance(values["dials"], int)
 
