@@ -155,36 +155,43 @@ class EmbeddedEngine:
 
     async def flush(self) -> None:
         """Snapshots of changed reps, and the call records of the last interval."""
-        async with self._lock:
-            with self._step():
-                out = self.core.reps.flush(self.clock())
-            self._note(out.alerts)
-        await self._deliver(out)
+        await self._sweep(self.core.reps.flush_slices(self.clock()))
         await self._store_records()
 
     async def refresh(self) -> None:
         """Reps whose numbers moved with time alone."""
-        async with self._lock:
-            with self._step():
-                out = self.core.reps.refresh(self.clock())
-            self._note(out.alerts)
-        await self._deliver(out)
+        await self._sweep(self.core.reps.refresh_slices(self.clock()))
 
     async def judge(self) -> None:
         """The alert tick."""
-        async with self._lock:
-            with self._step():
-                alerts = self.core.reps.judge(self.clock())
-            self._note(alerts)
-        await self._deliver(Publication(alerts=alerts))
+        await self._sweep(self.core.reps.judge_slices(self.clock()))
 
     async def sweep(self) -> None:
-        """Close calls left open too long; forget ended calls past the retention."""
-        async with self._lock:
-            with self._step():
-                now = self.clock()
-                batch = self.core.calls.expire(self.core.calls.due(now), now, time.time())
-                self._apply(batch)
+        """Close calls left open too long; forget ended calls past the retention (a slice at a
+        time, like the Faust worker; each call is checked again when it is expired)."""
+        now = self.clock()
+        parts = self.core.calls.due_slices(now)
+        while True:
+            async with self._lock:
+                with self._step():
+                    due = next(parts, None)
+                    if due is None:
+                        return
+                    self._apply(self.core.calls.expire(due, now, time.time()))
+            await asyncio.sleep(0)
+
+    async def _sweep(self, parts: Iterator[Publication]) -> None:
+        """Run a core sweep a slice at a time under the lock, delivering between slices, so
+        accepting events never waits for a sweep over the whole floor."""
+        while True:
+            async with self._lock:
+                with self._step():
+                    out = next(parts, None)
+                if out is None:
+                    return
+                self._note(out.alerts)
+            await self._deliver(out)
+            await asyncio.sleep(0)
 
     async def maintain(self) -> None:
         """The checkpoint timer: checkpoint, then apply the log's retention."""
