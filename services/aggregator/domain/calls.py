@@ -63,22 +63,8 @@ class RepFact:
         """Deterministic id: the same transition always has the same id."""
         return f"{self.call_id}:{self.version}:{self.rep_id}"
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the `callpulse.rep-facts` message)."""
-        return {
-            "fact_id": self.fact_id,
-            "rep_id": self.rep_id,
-            "call_id": self.call_id,
-            "version": self.version,
-            "atoms": _atoms_out(self.atoms),
-            "team_id": self.team_id,
-            "status": self.status,
-            "status_at": self.status_at.isoformat(),
-            "event_at": self.event_at.isoformat(),
-        }
-
     def fields(self) -> dict[str, Any]:
-        """to_dict before the JSON conversions (times, atoms), for an encoder that does them."""
+        """The fact as plain values for `packing.dumps` (the `callpulse.rep-facts` message)."""
         return {
             "fact_id": self.fact_id,
             "rep_id": self.rep_id,
@@ -93,7 +79,7 @@ class RepFact:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RepFact:
-        """Inverse of to_dict."""
+        """Read back what `fields()` gave, once encoded."""
         return cls(
             rep_id=d["rep_id"],
             call_id=d["call_id"],
@@ -157,28 +143,14 @@ class CallState:
 
     # -- persistence -----------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for the Faust table and the embedded store)."""
-        out: dict[str, Any] = {}
-        for name in self.__slots__:
-            value = getattr(self, name)
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, Decimal):
-                value = str(value)
-            elif name in ("credited", "prev_credited"):
-                value = _atoms_out(value)
-            out[name] = value
-        return out
-
     def fields(self) -> dict[str, Any]:
-        """to_dict before the JSON conversions (times, decimals, atoms), for an encoder that
-        does them (the aggregator's orjson: same JSON, a fraction of the cost)."""
+        """The state as plain values for `packing.dumps` (its stored form: times as ISO 8601,
+        decimals as strings, atoms as arrays; `from_dict` reads it back)."""
         return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CallState:
-        """Inverse of to_dict."""
+        """Read back what `fields()` gave, once encoded."""
         values = dict(d)
         for name in _TIME_FIELDS:
             values[name] = _dt(values.get(name))
@@ -202,10 +174,6 @@ _TIME_FIELDS = (
 
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
-
-
-def _atoms_out(atoms: tuple[Atom, ...]) -> list[list[Any]]:
-    return [[i, at.isoformat(), v] for i, at, v in atoms]
 
 
 def _atoms_in(raw: Any) -> tuple[Atom, ...]:

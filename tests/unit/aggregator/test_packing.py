@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from services.aggregator.domain.calls import CallState, apply_event
@@ -48,10 +47,9 @@ def test_an_alert_tick_left_by_an_older_worker_holds_no_facts() -> None:
     assert list(unpack(dumps({"tick": 1, "rep_id": "r1"}))) == []
 
 
-def test_compact_encoding_is_the_same_json_as_to_dict() -> None:
+def test_a_call_state_survives_its_compact_encoding() -> None:
     floor = Floor()
     for event in full_call("c1", "r1", T0, talk=61.5, outcome="sale", amount="199.90"):
         floor.apply(event, T0)
     state = floor.calls["c1"]
-    assert loads(dumps(state.fields())) == json.loads(json.dumps(state.to_dict()))
     assert CallState.from_dict(loads(dumps(state.fields()))) == state
