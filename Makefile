@@ -50,14 +50,8 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, import-linter, stale
 	$(BIN)/lint-imports
 	$(BIN)/python -m schemas.generate --check
 # vulture: paths, confidence and decorators in pyproject.toml [tool.vulture], names in
-# vulture_whitelist.py. TEMPORARY until the aggregator core rewrite lands: its findings in
-# services/aggregator and services/standalone are printed but do not fail; that code is still
-# scanned (not --exclude'd), or what only it uses in schemas/ and kit/ would look dead.
-# Then this becomes `$(BIN)/vulture`.
-	@echo '$(BIN)/vulture  # TEMPORARY: services/aggregator, services/standalone do not fail'
-	@out=$$($(BIN)/vulture); rc=$$?; [ -z "$$out" ] || echo "$$out"; \
-	  if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; \
-	  ! grep -qvE '^(services/(aggregator|standalone)/|$$)' <<< "$$out"
+# vulture_whitelist.py
+	$(BIN)/vulture
 
 fmt: $(STAMP) ## Format and autofix
 	$(BIN)/ruff format .

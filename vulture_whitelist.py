@@ -17,6 +17,7 @@ _.connect_rate
 _.avg_talk_seconds
 _.avg_deal
 _.csat_avg
+_.conversations
 _.rep_count
 _.generated_at
 _.has_secret

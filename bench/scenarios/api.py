@@ -28,7 +28,15 @@ from bench.support import (
     wait_http,
     wrk,
 )
-from schemas.kpis import WINDOWS, HourlyPoint, Kpis, RepSnapshot, TargetProgress, kpi_values
+from schemas.kpis import (
+    ADDITIVE,
+    WINDOWS,
+    HourlyPoint,
+    Kpis,
+    RepSnapshot,
+    TargetProgress,
+    kpi_values,
+)
 from services.api.windows import bounds
 
 TEAM_REPS = 200
@@ -53,17 +61,18 @@ def snapshot(rep_id: str, team_id: str, n: int, now: datetime) -> RepSnapshot:
         scale = {"15m": 1, "60m": 3, "hour": 2, "today": 12, "week": 40, "month": 150}[w]
         dials = scale * (5 + n % 7)
         connects = dials // 4
-        values = kpi_values(
-            dials=dials,
-            inbound_calls=scale,
-            connects=connects + scale,
-            talk_seconds=float(connects * 170),
-            conversations=connects // 3,
-            conversions=connects // 8,
-            revenue=float(connects // 8 * 120),
-            csat_sum=4 * scale,
-            csat_responses=scale,
-        )
+        totals = dict.fromkeys(ADDITIVE, 0) | {
+            "dials": dials,
+            "inbound_calls": scale,
+            "connects": connects + scale,
+            "talk_seconds": float(connects * 170),
+            "conversations": connects // 3,
+            "conversions": connects // 8,
+            "revenue": float(connects // 8 * 120),
+            "csat_sum": 4 * scale,
+            "csat_responses": scale,
+        }  # a counter declared later stays 0
+        values = kpi_values(**totals)
         windows[w] = Kpis(window=w, window_start=start, window_end=end, **values)
     today = windows["today"]
     targets = [

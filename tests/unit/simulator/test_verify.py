@@ -9,6 +9,7 @@ import httpx
 import pytest
 from rich.console import Console
 
+from schemas.kpis import KPI_NAMES
 from services.simulator.floor import FloorConfig, generate, rep_timezones
 from services.simulator.truth import Truth, ground_truth
 from services.simulator.verify import AccessDenied, Verdict, check, compare, render
@@ -42,7 +43,7 @@ async def test_an_exact_match_passes() -> None:
     async with _client(TRUTH) as client:
         verdict = await check(client, TRUTH, WINDOWS)
     assert verdict.ok
-    assert verdict.values == 4 * len(WINDOWS) * 13
+    assert verdict.values == 4 * len(WINDOWS) * len(KPI_NAMES)
     assert "exact match" in _render(verdict)
 
 
