@@ -27,14 +27,18 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import inspect
+import time
 import weakref
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
+
+log = structlog.get_logger(__name__)
 
 SUPPORTED = {"faust-streaming": ("0.15.3",), "aiokafka": ("0.14.0",)}
 """The versions whose internals this module was checked against."""
@@ -145,17 +149,26 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     return _faust_new_offset(self, tp)
 
 
-_asked: weakref.WeakKeyDictionary[Any, dict[Any, int]] = weakref.WeakKeyDictionary()
-"""Per consumer: the offset each partition was last sought back to."""
+RESEEK_SECONDS = 5.0
+"""How long a held commit waits before seeking back to the missing message again."""
+
+_asked: weakref.WeakKeyDictionary[Any, dict[Any, tuple[int, float]]] = weakref.WeakKeyDictionary()
+"""Per consumer: the offset each partition was last sought back to, and when."""
 _pending: set[asyncio.Future[None]] = set()
 
 
 def _read_again(consumer: Any, tp: Any, offset: int) -> None:
-    """Seek the partition back to the missing message, once per committed offset: the messages
-    after it come again too (the stages apply each call version once)."""
+    """Seek the partition back to the missing message; the messages after it come again too
+    (the stages apply each call version once). Again every `RESEEK_SECONDS` while the commit
+    stays held: Faust's delivery loop, still going through a batch fetched before the seek,
+    can move the partition's read offset past the message again, and the re-read is dropped."""
     asked = _asked.setdefault(consumer, {})
-    if asked.get(tp) != offset:
-        asked[tp] = offset
+    now = time.monotonic()
+    last = asked.get(tp)
+    if last is None or last[0] != offset or now - last[1] >= RESEEK_SECONDS:
+        again = last is not None and last[0] == offset
+        log.warning("commit_held_reading_again", tp=str(tp), offset=offset, again=again)
+        asked[tp] = (offset, now)
         task = asyncio.ensure_future(consumer.seek(tp, offset))
         _pending.add(task)
         task.add_done_callback(_pending.discard)
