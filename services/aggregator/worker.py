@@ -95,6 +95,8 @@ class Worker:
             client_id="callpulse-aggregator",
         )
         self.stage1 = asyncio.Lock()  # the sweep and the agent never interleave on a call
+        self.generation = 0
+        """Counts revocations: a sweep started before one stops publishing."""
 
     def settled(self) -> bool:
         """The roster read, partitions assigned, and every table recovered from its changelog."""
@@ -174,13 +176,19 @@ class Worker:
         await self.publish_slices(self.core.reps.judge_slices(datetime.now(UTC)))
 
     async def publish_slices(self, parts: Iterator[Publication]) -> None:
-        """Publish slice by slice: a sweep over a big floor must not stall the streams."""
+        """Publish slice by slice: a sweep over a big floor must not stall the streams. A sweep
+        that a rebalance interrupts stops: its reps may belong to another worker now, whose
+        snapshots a late one of ours would overwrite (the reps we keep go out at the refresh)."""
+        generation = self.generation
         for part in parts:
+            if self.generation != generation or not self.settled():
+                return
             await self.publish(part)
             await asyncio.sleep(0)
 
     def revoked(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         """Partitions may move: the tables are the truth, not decoded copies."""
+        self.generation += 1
         self.core.reps.forget()
 
     def assigned(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
