@@ -51,6 +51,10 @@ AlertRecorder = Callable[[list[Alert]], Awaitable[object]]
 Clock = Callable[[], datetime]
 
 REPLAY_BATCH = 1000
+REPLAY_SWEEP_SECONDS = 600.0
+"""During a replay, the stale sweep runs whenever the log's arrival times advance this much."""
+REPLAY_STORE_EVENTS = 20_000
+"""During a replay, pending call records go to history once this many have gathered."""
 TRIM_CHUNK = 2000
 """Events deleted per transaction by the retention; the engine's lock is held for one chunk."""
 
@@ -255,18 +259,35 @@ class EmbeddedEngine:
         return deleted
 
     async def _replay(self) -> int:
-        """Apply the logged events after the current seq, in batches like live traffic."""
-        replayed, last = 0, self._seq
+        """Apply the logged events after the current seq, in batches like live traffic.
+
+        A long replay (no checkpoint yet, or one made with other KPI rules) stays bounded in
+        memory: the stale sweep runs as the log's arrival times pass (every
+        `REPLAY_SWEEP_SECONDS` of them; live it runs every `STALE_SWEEP_SECONDS`, so a call's
+        retention may end up to that much later than it did live), and call records go to
+        history every `REPLAY_STORE_EVENTS` events."""
+        replayed, last, swept = 0, self._seq, 0.0
         batch: list[Incoming] = []
-        async for seq, event in self.log.replay(after=self._seq):
-            batch.append((event, time.time()))
+        async for seq, event, received in self.log.replay_received(after=self._seq):
+            if received - swept >= REPLAY_SWEEP_SECONDS:
+                replayed += self._ingest(batch)
+                batch, swept = [], received
+                self._expire(datetime.fromtimestamp(received, UTC))
+            batch.append((event, received))
             last = seq
             if len(batch) >= REPLAY_BATCH:
                 replayed += self._ingest(batch)
                 batch = []
+                if len(self._records) >= REPLAY_STORE_EVENTS:
+                    await self._store_records()
         replayed += self._ingest(batch)
         self._seq = last
         return replayed
+
+    def _expire(self, now: datetime) -> None:
+        """The stale sweep over every call at `now`."""
+        with self._step():
+            self._apply(self.core.calls.expire(self.core.calls.due(now), now, now.timestamp()))
 
     async def _load(self) -> int:
         """Fill the stores from the last checkpoint (unless the KPI rules changed since)."""

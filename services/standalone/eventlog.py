@@ -127,17 +127,23 @@ class SqliteEventLog:
         self, after: int = 0, batch: int = 5000
     ) -> AsyncIterator[tuple[int, CallEvent]]:
         """(seq, event) of every logged event after `after`, in arrival order."""
+        async for seq, event, _ in self.replay_received(after, batch):
+            yield seq, event
+
+    async def replay_received(
+        self, after: int = 0, batch: int = 5000
+    ) -> AsyncIterator[tuple[int, CallEvent, float]]:
+        """(seq, event, when it was received, epoch s) of every logged event after `after`."""
         last = after
+        sql = "SELECT seq, body, received_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
         while True:
-            async with self.db.execute(
-                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
-            ) as cursor:
+            async with self.db.execute(sql, (last, batch)) as cursor:
                 rows = list(await cursor.fetchall())
             if not rows:
                 return
-            for seq, body in rows:
+            for seq, body, received_at in rows:
                 last = seq
-                yield seq, event_from_json(body)
+                yield seq, event_from_json(body), float(received_at)
 
     async def count(self) -> int:
         """Number of logged events."""
