@@ -32,8 +32,10 @@ class AggregatorSettings(CommonSettings):
     windows make small batches whose fixed costs (the facts' delivery wait, sends) cap the
     worker: in `make bench`'s end-to-end run at 500 events/s, 50 ms gave p99 4.2 s, 100 ms
     4.3 s, 200 ms (with 100 ms snapshots) 0.7-1.0 s (session 2's code)."""
-    FACTS_BATCH_SECONDS: float = 0.05
-    """The same for stage 2, whose input is a few fact packs per stage-1 batch (one per
-    partition): waiting longer gathers little and adds to every number's latency."""
+    FACTS_BATCH_SECONDS: float = 0.2
+    """The same for stage 2 (its input: a few fact packs per stage-1 batch). 50 ms lowered the
+    end-to-end p50 at 100 and 500 events/s (`make bench`, 2026-12-02: 285 vs 348 ms, 457 vs
+    553 ms) but cost throughput (1,852 vs 2,142 events/s, one run each) and p99 at 500/s
+    (1,508 vs 1,142 ms): a worker near its limit saves each touched rep more often."""
     PRODUCER_BATCH_BYTES: int = 256 * 1024
     """Largest record batch the worker's producer builds (snapshots are ~2-3 KB each)."""
