@@ -66,7 +66,6 @@ def test_events_flow_through_kafka_faust_and_api_into_exact_kpis_and_postgres(
     topics = {
         "CALLPULSE_EVENTS_TOPIC": f"{run}.call-events",
         "CALLPULSE_FACTS_TOPIC": f"{run}.rep-facts",
-        "CALLPULSE_TICKS_TOPIC": f"{run}.call-ticks",
         "CALLPULSE_KPIS_TOPIC": f"{run}.kpis",
         "CALLPULSE_CALLS_TOPIC": f"{run}.calls",
         "CALLPULSE_ALERTS_TOPIC": f"{run}.alerts",
