@@ -40,7 +40,7 @@ from services.aggregator.core import (
     Publication,
     Store,
 )
-from services.standalone.eventlog import SqliteEventLog
+from services.standalone.eventlog import Changes, SqliteEventLog
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +97,9 @@ class EmbeddedEngine:
         self._checkpointed = 0
         self._replace = False
         """The stored state was discarded: the next checkpoint rewrites all of it."""
+        self._stored: dict[str, set[bytes]] = {name: set() for name in self._stores}
+        """The keys the checkpointed state holds: a key made and deleted between two checkpoints
+        (a call a replay forgets) costs the checkpoint nothing."""
         self._failed = False
         """A core step raised: the core may hold half a step, so it is never checkpointed."""
         self.ready = False
@@ -219,28 +222,43 @@ class EmbeddedEngine:
             if self._unrecorded and self.record_alerts is not None:
                 await self.record_alerts(self._unrecorded)
                 self._unrecorded = []
-            changes = {name: store.take_changed() for name, store in self._stores.items()}
-            if self._replace:
-                changes = {name: dict(store.data) for name, store in self._stores.items()}
-            elif self._seq == self._checkpointed and not any(changes.values()):
+            taken = {name: store.take_changed() for name, store in self._stores.items()}
+            writes = self._writes(taken)
+            if not self._replace and self._seq == self._checkpointed and not any(writes.values()):
                 return False
             began = time.monotonic()
             try:
                 await self.log.save_checkpoint(
-                    self._seq, changes, self._rules, replace=self._replace
+                    self._seq, writes, self._rules, replace=self._replace
                 )
             except BaseException:
                 for name, store in self._stores.items():
-                    store.changed |= changes[name].keys()
+                    store.changed |= taken[name].keys()
                 raise
+            for name, keys in writes.items():
+                stored = self._stored[name]
+                if self._replace:
+                    stored.clear()
+                stored |= {k for k, v in keys.items() if v is not None}
+                stored -= {k for k, v in keys.items() if v is None}
             self._checkpointed, self._replace = self._seq, False
             log.debug(
                 "checkpoint_written",
                 seq=self._seq,
-                keys=sum(len(c) for c in changes.values()),
+                keys=sum(len(w) for w in writes.values()),
                 seconds=round(time.monotonic() - began, 3),
             )
             return True
+
+    def _writes(self, taken: dict[str, dict[bytes, bytes | None]]) -> Changes:
+        """What a checkpoint writes: the whole state after a discard, else the taken keys less
+        deletions of keys it never held."""
+        if self._replace:
+            return {name: dict(store.data) for name, store in self._stores.items()}
+        return {
+            name: {k: v for k, v in keys.items() if v is not None or k in self._stored[name]}
+            for name, keys in taken.items()
+        }
 
     async def trim_log(self, now: float | None = None) -> int:
         """Delete the events a checkpoint covers that were received more than `log_retention`
@@ -301,6 +319,7 @@ class EmbeddedEngine:
             return 0
         for name, key, value in checkpoint.state:
             self._stores[name].data[key] = value  # loaded, not changed: not written back
+            self._stored[name].add(key)
         self._seq = self._checkpointed = checkpoint.seq
         return len(checkpoint.state)
 

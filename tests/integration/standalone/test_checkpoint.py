@@ -288,6 +288,37 @@ async def test_a_checkpoint_made_with_other_kpi_rules_is_rebuilt_from_the_log(
     }
 
 
+async def test_calls_made_and_forgotten_between_checkpoints_cost_it_nothing(
+    engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _floor(hours=1, reps=3)
+    half = len(events) // 2
+    live = await engine_factory(start=False, CALL_RETENTION_SECONDS=60.0)
+    await live.engine.publish(events[:half])
+    await live.engine.checkpoint()
+    checkpointed = {key for key, _ in live.core.calls.store.items()}
+    await live.engine.publish(events[half:])
+    await live.engine.sweep()  # forgets calls ended over a minute before NOW: most of them
+    written: list[Any] = []
+    save = live.engine.log.save_checkpoint
+
+    async def spy(seq: int, changes: Any, rules: str, *, replace: bool = False) -> None:
+        written.append(changes)
+        await save(seq, changes, rules, replace=replace)
+
+    monkeypatch.setattr(live.engine.log, "save_checkpoint", spy)
+    assert await live.engine.checkpoint()
+    kept = {key for key, _ in live.core.calls.store.items()}
+    deleted = {key for key, value in written[0]["calls"].items() if value is None}
+    assert deleted == checkpointed - kept  # not the calls made and forgotten since
+    assert len(kept) < len({e.call_id for e in events[half:]}) / 2
+    checkpoint = await live.engine.log.load_checkpoint()
+    assert checkpoint is not None
+    assert {(s, k, v) for s, k, v in checkpoint.state} == {
+        ("calls", k, v) for k, v in live.core.calls.store.items()
+    } | {("reps", k, v) for k, v in live.core.reps.store.items()}
+
+
 async def test_no_checkpoint_before_history_has_the_call_records(engine_factory: Factory) -> None:
     batches = _batches(_floor(hours=0.5, reps=2), random.Random(11))
     live = await engine_factory(start=False)
