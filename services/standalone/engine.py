@@ -286,7 +286,7 @@ class EmbeddedEngine:
         history every `REPLAY_STORE_EVENTS` events."""
         replayed, last, swept = 0, self._seq, 0.0
         batch: list[Incoming] = []
-        async for seq, event, received in self.log.replay_received(after=self._seq):
+        async for seq, event, received in self.log.replay(after=self._seq):
             if received - swept >= REPLAY_SWEEP_SECONDS:
                 replayed += self._ingest(batch)
                 batch, swept = [], received

@@ -125,13 +125,6 @@ class SqliteEventLog:
 
     async def replay(
         self, after: int = 0, batch: int = 5000
-    ) -> AsyncIterator[tuple[int, CallEvent]]:
-        """(seq, event) of every logged event after `after`, in arrival order."""
-        async for seq, event, _ in self.replay_received(after, batch):
-            yield seq, event
-
-    async def replay_received(
-        self, after: int = 0, batch: int = 5000
     ) -> AsyncIterator[tuple[int, CallEvent, float]]:
         """(seq, event, when it was received, epoch s) of every logged event after `after`."""
         last = after

@@ -248,7 +248,7 @@ async def test_retention_deletes_only_checkpointed_events_and_seqs_go_on(
     checkpoint = await live.engine.log.load_checkpoint()
     assert checkpoint is not None
     await live.send(three)
-    assert min([seq async for seq, _ in live.engine.log.replay()]) > checkpoint.seq
+    assert min([seq async for seq, _, _ in live.engine.log.replay()]) > checkpoint.seq
     await live.kill()
 
     restarted = await engine_factory()

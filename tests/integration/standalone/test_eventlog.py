@@ -37,9 +37,9 @@ async def test_appended_events_survive_reopening_in_order_and_retries_are_kept_o
     reopened = SqliteEventLog(path)
     await reopened.open()
     try:
-        replayed = [(s, e.call_id, e.event_id) async for s, e in reopened.replay(batch=2)]
+        replayed = [(s, e.call_id, e.event_id) async for s, e, _ in reopened.replay(batch=2)]
         assert replayed == [(1, "c1", "e1"), (2, "c1", "e2"), (3, "c2", "e1"), (5, "c1", "e3")]
-        assert [seq async for seq, _ in reopened.replay(after=2, batch=1)] == [3, 5]
+        assert [seq async for seq, _, _ in reopened.replay(after=2, batch=1)] == [3, 5]
         assert await reopened.count() == 4
     finally:
         await reopened.close()
