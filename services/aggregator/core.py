@@ -20,7 +20,7 @@ checkpoints): a driver can persist it without knowing its shape. No framework is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -71,12 +71,10 @@ class Store(Protocol):
         """Every key and value (a copy: the caller may put while iterating)."""
 
 
-@dataclass(slots=True)
-class MemoryStore:
-    """A `Store` in a dict; `changed` collects the keys written since `take_changed()`."""
+class MappingStore:
+    """A `Store` over a mutable mapping; subclasses hear of each write (`written`)."""
 
-    data: dict[bytes, bytes] = field(default_factory=dict)
-    changed: set[bytes] = field(default_factory=set)
+    data: MutableMapping[bytes, bytes]
 
     def get(self, key: bytes) -> bytes | None:
         """The stored value, or None."""
@@ -88,11 +86,26 @@ class MemoryStore:
             self.data.pop(key, None)
         else:
             self.data[key] = value
-        self.changed.add(key)
+        self.written(key, value)
 
     def items(self) -> list[tuple[bytes, bytes]]:
         """Every key and value."""
         return list(self.data.items())
+
+    def written(self, key: bytes, value: bytes | None) -> None:
+        """A key was set (or, None, deleted)."""
+
+
+@dataclass(slots=True)
+class MemoryStore(MappingStore):
+    """A `Store` in a dict; `changed` collects the keys written since `take_changed()`."""
+
+    data: dict[bytes, bytes] = field(default_factory=dict)
+    changed: set[bytes] = field(default_factory=set)
+
+    def written(self, key: bytes, value: bytes | None) -> None:
+        """Remember the key for the next `take_changed()`."""
+        self.changed.add(key)
 
     def take_changed(self) -> dict[bytes, bytes | None]:
         """The keys written since the last call, with their values now (None: deleted)."""

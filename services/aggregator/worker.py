@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from schemas.roster import RosterRecord
 from services.aggregator import faust_compat
 from services.aggregator.config import AggregatorSettings
-from services.aggregator.core import Aggregator, CallBatch, Publication, cadence_of, rules_of
+from services.aggregator.core import (
+    Aggregator,
+    CallBatch,
+    MappingStore,
+    Publication,
+    cadence_of,
+    rules_of,
+)
 from services.aggregator.domain.roster import RosterView
 from services.aggregator.metrics import Metrics
 from services.aggregator.outbox import Outbox
@@ -32,25 +39,15 @@ from services.kit.partitioning import partition_for
 log = structlog.get_logger(__name__)
 
 
-class TableStore:
+class TableStore(MappingStore):
     """A core `Store` on a Faust table: writes go to the table's dict and, as changelog records,
     through the outbox (delivered before Faust commits the offsets)."""
 
     def __init__(self, table: Any, changelog: Outbox) -> None:
         self.table, self.data, self.changelog = table, faust_compat.table_data(table), changelog
 
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = value
+    def written(self, key: bytes, value: bytes | None) -> None:
         self.changelog.add(self.table.changelog_topic.get_topic_name(), key, value)
-
-    def items(self) -> list[tuple[bytes, bytes]]:
-        return list(self.data.items())
 
     def drop_moved(self, topic_partitions: int, mine: set[int]) -> list[bytes]:
         """Forget keys of partitions this worker no longer holds (they replay if they return)."""
