@@ -11,7 +11,8 @@ the seq of the last event applied, in one transaction and under the engine's loc
 and the seq agree. A start loads the checkpoint and replays only the events after it; a kill at
 any moment loses nothing acknowledged (every event is in the log before its ack) and counts
 nothing twice (the checkpoint holds exactly the events up to its seq). Events a checkpoint
-covers are deleted from the log once older than `log_retention`.
+covers are deleted from the log once older than `log_retention`. A checkpoint made with other
+KPI rules is discarded: the state is rebuilt from what the log keeps, then rewritten whole.
 """
 
 from __future__ import annotations
