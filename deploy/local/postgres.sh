@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A private PostgreSQL cluster for local tests, in <repo>/.cache/postgres/ (data/, run/, postgres.log).
 # Usage: postgres.sh start|stop|status|reset
-# Env: CALLPULSE_PG_PORT (default 15432), CALLPULSE_PG_BIN (dir holding initdb/pg_ctl; optional).
+# Env: CALLPULSE_PG_PORT (default 15432), CALLPULSE_PG_BIN (dir holding initdb/pg_ctl; optional),
+# CALLPULSE_PG_DIR (default <repo>/.cache/postgres: a second cluster beside the first needs its own).
 # Listens on 127.0.0.1 only with trust auth (any password works): for tests, never for real data.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PGDIR="$ROOT/.cache/postgres"
+PGDIR="${CALLPULSE_PG_DIR:-$ROOT/.cache/postgres}"
 DATA="$PGDIR/data"
 SOCK="$PGDIR/run"
 LOG="$PGDIR/postgres.log"
