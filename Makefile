@@ -13,18 +13,30 @@ export CALLPULSE_PG_PORT ?= 15432
 export CALLPULSE_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(CALLPULSE_KAFKA_PORT)
 export CALLPULSE_TEST_DATABASE_URL ?= postgresql+asyncpg://callpulse:callpulse@127.0.0.1:$(CALLPULSE_PG_PORT)/callpulse_test
 
-.PHONY: help install run demo test unit lint fmt schemas infra up down bench clean
+.PHONY: help install lock run demo test unit lint fmt schemas infra up down bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every Python package comes from requirements.lock (pinned, hashed; `make lock` writes it), then
+# callpulse itself is installed editable without dependencies or build isolation; `pip check`
+# fails when pyproject.toml asks for a package the lock does not have (run `make lock`).
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install callpulse with its dev tools
+install: $(STAMP) ## Create .venv and install callpulse with its dev tools, all from requirements.lock
+
+# uv resolves for every platform and Python >= 3.11 and keeps the pins already in the lock;
+# `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed versions.
+lock: ## Regenerate requirements.lock (every Python dependency, pinned with hashes) from pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/pip install -q "$$(grep -o '^uv==[^ ]*' requirements.lock)"
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command 'make lock' -o requirements.lock $(LOCK_ARGS)
 
 run: $(STAMP) ## Run callpulse embedded: one process, SQLite, in-process bus, on :8000
 	$(BIN)/callpulse run --port $(PORT)
