@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from schemas.alerts import Alert
 from schemas.calls import CallRecord
+from schemas.competitions import Announcement, Competition, CompetitionIn, Result, Standings
 from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
 from schemas.roster import RosterRecord
@@ -22,6 +23,11 @@ MODELS: dict[str, Any] = {
     "call-record.json": CallRecord,
     "roster-record.json": RosterRecord,
     "alert.json": Alert,
+    "competition-in.json": CompetitionIn,
+    "competition.json": Competition,
+    "competition-standings.json": Standings,
+    "competition-result.json": Result,
+    "competition-announcement.json": Announcement,
 }
 
 

@@ -95,6 +95,7 @@ class CallFactRow(Base):
     __table_args__ = (
         Index("ix_call_facts_at", "at"),
         Index("ix_call_facts_team_id_at", "team_id", "at"),
+        Index("ix_call_facts_rep_id_at", "rep_id", "at"),
     )
 
     call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -227,3 +228,57 @@ class AlertChannelsRow(Base):
     team_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     channels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CompetitionRow(Base):
+    """A competition: its definition (`schemas.competitions.CompetitionIn`) as JSON."""
+
+    __tablename__ = "competitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CompetitionResultRow(Base):
+    """The frozen standings of one ended period of a competition, with winners.
+
+    The primary key makes freezing once per period whichever replica gets there first; a late
+    event that changes it raises `revision` and appends to `corrections`.
+    """
+
+    __tablename__ = "competition_results"
+    __table_args__ = (Index("ix_competition_results_end", "competition_id", "period_end"),)
+
+    competition_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_key: Mapped[str] = mapped_column(String(20), primary_key=True)
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    frozen_at: Mapped[datetime]
+    revision: Mapped[int] = mapped_column(Integer)
+    winners: Mapped[list[str]] = mapped_column(JSON)
+    rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    corrections: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CompetitionAnnouncementRow(Base):
+    """One announcement of a competition; its id (kind, period, …) makes it happen once."""
+
+    __tablename__ = "competition_announcements"
+    __table_args__ = (
+        Index("ix_competition_announcements_competition", "competition_id", "created_at"),
+    )
+
+    announcement_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    competition_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
