@@ -1,9 +1,10 @@
-"""The wallboard: `GET /` serves a static page, `GET /static/{name}` its assets (no build step),
-and `GET /static/glossary.json` the KPI and window names it shows (`schemas.glossary`).
+"""The wallboard: `GET /` serves a static page, `GET /static/{name}` its assets (no build step:
+the script is ES modules under `static/js/`, loaded by the browser as they are), and
+`GET /static/glossary.json` the KPI and window names it shows (`schemas.glossary`).
 
 The page authenticates like any client (a bearer key it asks for once), so serving it needs
-no key. Assets are a fixed set read from the package folder: a name that is not one of them is
-a 404, whatever it contains, so no path reaches outside the folder.
+no key. Assets are a fixed set read from the package folder and its `js/` folder: a name that
+is not one of them is a 404, whatever it contains, so no path reaches outside the folder.
 """
 
 from __future__ import annotations
@@ -49,15 +50,21 @@ router = APIRouter(tags=["wallboard"])
 GLOSSARY_JSON = GLOSSARY.model_dump_json().encode()
 
 
+SUBFOLDERS = ("", "js/")
+
+
 def assets() -> dict[str, Path]:
-    """The servable files by name: everything in the static folder with a known media type."""
-    if not STATIC.is_dir():
-        return {}
-    return {
-        path.name: path
-        for path in STATIC.iterdir()
-        if path.is_file() and path.suffix in MEDIA_TYPES and not path.name.startswith(".")
-    }
+    """The servable files by name (`wallboard.css`, `js/main.js`): everything in the static
+    folder and its `js/` folder with a known media type."""
+    found: dict[str, Path] = {}
+    for prefix in SUBFOLDERS:
+        folder = STATIC / prefix
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.is_file() and path.suffix in MEDIA_TYPES and not path.name.startswith("."):
+                found[prefix + path.name] = path
+    return found
 
 
 def _file(path: Path) -> FileResponse:
@@ -95,7 +102,7 @@ async def glossary() -> Response:
     return Response(GLOSSARY_JSON, media_type="application/json", headers=SECURITY_HEADERS)
 
 
-@router.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+@router.api_route("/static/{name:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def static_asset(
     name: Annotated[str, PathParam(min_length=1, max_length=100)],
 ) -> FileResponse:

@@ -17,7 +17,8 @@ from services.api.routes import wallboard
 from services.kit.problems import install_problem_handlers
 
 STATIC = Path(wallboard.__file__).resolve().parents[1] / "static"
-JS = (STATIC / "wallboard.js").read_text()
+MODULES = {path.name: path.read_text() for path in sorted((STATIC / "js").glob("*.js"))}
+JS = "\n".join(MODULES.values())
 
 
 class _Refs(HTMLParser):
@@ -86,7 +87,9 @@ async def test_the_page_loads_only_local_assets_that_exist(client: httpx.AsyncCl
 
 
 def test_no_asset_reaches_another_origin() -> None:
-    for path in STATIC.iterdir():
+    for path in STATIC.rglob("*"):
+        if not path.is_file():
+            continue
         text = path.read_text()
         text = text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a namespace, not a fetch
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), path.name
@@ -95,7 +98,19 @@ def test_no_asset_reaches_another_origin() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["wallboard.py", "..%2Fwallboard.py", "..%2F..%2Fapp.py", ".hidden", "nope.js"]
+    "name",
+    [
+        "wallboard.py",
+        "..%2Fwallboard.py",
+        "..%2F..%2Fapp.py",
+        ".hidden",
+        "nope.js",
+        "js/nope.js",
+        "js/..%2F..%2Fapp.py",
+        "js%2F..%2F..%2Froutes%2Fwallboard.py",
+        "main.js",
+        "js/js/main.js",
+    ],
 )
 async def test_only_the_static_files_are_served(client: httpx.AsyncClient, name: str) -> None:
     response = await client.get(f"/static/{name}")
@@ -124,11 +139,12 @@ def _keys(block: str) -> set[str]:
 
 
 def test_every_label_has_both_languages() -> None:
-    start = JS.index("const I18N = {")
-    en = JS.index("    en: {", start)
-    zh = JS.index("    zh: {", start)
-    end = JS.index("\n  };", zh)
-    english, chinese = _keys(JS[en + 9 : zh]), _keys(JS[zh + 9 : end])
+    i18n = MODULES["i18n.js"]
+    start = i18n.index("export const I18N = {")
+    en = i18n.index("\n  en: {", start)
+    zh = i18n.index("\n  zh: {", start)
+    end = i18n.index("\n};", zh)
+    english, chinese = _keys(i18n[en + 8 : zh]), _keys(i18n[zh + 8 : end])
     assert len(english) > 40
     # English has singular variants (`*_one`); Chinese has no plural forms.
     assert {k for k in english if not k.endswith("_one")} == chinese
@@ -141,7 +157,27 @@ async def test_the_api_app_serves_the_wallboard(tmp_path: Path) -> None:
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
         page = await c.get("/")
-        script = await c.get("/static/wallboard.js")
+        script = await c.get("/static/js/main.js")
     assert page.status_code == 200, "install() does not include services.api.routes.wallboard"
-    assert "static/wallboard.js" in page.text
+    assert '<script type="module" src="static/js/main.js">' in page.text
     assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+
+
+async def test_every_module_import_is_a_served_module(client: httpx.AsyncClient) -> None:
+    """ES modules without a build step: each `from "./x.js"` must be a file the route serves,
+    and every module is reachable from main.js (a module nobody imports never runs)."""
+    reached: set[str] = set()
+    todo = ["main.js"]
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        assert name in MODULES, f"{name} is imported but does not exist"
+        response = await client.get(f"/static/js/{name}")
+        assert response.status_code == 200, name
+        assert response.headers["content-type"].startswith("text/javascript"), name
+        todo += re.findall(r'from "\./([a-z0-9_-]+\.js)"', MODULES[name])
+    assert reached == set(MODULES), "modules nobody imports"
+    assert all("require(" not in text for text in MODULES.values())
