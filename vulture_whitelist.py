@@ -22,6 +22,9 @@ _.rep_count
 _.generated_at
 _.has_secret
 _.short  # KpiLabel.short: the wallboard reads it from static/glossary.json
+_.team_value  # schemas/coaching.py: API responses
+_.team_rate
+_.sparse
 
 # LeaderboardQuery's quality floors: FastAPI fills them from the query, floors() reads them
 # through model_dump().

@@ -39,7 +39,7 @@ from services.api.metrics import (
 )
 from services.api.publisher import KafkaRosterPublisher, NullRosterPublisher, RosterPublisher
 from services.api.readmodel import ReadModel
-from services.api.routes import alerts, kpis, reports, roster, stream, wallboard
+from services.api.routes import alerts, coaching, kpis, reports, roster, stream, wallboard
 from services.kit import logging as kit_logging
 from services.kit.follow import Follower
 from services.kit.kafka import ensure_topics
@@ -78,7 +78,7 @@ def install(
     )
     app.state.callpulse_api = ctx
     install_problem_handlers(app)
-    for module in (kpis, roster, alerts, stream, reports, wallboard):
+    for module in (kpis, roster, alerts, stream, reports, coaching, wallboard):
         app.include_router(module.router)
     registry.register(ReadModelCollector(readmodel, settings.REP_METRICS_CAP))
     return ctx

@@ -1,0 +1,144 @@
+"""Coaching reads: rep and team scorecards, the funnel, KPIs per campaign and the heatmap."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from schemas.coaching import CampaignReport, Funnel, Heatmap, Period, RepScorecard, TeamScorecard
+from services.api.auth import ViewerDep
+from services.api.coaching.repository import Subject
+from services.api.coaching.service import CoachingService
+from services.api.context import ContextDep
+from services.api.routes.reports import FIRST_DAY, LAST_DAY
+from services.api.routes.schemas import RepId, TeamFilter, TeamId, problems
+from services.kit.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["coaching"], responses=problems(401, 403, 422))
+
+PeriodQuery = Annotated[
+    Period,
+    Query(description="`day`, `week` (ISO, from Monday) or `month`, in the team's time zone."),
+]
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+RepFilter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=_PRINTABLE)]
+CampaignFilter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=_PRINTABLE)]
+
+
+def _day(
+    day: Annotated[
+        date | None,
+        Query(alias="date", description="A local date of the period; today if omitted."),
+    ] = None,
+) -> date | None:
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise Problem(422, "Invalid request", f"date must be within {FIRST_DAY}..{LAST_DAY}.")
+    return day
+
+
+DayQuery = Annotated[date | None, Depends(_day)]
+
+
+async def _service(ctx: ContextDep) -> CoachingService:
+    return CoachingService(ctx.sessions, ctx.reports.roster, ctx.settings.TIMEZONE)
+
+
+CoachingDep = Annotated[CoachingService, Depends(_service)]
+
+
+@router.get(
+    "/reps/{rep_id}/scorecard",
+    response_model=RepScorecard,
+    summary="A rep's scorecard with findings",
+    description="Every KPI of the rep over the period with its target and progress, the team "
+    "median and the rep's percentile in the team, the change against the previous period, and "
+    "findings in zh and en from the findings table (docs/coaching.md), each with its numbers. "
+    "Summed from the call history exactly as the reports are.",
+    responses=problems(404),
+)
+async def rep_scorecard(
+    coaching: CoachingDep, _: ViewerDep, rep_id: RepId, day: DayQuery, period: PeriodQuery = "week"
+) -> RepScorecard:
+    """A rep's scorecard."""
+    return await coaching.rep_scorecard(rep_id, period, day)
+
+
+@router.get(
+    "/teams/{team_id}/scorecard",
+    response_model=TeamScorecard,
+    summary="The team's scorecards, and who is below the team on each KPI",
+    description="Each rep's scorecard, and per KPI the reps below the team median ranked by "
+    "how far below (value / median - 1).",
+)
+async def team_scorecard(
+    coaching: CoachingDep,
+    _: ViewerDep,
+    team_id: TeamId,
+    day: DayQuery,
+    period: PeriodQuery = "week",
+) -> TeamScorecard:
+    """A team's scorecard view."""
+    return await coaching.team_scorecard(team_id, period, day)
+
+
+@router.get(
+    "/reports/funnel",
+    response_model=Funnel,
+    summary="The sales funnel of a rep, team or campaign",
+    description="Dials -> connects -> conversations -> conversions over the period with each "
+    "stage's rate and the team's for comparison, and the period's dials that did not end in a "
+    "sale by end status (unanswered) or outcome code (answered). Filters combine.",
+)
+async def funnel(
+    coaching: CoachingDep,
+    _: ViewerDep,
+    day: DayQuery,
+    team_id: TeamFilter = None,
+    rep_id: RepFilter = None,
+    campaign_id: CampaignFilter = None,
+    period: PeriodQuery = "week",
+) -> Funnel:
+    """A funnel."""
+    who = Subject(team_id=team_id, rep_id=rep_id, campaign_id=campaign_id)
+    return await coaching.funnel(who, period, day)
+
+
+@router.get(
+    "/reports/campaigns",
+    response_model=CampaignReport,
+    summary="KPIs per campaign",
+    description="Every KPI per `campaign_id` of the calls over the period (`none`: calls "
+    "without one), from the call history.",
+)
+async def campaigns(
+    coaching: CoachingDep,
+    _: ViewerDep,
+    day: DayQuery,
+    team_id: TeamFilter = None,
+    period: PeriodQuery = "week",
+) -> CampaignReport:
+    """KPIs per campaign."""
+    return await coaching.campaigns(team_id, period, day)
+
+
+@router.get(
+    "/reports/heatmap",
+    response_model=Heatmap,
+    summary="Best time to call: rates by local weekday and hour",
+    description="Dials, connects and conversions, connect rate and conversion rate per local "
+    "weekday x hour over the `weeks` weeks ending with `date` (today by default), in the "
+    "team's time zone; cells with fewer than `min_dials` dials are marked sparse.",
+)
+async def heatmap(
+    coaching: CoachingDep,
+    _: ViewerDep,
+    day: DayQuery,
+    team_id: TeamFilter = None,
+    campaign_id: CampaignFilter = None,
+    weeks: Annotated[int, Query(ge=1, le=53)] = 8,
+    min_dials: Annotated[int, Query(ge=0, le=100_000)] = 20,
+) -> Heatmap:
+    """A heatmap."""
+    return await coaching.heatmap(team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day)
