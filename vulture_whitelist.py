@@ -25,6 +25,13 @@ _.short  # KpiLabel.short: the wallboard reads it from static/glossary.json
 _.team_value  # schemas/coaching.py: API responses
 _.team_rate
 _.sparse
+_.gap_to_leader  # schemas/competitions.py and routes/competitions.py: API responses
+_.gap_to_target
+_.tie_rule
+_.corrected_at
+_.previous_winners
+_.counted_at
+_.truncated
 
 # LeaderboardQuery's quality floors: FastAPI fills them from the query, floors() reads them
 # through model_dump().

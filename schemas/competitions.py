@@ -31,7 +31,8 @@ TIE_RULE = (
 )
 """How ties are ranked: stated once, served with every standings and result."""
 
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
 
 
 def _finite(value: float) -> float:
@@ -122,8 +123,8 @@ class CompetitionIn(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="Any language.")
-    description: str = Field(default="", max_length=4000)
+    name: str = Field(min_length=1, max_length=200, pattern=_PRINTABLE, description="Any language.")
+    description: str = Field(default="", max_length=4000, pattern=r"^[^\x00]*$")
     timezone: TimeZoneName | None = Field(
         default=None,
         description="IANA zone of the period; default: the first participant team's, else the "

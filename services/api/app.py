@@ -21,10 +21,12 @@ from prometheus_client import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.alerts.service import AlertService
+from services.api.competitions import wiring as competitions_wiring
 from services.api.config import ApiSettings
 from services.api.consumers import (
     AlertsConsumer,
     CallsConsumer,
+    Store,
     calls_store,
     kpis_handler,
 )
@@ -39,7 +41,16 @@ from services.api.metrics import (
 )
 from services.api.publisher import KafkaRosterPublisher, NullRosterPublisher, RosterPublisher
 from services.api.readmodel import ReadModel
-from services.api.routes import alerts, coaching, kpis, reports, roster, stream, wallboard
+from services.api.routes import (
+    alerts,
+    coaching,
+    competitions,
+    kpis,
+    reports,
+    roster,
+    stream,
+    wallboard,
+)
 from services.kit import logging as kit_logging
 from services.kit.follow import Follower
 from services.kit.kafka import ensure_topics
@@ -78,8 +89,9 @@ def install(
     )
     app.state.callpulse_api = ctx
     install_problem_handlers(app)
-    for module in (kpis, roster, alerts, stream, reports, coaching, wallboard):
+    for module in (kpis, roster, alerts, stream, reports, coaching, competitions, wallboard):
         app.include_router(module.router)
+    competitions_wiring.install(app, ctx)
     registry.register(ReadModelCollector(readmodel, settings.REP_METRICS_CAP))
     return ctx
 
@@ -111,6 +123,7 @@ class _Runtime:
         self.calls: CallsConsumer | None = None
         self.alerts: AlertsConsumer | None = None
         self._topics: asyncio.Task[None] | None = None
+        self.after_calls: Store | None = None
 
     def ready(self) -> dict[str, bool]:
         """Each readiness check by name."""
@@ -143,7 +156,7 @@ class _Runtime:
             bootstrap,
             s.CALLS_TOPIC,
             f"{s.CONSUMER_GROUP_PREFIX}-api-calls",
-            calls_store(sessions, s.CONVERSATION_MIN_SECONDS),
+            calls_store(sessions, s.CONVERSATION_MIN_SECONDS, after=self.after_calls),
             metrics=self.metrics,
         )
         # A consumer group committing after the database write, not a follower: transitions
@@ -223,6 +236,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             # Closed in reverse: consumers, publisher, alert tasks, then the engine.
             stack.push_async_callback(engine.dispose)
             alert_service = await stack.enter_async_context(alert_tasks(app))
+            await stack.enter_async_context(competitions_wiring.competition_tasks(app))
             if settings.KAFKA_BOOTSTRAP and isinstance(publisher, KafkaRosterPublisher):
                 publisher.start()
                 stack.push_async_callback(publisher.stop)
@@ -239,6 +253,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     install(app, settings, readmodel, sessions, publisher, registry)
+    runtime.after_calls = competitions_wiring.service_of(app).on_stored
     _health_routes(app, runtime, registry)
     return app
 

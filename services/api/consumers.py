@@ -47,16 +47,22 @@ Store = Callable[[list[CallRecord]], Awaitable[None]]
 
 
 def calls_store(
-    sessions: async_sessionmaker[AsyncSession], conversation_min_seconds: float
+    sessions: async_sessionmaker[AsyncSession],
+    conversation_min_seconds: float,
+    *,
+    after: Store | None = None,
 ) -> Store:
     """Upsert a batch of call records in one transaction (`conversation_min_seconds` judges
-    records written before they carried their facts)."""
+    records written before they carried their facts), then hand them to `after` (the
+    competitions' live standings)."""
 
     async def store(records: list[CallRecord]) -> None:
         async with sessions.begin() as session:
             await repository.upsert_calls(
                 session, records, conversation_min_seconds=conversation_min_seconds
             )
+        if after is not None:
+            await after(records)
 
     return store
 

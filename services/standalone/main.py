@@ -34,6 +34,7 @@ from services.aggregator.core import Aggregator, MemoryStore, cadence_of, rules_
 from services.aggregator.domain.roster import RosterView
 from services.aggregator.metrics import Metrics
 from services.api import app as api_app
+from services.api.competitions import wiring as competitions_wiring
 from services.api.config import ApiSettings
 from services.api.db import repository
 from services.api.db.engine import create_engine, create_sessionmaker, migrate
@@ -94,6 +95,7 @@ def create_app(
                 records,
                 conversation_min_seconds=aggregator_settings.CONVERSATION_MIN_SECONDS,
             )
+        await competitions_wiring.on_stored(app, records)
 
     standalone = StandaloneSettings()
     engine = EmbeddedEngine(
@@ -117,7 +119,7 @@ def create_app(
                 core.roster.apply(record)
         await engine.log.open()
         # alert history, SSE resume and delivery run as in the API service
-        async with api_app.alert_tasks(app):
+        async with api_app.alert_tasks(app), competitions_wiring.competition_tasks(app):
             await engine.start()
             demo: asyncio.Task[None] | None = None
             stop = asyncio.Event()

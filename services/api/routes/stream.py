@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from schemas.alerts import Alert
+from schemas.competitions import Standings
 from schemas.kpis import RepSnapshot
 from services.api.auth import ViewerDep
+from services.api.competitions import wiring as competitions_wiring
+from services.api.competitions.feed import merged
 from services.api.context import ContextDep
 from services.api.readmodel import AlertEvent
 from services.api.routes.schemas import TeamFilter, problems
@@ -57,7 +60,9 @@ def parse_last_event_id(value: str | None) -> int | None:
     summary="Live KPI snapshots and alerts",
     description="`text/event-stream`. First a `kpi` event per rep with the current snapshot "
     "(a RepSnapshot), then a `kpi` event at each new snapshot and an `alert` event (an Alert) "
-    "at each alert transition, of one team or all. Alert events carry an `id` that increases "
+    "at each alert transition, of one team or all; a `competition` event (Standings, first "
+    "100 rows) whenever the standings of a competition of that team change."
+    " Alert events carry an `id` that increases "
     "along the stream (the stream also sends one at its start); a client reconnecting with "
     "`Last-Event-ID` (EventSource does so by itself) is first sent, as they are now, the "
     "alerts that changed after that id, so no transition is missed. A client that cannot keep "
@@ -66,6 +71,7 @@ def parse_last_event_id(value: str | None) -> int | None:
     responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
 )
 async def stream(
+    request: Request,
     ctx: ContextDep,
     _: ViewerDep,
     team_id: TeamFilter = None,
@@ -78,6 +84,8 @@ async def stream(
     # Subscribe before reading the cursor: a transition is then either already stored (and
     # replayed, or older than the cursor) or still to come through the subscription.
     subscription = readmodel.subscribe(team_id, maxsize=ctx.settings.SSE_QUEUE_SIZE)
+    competitions = competitions_wiring.service_of(request.app)
+    boards = competitions.subscribe(team_id)
     try:
         latest = alerts.feed.cursor
         stored = await alerts.latest_seq()
@@ -88,6 +96,7 @@ async def stream(
             resume = None  # an id this database never gave: start afresh
     except BaseException:
         readmodel.unsubscribe(subscription)
+        competitions.unsubscribe(boards)
         raise
 
     async def events() -> AsyncIterator[ServerSentEvent]:
@@ -107,8 +116,10 @@ async def stream(
                     yield _alert(alert, seq)
                 if len(page) < REPLAY_PAGE:
                     break
-            while (update := await subscription.get()) is not None:
-                if isinstance(update, AlertEvent):
+            async for update in merged(subscription, boards):
+                if isinstance(update, Standings):
+                    yield ServerSentEvent(data=update.model_dump_json(), event="competition")
+                elif isinstance(update, AlertEvent):
                     if update.seq is not None:
                         if update.seq <= cursor:
                             continue  # replayed above, or from before this stream's start
@@ -118,5 +129,6 @@ async def stream(
                     yield _kpi(update)
         finally:
             readmodel.unsubscribe(subscription)
+            competitions.unsubscribe(boards)
 
     return EventSourceResponse(events(), ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)

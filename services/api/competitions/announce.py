@@ -1,0 +1,190 @@
+"""Announcements on the teams' alert channels (webhook, Slack, WeCom, DingTalk, Feishu).
+
+Each announcement has a stable id (competition, period, kind, and for lead changes the
+rate-limit slot); the replica whose INSERT of that id succeeds sends it, so it goes out once
+however many replicas see the same moment. Sending reuses the alert senders' signing and answer
+checks; a failed attempt is retried a few times, then recorded as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC
+
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from standardwebhooks import Webhook
+
+from schemas.competitions import Announcement
+from services.api.alerts import dingtalk, feishu
+from services.api.alerts.channels import Channel
+from services.api.alerts.sender import (
+    JSON_HEADERS,
+    DeliveryError,
+    Outgoing,
+    check_error_code,
+    check_status,
+    json_bytes,
+)
+from services.api.alerts.wecom import CONTENT_MAX_BYTES, truncate_bytes
+from services.api.competitions import repository
+
+log = structlog.get_logger(__name__)
+
+ChannelsOf = Callable[[Sequence[str]], Awaitable[list[Channel]]]
+ATTEMPTS = 3
+
+
+def message_id(announcement: Announcement) -> str:
+    """The `webhook-id`: the same on every retry and replica."""
+    digest = hashlib.sha256(announcement.announcement_id.encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def _text(a: Announcement) -> str:
+    return f"{a.message_en}\n{a.message_zh}"
+
+
+def request(channel: Channel, a: Announcement) -> Outgoing | None:
+    """The POST that announces `a` on `channel` (None: Alertmanager takes alerts, not news)."""
+    if channel.type == "webhook":
+        secret = channel.secret_value()
+        if secret is None:
+            raise DeliveryError("webhook channel without a secret", retryable=False)
+        body, msg_id, now = a.model_dump_json(), message_id(a), a.at.astimezone(UTC)
+        headers = {
+            **JSON_HEADERS,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(math.floor(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+        }
+        return Outgoing(channel.url, body.encode(), headers)
+    if channel.type == "slack":
+        return Outgoing(channel.url, json_bytes({"text": _text(a)}), dict(JSON_HEADERS))
+    if channel.type == "wecom":
+        content = truncate_bytes(f"### {a.competition}\n{_text(a)}", CONTENT_MAX_BYTES)
+        body_wecom = {"msgtype": "markdown", "markdown": {"content": content}}
+        return Outgoing(channel.url, json_bytes(body_wecom), dict(JSON_HEADERS))
+    if channel.type == "dingtalk":
+        url = httpx.URL(channel.url)
+        secret = channel.secret_value()
+        if secret is not None:
+            stamp = int(a.at.timestamp() * 1000)
+            url = url.copy_merge_params(
+                {"timestamp": str(stamp), "sign": dingtalk.sign(stamp, secret)}
+            )
+        body_ding = {"msgtype": "markdown", "markdown": {"title": a.competition, "text": _text(a)}}
+        return Outgoing(str(url), json_bytes(body_ding), dict(JSON_HEADERS))
+    if channel.type == "feishu":
+        payload: dict[str, object] = {"msg_type": "text", "content": {"text": _text(a)}}
+        secret = channel.secret_value()
+        if secret is not None:
+            stamp = int(a.at.timestamp())
+            payload = {"timestamp": str(stamp), "sign": feishu.sign(stamp, secret), **payload}
+        return Outgoing(channel.url, json_bytes(payload), dict(JSON_HEADERS))
+    return None
+
+
+def check(channel: Channel, response: httpx.Response) -> None:
+    """Judge the receiver's answer as the alert senders do."""
+    if channel.type in ("wecom", "dingtalk"):
+        check_error_code(response, "errcode")
+    elif channel.type == "feishu":
+        check_error_code(response, "code", "StatusCode")
+    else:
+        check_status(response)
+
+
+class Announcer:
+    """Claims announcements in the database and sends the ones it claimed, in the background."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        channels_of: ChannelsOf,
+        *,
+        timeout: float = 10.0,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.sessions, self.channels_of = sessions, channels_of
+        self.timeout, self.retry_seconds = timeout, retry_seconds
+        self.transport: httpx.AsyncBaseTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def announce(self, announcement: Announcement, team_ids: Sequence[str]) -> bool:
+        """Send `announcement` to the teams' channels unless it was announced: True if sent
+        by this call (in the background)."""
+        async with self.sessions.begin() as session:
+            claimed = await repository.claim_announcement(
+                session,
+                announcement.announcement_id,
+                announcement.competition_id,
+                announcement.kind,
+                announcement.model_dump(mode="json"),
+                announcement.at,
+            )
+        if not claimed:
+            return False
+        log.info(
+            "competition_announced",
+            competition_id=announcement.competition_id,
+            kind=announcement.kind,
+            announcement_id=announcement.announcement_id,
+        )
+        task = asyncio.create_task(self._deliver(announcement, list(team_ids)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _deliver(self, announcement: Announcement, team_ids: list[str]) -> None:
+        channels = await self.channels_of(team_ids)
+        errors: list[str] = []
+        attempts = 0
+        async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
+            for channel in channels:
+                tries, error = await self._send(client, channel, announcement)
+                attempts = max(attempts, tries)
+                if error is not None:
+                    errors.append(f"{channel.key}: {error}")
+        async with self.sessions.begin() as session:
+            await repository.finish_announcement(
+                session,
+                announcement.announcement_id,
+                attempts=attempts,
+                sent_at=None if errors else announcement.at,
+                error="; ".join(errors) or None,
+            )
+
+    async def _send(
+        self, client: httpx.AsyncClient, channel: Channel, announcement: Announcement
+    ) -> tuple[int, str | None]:
+        outgoing = request(channel, announcement)
+        if outgoing is None:
+            return 0, None
+        error: str | None = None
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = await client.post(
+                    outgoing.url, content=outgoing.body, headers=outgoing.headers
+                )
+                check(channel, response)
+            except DeliveryError as exc:
+                error = str(exc)
+                if not exc.retryable:
+                    return attempt, error
+            except httpx.HTTPError as exc:
+                error = repr(exc)
+            else:
+                return attempt, None
+            await asyncio.sleep(self.retry_seconds * attempt)
+        log.warning("competition_announcement_failed", channel=channel.type, error=error)
+        return ATTEMPTS, error
+
+    async def drain(self) -> None:
+        """Wait for the sends under way (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,161 @@
+"""Competitions on the real PostgreSQL: live standings from stored call records (newer
+versions replace, duplicates change nothing), freezing with winners, a correction by a late
+call, the drill-down, validation and roles."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.api.competitions.wiring import service_of
+from services.api.consumers import calls_store
+from services.api.keys import create_key
+from tests.integration.api.conftest import ApiFactory
+from tests.unit.competitions.records import record
+
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _rows(standings: dict[str, Any]) -> dict[str, tuple[int | None, float, bool]]:
+    return {r["participant_id"]: (r["rank"], r["score"], r["qualified"]) for r in standings["rows"]}
+
+
+async def test_competition_lifecycle(api_factory: ApiFactory, unique: str) -> None:
+    api = await api_factory()
+    service = service_of(api.app)
+    team = f"t-{unique}"
+    alice, bob, carol = f"alice-{unique}", f"bob-{unique}", f"carol-{unique}"
+    assert (
+        await api.client.put(f"/v1/teams/{team}", json={"timezone": "Asia/Shanghai"})
+    ).is_success
+    # Fix "now" at 15:00 local on a day in the past, so the test controls when the day ends.
+    day = datetime(2026, 3, 10, tzinfo=ZONE)
+    now = day.replace(hour=15)
+    service.clock = lambda: now
+    body = {
+        "name": "每日冲刺 Daily sprint",
+        "participants": {"team_ids": [team]},
+        "score": [{"kpi": "conversions", "weight": 10}, {"kpi": "conversations", "weight": 1}],
+        "minimums": [{"kpi": "avg_talk_seconds", "at_least": 120}],
+        "default_target": 25,
+        "period": {"kind": "daily", "start": "2026-03-10T00:00:00"},
+    }
+    created = await api.client.post("/v1/competitions", json=body)
+    assert created.status_code == 201, created.text
+    competition = created.json()
+    cid = competition["id"]
+    assert competition["timezone"] == "Asia/Shanghai"
+
+    store = calls_store(service.sessions, 300, after=service.on_stored)
+    at = day.replace(hour=9)
+    a1 = record(f"{unique}-a1", alice, team, at, talk=400, sale=Decimal("120"), version=3)
+    a2 = record(f"{unique}-a2", alice, team, at + timedelta(hours=1), talk=200)
+    b1 = record(f"{unique}-b1", bob, team, at, talk=350, sale=Decimal("50"))
+    b2 = record(f"{unique}-b2", bob, team, at + timedelta(hours=2), talk=310, sale=Decimal("10"))
+    c1 = record(f"{unique}-c1", carol, team, at, talk=30, sale=Decimal("10"))  # avg talk < 120
+    await store([a1, a2, b1, b2, c1])
+
+    standings = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
+    assert standings["period"]["key"] == "2026-03-10"
+    assert standings["period"]["start"] == "2026-03-10T00:00:00+08:00"
+    # alice 10 + 1 = 11; bob 20 + 2 = 22; carol 10 but unqualified (avg talk 30 s)
+    assert _rows(standings) == {
+        bob: (1, 22.0, True),
+        alice: (2, 11.0, True),
+        carol: (None, 10.0, False),
+    }
+    assert standings["leaders"] == [bob]
+    assert "share a rank" in standings["tie_rule"]
+    by_id = {r["participant_id"]: r for r in standings["rows"]}
+    assert by_id[alice]["gap_to_leader"] == 11.0
+    assert by_id[alice]["gap_to_target"] == 14.0
+    assert by_id[alice]["kpis"]["avg_talk_seconds"] == 300.0
+
+    # An older version and a duplicate change nothing; a newer one replaces the call's credit:
+    # a2 becomes a sale: alice gains 10 (its talk is under the conversation minimum).
+    await store([a1, record(f"{unique}-a1", alice, team, at, talk=400, version=1)])
+    assert _rows((await api.client.get(f"/v1/competitions/{cid}/standings")).json())[alice] == (
+        2,
+        11.0,
+        True,
+    )
+    a2_sale = record(
+        f"{unique}-a2", alice, team, at + timedelta(hours=1), talk=200, sale=Decimal("5"), version=9
+    )
+    await store([a2_sale, a2_sale])
+    tied = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
+    assert _rows(tied)[alice] == (2, 21.0, True)
+    assert tied["leaders"] == [bob]
+
+    # The drill-down lists the calls behind alice's score and what each added.
+    calls = await api.client.get(
+        f"/v1/reps/{alice}/calls", params={"competition_id": cid, "kpi": "conversions"}
+    )
+    assert calls.status_code == 200, calls.text
+    drill = calls.json()
+    assert {c["call_id"]: c["points"] for c in drill["calls"]} == {
+        f"{unique}-a1": 11.0,
+        f"{unique}-a2": 10.0,
+    }
+    assert drill["totals"]["conversions"] == 2
+    assert drill["calls"][0]["talk_seconds"] == 400
+
+    # The day ends: after the grace the period is frozen with its winner.
+    now = day + timedelta(days=1, minutes=5)
+    await service.tick()
+    results = (await api.client.get(f"/v1/competitions/{cid}/results")).json()
+    [result] = results
+    assert result["period"]["key"] == "2026-03-10"
+    assert result["winners"] == [bob]
+    assert result["revision"] == 1
+    assert result["corrections"] == []
+
+    # A late sale of alice's in the closed day changes the winner: a correction, not silence.
+    late = record(f"{unique}-a3", alice, team, at + timedelta(hours=5), talk=300, sale=Decimal("1"))
+    await store([late])
+    [result] = (await api.client.get(f"/v1/competitions/{cid}/results")).json()
+    assert result["winners"] == [alice]
+    assert result["revision"] == 2
+    [correction] = result["corrections"]
+    assert correction["previous_winners"] == [bob]
+    assert correction["winners"] == [alice]
+    assert correction["changed"] == {alice: [21.0, 32.0]}
+
+    kinds = [
+        a["kind"] for a in (await api.client.get(f"/v1/competitions/{cid}/announcements")).json()
+    ]
+    assert kinds[0] == "start"
+    assert "winners" in kinds
+    assert "correction" in kinds
+
+
+async def test_validation_and_roles(api_factory: ApiFactory, unique: str) -> None:
+    api = await api_factory()
+    bad = await api.client.post(
+        "/v1/competitions",
+        json={"name": "x", "participants": {}, "score": [], "period": {"kind": "once"}},
+    )
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    unknown = await api.client.get("/v1/competitions/999999999/standings")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    backwards = await api.client.get(
+        f"/v1/reps/r-{unique}/calls",
+        params={"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"},
+    )
+    assert backwards.status_code == 422
+    viewer = await create_key(service_of(api.app).sessions, "wall", "viewer")
+    headers = {"Authorization": f"Bearer {viewer.key}"}
+    body = {
+        "name": "x",
+        "participants": {"rep_ids": ["a"]},
+        "score": [{"kpi": "dials"}],
+        "period": {"kind": "once", "start": "2026-03-01T09:00:00", "end": "2026-03-01T18:00:00"},
+    }
+    assert (
+        await api.client.post("/v1/competitions", json=body, headers=headers)
+    ).status_code == 403
+    assert (await api.client.get("/v1/competitions", headers=headers)).status_code == 200
