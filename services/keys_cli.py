@@ -1,8 +1,11 @@
 """`callpulse keys`: create, revoke and list API keys in the API's database.
 
-The database is `CALLPULSE_DATABASE_URL` (the embedded default: SQLite under `./.callpulse/`),
-or `--database-url`. A new key's secret is printed once, alone on stdout (so a script can capture
-it); everything else goes to stderr. Only its SHA-256 is stored.
+The database is found as `callpulse run` finds it: `--database-url`, else
+`CALLPULSE_DATABASE_URL`, else the SQLite file in the data folder (`--data-dir`,
+`CALLPULSE_DATA_DIR`, default `./.callpulse`). A database that callpulse never set up (a missing
+SQLite file, an empty PostgreSQL database) is refused, never created: a key in it would be one no
+server knows. A new key's secret is printed once, alone on stdout (so a script can capture it);
+everything else goes to stderr. Only its SHA-256 is stored.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
+from sqlalchemy import inspect, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.config import ApiSettings
-from services.api.db.engine import database
+from services.api.db.engine import create_engine, database
 from services.api.keys import KeyInfo, NewKey, create_key, list_keys, revoke_key
 from services.kit import logging as kit_logging
+from services.standalone import datadir
 
 keys_app = typer.Typer(help="API keys: create, revoke, list.", no_args_is_help=True)
 
@@ -40,10 +47,22 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         help="SQLAlchemy URL of the API database [default: CALLPULSE_DATABASE_URL, else the "
-        "embedded SQLite file in ./.callpulse/].",
+        "SQLite file in --data-dir].",
         show_default=False,
     ),
 ]
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        envvar=datadir.DATA_DIR_ENV,
+        help="`callpulse run`'s data folder, whose database holds the keys.",
+    ),
+]
+_ALEMBIC_TABLE = "alembic_version"
+
+
+class Unusable(Exception):
+    """The database cannot be used for keys; the message is the one line shown."""
 
 
 @keys_app.callback()
@@ -52,19 +71,78 @@ def _logging() -> None:
     kit_logging.configure(level="WARNING")
 
 
-def _url(database_url: str | None) -> str:
+def _url(database_url: str | None, data_dir: Path) -> str:
     # Through ApiSettings so `postgresql://` gets the async driver, as in the services.
-    if database_url is None:
-        return ApiSettings().DATABASE_URL
-    return ApiSettings(DATABASE_URL=database_url).DATABASE_URL
+    url = datadir.database_url(data_dir, database_url)
+    if url.startswith("sqlite://"):  # the plain driver is not async: use the one the server uses
+        url = "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    try:
+        return ApiSettings(DATABASE_URL=url).DATABASE_URL
+    except ValueError as exc:
+        raise Unusable(f"{url!r} is not a database URL ({exc})") from None
 
 
-def _run(database_url: str | None, action: Callable[[Sessions], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with database(_url(database_url)) as sessions:
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def _check_exists(url: str) -> None:
+    """Raise Unusable unless `url` parses and, for SQLite, names an existing file."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise Unusable(
+            f"{url!r} is not a database URL; expected e.g. sqlite+aiosqlite:///.callpulse/"
+            "callpulse.db or postgresql://user:password@host/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise Unusable(
+                f"no callpulse database at {path or url!r}: start `callpulse run` once (it "
+                "creates it), or point at the server's with --data-dir or --database-url"
+            )
+
+
+async def _check_set_up(url: str) -> None:
+    """Raise Unusable unless `url` is a database callpulse has already set up."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await engine.dispose()
+    if _ALEMBIC_TABLE not in tables:
+        raise Unusable(
+            f"{_shown(url)} holds no callpulse tables: start the callpulse server on it once "
+            "(it sets the database up), or point at the server's with --database-url"
+        )
+
+
+def _run(database_url: str | None, data_dir: Path, action: Callable[[Sessions], Awaitable[T]]) -> T:
+    async def main(url: str) -> T:
+        await _check_set_up(url)
+        async with database(url) as sessions:
             return await action(sessions)
 
-    return asyncio.run(main())
+    try:
+        url = _url(database_url, data_dir)
+        _check_exists(url)
+        return asyncio.run(main(url))
+    except Unusable as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a driver's error: connection refused, bad password, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        url = datadir.database_url(data_dir, database_url)
+        _fail(f"cannot use the database {_shown(url)}: {first}")
+
+
+def _fail(line: str) -> NoReturn:
+    typer.echo(f"callpulse keys: {line}", err=True)
+    raise typer.Exit(1)
 
 
 def _row(key: KeyInfo) -> dict[str, object]:
@@ -82,6 +160,7 @@ def create(
     name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. `tv-floor-2`.")],
     role: Annotated[RoleOption, typer.Option(help="What the key may do.")] = RoleOption.viewer,
     database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path(datadir.DEFAULT_DATA_DIR),
 ) -> None:
     """Create a key and print its secret, the only time it is shown."""
     if not name.strip() or len(name) > 200:
@@ -90,7 +169,7 @@ def create(
     async def action(sessions: Sessions) -> NewKey:
         return await create_key(sessions, name.strip(), role.value)
 
-    new = _run(database_url, action)
+    new = _run(database_url, data_dir, action)
     typer.echo(
         f"Created key {new.info.id} {new.info.name!r} ({new.info.role}). "
         "This is the only time it is shown:",
@@ -107,13 +186,14 @@ def create(
 def revoke(
     key_id: Annotated[int, typer.Argument(metavar="ID", help="The key's id (see `keys list`).")],
     database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path(datadir.DEFAULT_DATA_DIR),
 ) -> None:
     """Revoke a key; running servers stop accepting it within CALLPULSE_KEY_CACHE_SECONDS."""
 
     async def action(sessions: Sessions) -> bool:
         return await revoke_key(sessions, key_id)
 
-    if not _run(database_url, action):
+    if not _run(database_url, data_dir, action):
         typer.echo(f"No active key has id {key_id}.", err=True)
         raise typer.Exit(1)
     typer.echo(f"Revoked key {key_id}.", err=True)
@@ -125,9 +205,10 @@ def list_(
         False
     ),
     database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path(datadir.DEFAULT_DATA_DIR),
 ) -> None:
     """List every key (never the secrets), oldest first."""
-    rows = [_row(key) for key in _run(database_url, list_keys)]
+    rows = [_row(key) for key in _run(database_url, data_dir, list_keys)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 
 import structlog
 from fastapi import FastAPI, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -245,7 +246,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             log.info("api_started", kafka=bool(settings.KAFKA_BOOTSTRAP))
             yield ApiState(settings=settings, readmodel=readmodel, engine=engine, sessions=sessions)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from a package: /docs works offline
         title="callpulse API",
         version="1",
         description=DESCRIPTION,

@@ -22,6 +22,7 @@ from services.simulator.faults import Faults, inject
 from services.simulator.floor import FloorConfig, generate, rep_timezones, stream
 from services.simulator.roster import register
 from services.simulator.sender import (
+    SIGNING_HINT,
     Delivery,
     RetryPolicy,
     Sender,
@@ -32,6 +33,7 @@ from services.simulator.sender import (
 )
 from services.simulator.truth import ground_truth, read_truth, write_log, write_truth
 from services.simulator.verify import AccessDenied, check, render
+from services.standalone.datadir import DATA_DIR_ENV, DEFAULT_DATA_DIR, SECRET_ENV, webhook_secret
 
 KEY_ENV = ["CALLPULSE_API_KEY", "CALLPULSE_BOOTSTRAP_ADMIN_KEY"]
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -64,8 +66,18 @@ def simulate(
     url: Annotated[str, typer.Option(help="Base URL of the ingest.")] = DEFAULT_URL,
     secret: Annotated[
         str | None,
-        typer.Option(envvar="CALLPULSE_WEBHOOK_SECRET", help="whsec_ secret to sign with."),
+        typer.Option(
+            envvar=SECRET_ENV,
+            help="whsec_ secret to sign with [default: the embedded one in --data-dir].",
+        ),
     ] = None,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar=DATA_DIR_ENV,
+            help="`callpulse run`'s folder: its webhook secret signs when --secret is not given.",
+        ),
+    ] = Path(DEFAULT_DATA_DIR),
     key: Annotated[
         str | None,
         typer.Option(envvar=KEY_ENV, help="Admin key: register teams (zones, shifts) and reps."),
@@ -128,7 +140,7 @@ def simulate(
         raise typer.BadParameter(str(exc)) from exc
     faults = Faults(duplicates=duplicates, reorder=reorder, late=late, seed=seed)
     policy = RetryPolicy(attempts=attempts, timeout=timeout)
-    run = _Run(config, faults, policy, url, secret, concurrency)
+    run = _Run(config, faults, policy, url, secret or webhook_secret(data_dir), concurrency)
     if key is not None:
         asyncio.run(_register(api_url or url, key, config))
     elif len(set(config.timezones[: config.teams])) > 1:
@@ -142,8 +154,15 @@ def simulate(
         sent, report = asyncio.run(run.history(start, end, batch, rate or None))
     unique = len({event.event_id for event in sent})
     if not sent:
-        console.print("[yellow]no events[/yellow]: every team is off shift then; try --all-day")
+        console.print(
+            "[red]no events sent[/red]: every team is off shift in that span (shifts are "
+            f"{_shift_text(config)} in each team's time zone); add --all-day to simulate "
+            "around the clock"
+        )
+        raise typer.Exit(1)
     _summary(report, unique, len(sent))
+    if any(detail.startswith("HTTP 401") for _, _, detail in report.failures):
+        console.print(f"[red]the server refused the signature[/red]: {SIGNING_HINT}")
     if log_out is not None:
         write_log(log_out, sent)
     if truth_out is not None:
@@ -152,6 +171,14 @@ def simulate(
         console.print(f"ground truth at {end.isoformat()} written to {truth_out}")
     if report.failures:
         raise typer.Exit(1)
+
+
+def _shift_text(config: FloorConfig) -> str:
+    shift = config.shift
+    if shift is None:
+        return "around the clock"
+    days = ",".join(str(day) for day in shift.days)
+    return f"{shift.start:%H:%M}-{shift.end:%H:%M} on ISO weekdays {days}"
 
 
 async def _register(api_url: str, key: str, config: FloorConfig) -> None:

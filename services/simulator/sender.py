@@ -22,6 +22,13 @@ from schemas.events import CallEvent, event_to_json
 from services.simulator.faults import Scheduled
 
 RETRY_STATUS = frozenset({408, 429})
+SIGNING_HINT = (
+    "sign with the server's Standard Webhooks secret (whsec_...): the one it was started with "
+    "as CALLPULSE_WEBHOOK_SECRET, or for `callpulse run` the file <data dir>/webhook_secret "
+    "(default .callpulse/webhook_secret), which this command reads by itself when run from the "
+    "same folder or given --data-dir; else pass --secret. Each request carries webhook-id, "
+    "webhook-timestamp and webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>."
+)
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], datetime]
 

@@ -43,8 +43,8 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        """True on an exact match."""
-        return not self.mismatches
+        """True on an exact match of at least one value: comparing nothing proves nothing."""
+        return not self.mismatches and self.values > 0
 
 
 def _equal(expected: Any, actual: Any, tolerance: float) -> bool:
@@ -122,6 +122,12 @@ def render(
 ) -> None:
     """Print an exact-match line, or a table of the mismatches (the first `limit` rows)."""
     scope = f"{len(truth)} reps x {len(windows)} windows ({', '.join(windows)})"
+    if not verdict.mismatches and verdict.values == 0:
+        console.print(
+            f"[red]nothing to compare[/red]: the truth holds 0 KPI values ({scope}); did "
+            "`simulate` send any events? (off shift it sends none: use --all-day)"
+        )
+        return
     if verdict.ok:
         console.print(f"[green]exact match[/green]: {verdict.values} KPI values, {scope}")
         return

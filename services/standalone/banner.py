@@ -6,10 +6,12 @@ import base64
 import secrets
 from pathlib import Path
 
+from services.standalone import datadir
+
 
 def ensure_webhook_secret(data_dir: Path) -> str:
     """The embedded mode's Standard Webhooks secret, made once and kept in the data dir."""
-    path = data_dir / "webhook_secret"
+    path = data_dir / datadir.SECRET_FILE
     if path.exists():
         return path.read_text().strip()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()

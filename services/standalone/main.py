@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from fastapi import FastAPI, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -43,6 +46,7 @@ from services.api.readmodel import ReadModel
 from services.ingest.config import IngestSettings
 from services.ingest.routes import install as install_ingest
 from services.kit import logging as kit_logging
+from services.standalone import datadir
 from services.standalone.banner import banner, ensure_webhook_secret
 from services.standalone.config import StandaloneSettings
 from services.standalone.engine import EmbeddedEngine
@@ -66,9 +70,7 @@ def create_app(
 ) -> FastAPI:
     """The embedded app; settings from `CALLPULSE_*`, SQLite files under `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault(
-        "CALLPULSE_DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'callpulse.db'}"
-    )
+    os.environ.setdefault(datadir.DATABASE_URL_ENV, datadir.sqlite_url(data_dir))
     api_settings = ApiSettings(KAFKA_BOOTSTRAP=None)
     ingest_settings = IngestSettings(KAFKA_BOOTSTRAP=None)
     registry = CollectorRegistry()
@@ -140,7 +142,7 @@ def create_app(
         await engine.log.close()
         await db.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from a package: /docs works offline
         title="callpulse (embedded)",
         version="1",
         description="Ingest, KPI aggregation and the API in one process.\n\n" + api_app.DESCRIPTION,
@@ -204,19 +206,63 @@ async def _demo(
 def serve(
     host: str, port: int, data_dir: str, demo: bool, demo_minutes: float | None = None
 ) -> None:
-    """Run the embedded app with uvicorn and print how to use it."""
+    """Run the embedded app with uvicorn and print how to use it.
+
+    The data folder and the port are taken before anything is printed: a second callpulse on
+    the same folder, or a busy port, gets one line and exit status 1, and no banner or key.
+    """
     import uvicorn
 
     kit_logging.configure()
     base = f"http://{host}:{port}"
     root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("CALLPULSE_WEBHOOK_SECRET"):
-        secret, source = os.environ["CALLPULSE_WEBHOOK_SECRET"], "from CALLPULSE_WEBHOOK_SECRET"
-    else:
-        secret = ensure_webhook_secret(root)
-        source = f"in {root / 'webhook_secret'} (set CALLPULSE_WEBHOOK_SECRET to choose one)"
-        os.environ["CALLPULSE_WEBHOOK_SECRET"] = secret
-    app = create_app(root, demo_url=base if demo else None, demo_minutes=demo_minutes)
-    sys.stderr.write(banner(base, secret, source))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(datadir.hold(root, f"serving {base}"))
+        except datadir.DataDirBusy as exc:
+            _fail(str(exc))
+        sock = stack.enter_context(_listen(host, port))
+        if os.environ.get("CALLPULSE_WEBHOOK_SECRET"):
+            secret = os.environ["CALLPULSE_WEBHOOK_SECRET"]
+            source = "from CALLPULSE_WEBHOOK_SECRET"
+        else:
+            secret = ensure_webhook_secret(root)
+            source = f"in {root / 'webhook_secret'} (set CALLPULSE_WEBHOOK_SECRET to choose one)"
+            os.environ["CALLPULSE_WEBHOOK_SECRET"] = secret
+        app = create_app(root, demo_url=base if demo else None, demo_minutes=demo_minutes)
+        sys.stderr.write(banner(base, secret, source))
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _fail(line: str) -> NoReturn:
+    sys.stderr.write(line + "\n")
+    raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def _listen(host: str, port: int) -> Iterator[socket.socket]:
+    """A listening socket on (host, port), or one clear line and exit 1 when it is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        _fail(f"callpulse: cannot listen on {host!r}: {exc.strerror}; check --host")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                _fail(
+                    f"callpulse: port {port} on {host} is already in use (another callpulse "
+                    f"or another server); choose another with --port {port + 1} "
+                    f"(make run PORT={port + 1})"
+                )
+            _fail(f"callpulse: cannot listen on {host}:{port}: {exc.strerror}")
+        sock.listen(2048)
+        yield sock
+    finally:
+        sock.close()

@@ -12,7 +12,7 @@ import structlog
 import typer
 from typer.testing import CliRunner
 
-from services.api.db.engine import database
+from services.api.db.engine import database, migrate
 from services.api.keys import Authenticator, Principal
 from services.keys_cli import keys_app
 from services.kit import logging as kit_logging
@@ -39,7 +39,10 @@ def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/keys.db"
+    """A database set up as a server's first start does (keys refuses one it never was)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/keys.db"
+    asyncio.run(migrate(url))
+    return url
 
 
 def keys(url: str, *args: str) -> tuple[int, str, str]:

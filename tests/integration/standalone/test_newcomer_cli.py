@@ -1,0 +1,320 @@
+"""A newcomer's commands against a real `callpulse run`: each fails with one clear line, or works.
+
+Issue 16, items 1-7: simulate signs with the embedded secret and explains a 401; nothing sent off
+shift and nothing compared are failures; a busy port or data folder stops `run` before its banner;
+`keys` uses the server's database or refuses; `send` to a dead port is one line and can send
+outcomes and surveys; /docs and /redoc load nothing from another origin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import app as cli
+from services.simulator.truth import write_truth
+from tests.e2e.scenario import ADMIN_KEY, ROOT, free_port, process, wait_http
+
+pytestmark = pytest.mark.timeout(240)
+
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+
+
+def _env() -> dict[str, str]:
+    """The server's environment: its own secret in its data folder, a known admin key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLPULSE_")}
+    return env | {"CALLPULSE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("newcomer")
+    port = free_port()
+    data_dir = root / "data"
+    args = ["services.cli", "run", "--port", str(port), "--data-dir", str(data_dir)]
+    with process(args, _env(), root / "server.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", proc=proc)
+        yield Server(url, data_dir, proc)
+
+
+@pytest.fixture(autouse=True)
+def no_callpulse_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands must find secrets and databases themselves, not from the test's shell."""
+    for name in list(os.environ):
+        if name.startswith("CALLPULSE_"):
+            monkeypatch.delenv(name)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(cli, list(args), terminal_width=200)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`callpulse ARGS` as a process started in `cwd`, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=cwd,
+        env=_env() | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def kpis(server: Server, rep: str, key: str = ADMIN_KEY) -> httpx.Response:
+    return httpx.get(
+        f"{server.url}/v1/reps/{rep}/kpis",
+        params={"window": "today"},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+
+
+def accepts(server: Server, key: str) -> bool:
+    """Whether the server takes `key` (a read every role may make)."""
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx.get(f"{server.url}/v1/leaderboard", headers=headers, timeout=10).status_code == 200
+
+
+def night_timezone(now: datetime) -> str:
+    """A fixed-offset zone where it is about 03:00 local time: every shift is over."""
+    offset = (3 - now.hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+# 1. simulate signs like send, and a 401 tells how to sign
+
+
+def test_simulate_signs_with_the_embedded_secret(server: Server, tmp_path: Path) -> None:
+    code, _, err = invoke(
+        "simulate",
+        *("--url", server.url, "--data-dir", str(server.data_dir)),
+        *("--reps", "2", "--minutes", "20", "--all-day", "--id-prefix", "sig-"),
+    )
+    assert code == 0, err
+    assert "0 requests given up" in " ".join(err.split())
+
+
+def test_a_refused_signature_says_how_to_sign(server: Server, tmp_path: Path) -> None:
+    code, _, err = invoke(
+        "simulate",
+        *("--url", server.url, "--data-dir", str(tmp_path / "elsewhere")),
+        *("--reps", "2", "--minutes", "20", "--all-day", "--attempts", "1"),
+    )
+    assert code == 1
+    text = " ".join(err.split())
+    assert "refused the signature" in text
+    for hint in ("webhook_secret", "--data-dir", "--secret", "webhook-signature: v1,"):
+        assert hint in text
+
+
+# 2. nothing sent and nothing compared are failures
+
+
+def test_simulate_off_shift_fails_clearly(server: Server) -> None:
+    zone = night_timezone(datetime.now(UTC))
+    code, _, err = invoke(
+        "simulate",
+        *("--url", server.url, "--data-dir", str(server.data_dir)),
+        *("--reps", "2", "--minutes", "20", "--timezone", zone, "--timezone", zone),
+    )
+    assert code == 1
+    assert "no events sent" in err
+    assert "--all-day" in err
+
+
+def test_verify_of_nothing_fails(server: Server, tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
+    write_truth(truth, {})
+    code, out, _ = invoke("verify", "--url", server.url, "--key", ADMIN_KEY, "--truth", str(truth))
+    assert code == 1
+    assert "nothing to compare" in out
+
+
+# 3 and 7. a busy port or data folder stops `run` before anything is printed
+
+
+def test_run_on_a_busy_port_fails_before_the_banner(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_cli(["run", "--port", str(port), "--data-dir", str(tmp_path / "d")], tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port {port}" in lines[0]
+    assert "already in use" in lines[0]
+    assert "PORT=" in lines[0]
+    assert not (tmp_path / "d" / "callpulse.db").exists()  # no key was made either
+
+
+def test_a_second_run_on_the_same_data_folder_refuses(server: Server, tmp_path: Path) -> None:
+    done = run_cli(
+        ["run", "--port", str(free_port()), "--data-dir", str(server.data_dir)], tmp_path
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"pid {server.proc.pid}" in lines[0]
+    assert "--data-dir" in lines[0]
+
+
+def test_a_killed_servers_lock_does_not_block_the_next(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    for attempt in range(2):
+        port = free_port()
+        args = ["services.cli", "run", "--port", str(port), "--data-dir", str(data_dir)]
+        with process(args, _env(), tmp_path / f"server{attempt}.log") as proc:
+            wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
+            os.killpg(proc.pid, signal.SIGKILL)  # no clean stop: the lock file stays behind
+            proc.wait()
+    assert (data_dir / "lock").exists()
+
+
+# 4. keys uses the server's database, or refuses with one line
+
+
+def test_keys_create_with_the_servers_data_dir_makes_a_working_key(
+    server: Server, tmp_path: Path
+) -> None:
+    done = run_cli(["keys", "create", "--name", "tv", "--data-dir", str(server.data_dir)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert accepts(server, done.stdout.strip())
+
+
+def test_keys_create_reads_the_data_dir_from_the_environment(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLPULSE_DATA_DIR", str(server.data_dir))
+    code, out, err = invoke("keys", "create", "--name", "wall")
+    assert code == 0, err
+    assert accepts(server, out.strip())
+
+
+def test_keys_create_elsewhere_refuses_to_make_a_new_database(tmp_path: Path) -> None:
+    done = run_cli(["keys", "create", "--name", "tv"], tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "no callpulse database" in lines[0]
+    assert "--data-dir" in lines[0]
+    assert not (tmp_path / ".callpulse").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///{tmp}/nothing-here.db",
+        "nonsense",
+        "mysterydb://host/db",
+        "postgresql://user:hunter2@127.0.0.1:1/callpulse",
+    ],
+)
+def test_a_bad_database_url_is_one_line(url: str, tmp_path: Path) -> None:
+    done = run_cli(
+        ["keys", "create", "--name", "tv", "--database-url", url.format(tmp=tmp_path)], tmp_path
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("callpulse keys: ")
+    assert "hunter2" not in lines[0]
+
+
+def test_keys_list_takes_a_plain_sqlite_url(server: Server, tmp_path: Path) -> None:
+    url = f"sqlite:///{server.data_dir / 'callpulse.db'}"
+    done = run_cli(["keys", "list", "--json", "--database-url", url], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "bootstrap-admin" in [row["name"] for row in json.loads(done.stdout)]
+
+
+# 5. send: a dead port is one line; outcomes with amounts and surveys can be sent
+
+
+def test_send_to_a_dead_port_is_one_line(tmp_path: Path) -> None:
+    code, out, err = invoke("send", "--url", f"http://127.0.0.1:{free_port()}")
+    assert code == 1
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "cannot reach" in lines[0]
+
+
+def test_send_builds_a_whole_call_with_outcome_and_survey(server: Server) -> None:
+    call = ["--call-id", "newcomer-c1", "--rep", "newcomer-rep", "--data-dir", str(server.data_dir)]
+    for extra in (
+        ["--type", "call.started"],
+        ["--type", "call.answered"],
+        ["--type", "call.ended", "--talk-seconds", "320"],
+        ["--type", "call.outcome", "--outcome", "sale", "--amount", "120.50"],
+        ["--type", "survey.completed", "--csat", "4"],
+    ):
+        code, out, err = invoke("send", "--url", server.url, *call, *extra)
+        assert code == 0, err
+        assert out.startswith("202 "), out
+    want = (1, 120.5, 4.0)
+    got = None
+    deadline = time.monotonic() + 30
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.3)
+        response = kpis(server, "newcomer-rep")
+        if response.status_code == 200:
+            body = response.json()
+            got = (body["conversions"], body["revenue"], body["csat_avg"])
+    assert got == want
+
+
+def test_send_rejects_a_bad_field_before_sending() -> None:
+    code, _, err = invoke(
+        "send",
+        "--url",
+        f"http://127.0.0.1:{free_port()}",
+        "--type",
+        "survey.completed",
+        "--csat",
+        "9",
+    )
+    assert code == 2
+    assert "csat" in err
+
+
+# 6. the API documentation pages need no other origin
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_only_from_the_server(server: Server, page: str) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        html = client.get(page).text
+        assets = re.findall(r"""(?:src|href|url)\s*[=:(]\s*['"]([^'"]+)['"]""", html)
+        assert any(asset.endswith(".js") for asset in assets), html
+        for asset in assets:
+            assert asset.startswith("/"), f"{page} loads {asset} from another origin"
+            assert client.get(asset).status_code == 200, asset
