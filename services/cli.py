@@ -51,6 +51,8 @@ def ingest(
     """Distributed mode: the ingest service (webhooks in, Kafka out)."""
     import uvicorn
 
+    require_topics("ingest")
+
     uvicorn.run(
         "services.ingest.app:app_from_env",
         factory=True,
@@ -66,6 +68,8 @@ def ingest(
 def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Distributed mode: the API service (read model, REST, SSE, metrics, history)."""
     import uvicorn
+
+    require_topics("api")
 
     uvicorn.run(
         "services.api.app:app_from_env", factory=True, host=host, port=port, log_level="warning"
@@ -210,6 +214,10 @@ app.command()(verify)
 from services.keys_cli import keys_app  # noqa: E402 - registered below
 
 app.add_typer(keys_app, name="keys")
+
+from services.topics_cli import require_topics, topics_app  # noqa: E402 - registered below
+
+app.add_typer(topics_app, name="topics")
 
 if __name__ == "__main__":
     app()

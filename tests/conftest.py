@@ -18,6 +18,10 @@ DATABASE_URL = os.environ.get(
     "postgresql+asyncpg://callpulse:callpulse@127.0.0.1:15432/callpulse_test",
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Services check their topics at start and refuse missing ones; tests run them on unique
+# topics per test, so they create them first as `callpulse topics create` would (subprocesses
+# inherit this). Tests of the refusal set CALLPULSE_CREATE_TOPICS=false themselves.
+os.environ.setdefault("CALLPULSE_CREATE_TOPICS", "true")
 
 
 def _reachable(host_port: str) -> bool:

@@ -22,6 +22,7 @@ from prometheus_client import generate_latest
 from services.aggregator import faust_compat
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.worker import Worker
+from services.kit.kafka import faust_kwargs, internal_topics, refuse_start, topic_plan
 
 log = structlog.get_logger(__name__)
 
@@ -34,11 +35,10 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     faust_compat.install()
     app = faust.App(
         settings.APP_ID,
-        broker=f"kafka://{settings.KAFKA_BOOTSTRAP}",
+        **faust_kwargs(settings),
         store="memory://",
         processing_guarantee="at_least_once",
         topic_partitions=settings.PARTITIONS,
-        topic_replication_factor=1,
         table_standby_replicas=0,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
@@ -121,17 +121,10 @@ def _ops_pages(app: faust.App, worker: Worker) -> None:
 
 
 def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
-    """Ensure topics exist, then run one Faust worker until stopped."""
-    from services.kit.kafka import ensure_topics
-
-    topics = [settings.EVENTS_TOPIC, settings.FACTS_TOPIC, settings.KPIS_TOPIC]
-    topics += [settings.CALLS_TOPIC, settings.ALERTS_TOPIC, settings.ROSTER_TOPIC]
-    compacted = [settings.KPIS_TOPIC, settings.CALLS_TOPIC, settings.ROSTER_TOPIC]
-    asyncio.run(
-        ensure_topics(
-            settings.KAFKA_BOOTSTRAP, topics, partitions=settings.PARTITIONS, compacted=compacted
-        )
-    )
+    """Check the topics (exit with one line if one is missing or wrong; the worker's own
+    changelogs are created if missing), then run one Faust worker until stopped."""
+    own = internal_topics(settings, settings.APP_ID)
+    refuse_start("aggregator", settings, topic_plan(settings, "aggregator"), own=own)
     try:
         app = create_app(settings)
     except faust_compat.IncompatibleFaust as error:

@@ -34,6 +34,7 @@ from services.aggregator.metrics import Metrics
 from services.aggregator.outbox import Outbox
 from services.aggregator.packing import pack, unpack
 from services.kit.follow import Follower
+from services.kit.kafka import connection
 from services.kit.partitioning import partition_for
 
 log = structlog.get_logger(__name__)
@@ -85,7 +86,7 @@ class Worker:
         # Rules, targets and agent ids come from the roster: until it is read to the end, a
         # restarted worker would judge alerts without their rules.
         self.roster = Follower(
-            settings.KAFKA_BOOTSTRAP,
+            connection(settings),
             settings.ROSTER_TOPIC,
             self.on_roster,
             from_beginning=True,

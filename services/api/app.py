@@ -54,7 +54,7 @@ from services.api.routes import (
 )
 from services.kit import logging as kit_logging
 from services.kit.follow import Follower
-from services.kit.kafka import ensure_topics
+from services.kit.kafka import Target, connection, ensure_topics
 from services.kit.problems import install_problem_handlers
 
 log = structlog.get_logger(__name__)
@@ -136,7 +136,7 @@ class _Runtime:
 
     def start_kafka(
         self,
-        bootstrap: str,
+        bootstrap: Target,
         sessions: async_sessionmaker[AsyncSession],
         alert_service: AlertService,
     ) -> None:
@@ -186,7 +186,7 @@ class _Runtime:
         if self.alerts is not None:
             await self.alerts.stop()
 
-    async def _ensure_topics(self, bootstrap: str) -> None:
+    async def _ensure_topics(self, bootstrap: Target) -> None:
         s = self.settings
         names = (s.KPIS_TOPIC, s.CALLS_TOPIC, s.ROSTER_TOPIC, s.ALERTS_TOPIC)
         compacted = (s.KPIS_TOPIC, s.CALLS_TOPIC, s.ROSTER_TOPIC)
@@ -220,7 +220,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     engine = create_engine(settings.DATABASE_URL)
     sessions = create_sessionmaker(engine)
     publisher: KafkaRosterPublisher | NullRosterPublisher = (
-        KafkaRosterPublisher(settings.KAFKA_BOOTSTRAP, settings.ROSTER_TOPIC)
+        KafkaRosterPublisher(connection(settings), settings.ROSTER_TOPIC)
         if settings.KAFKA_BOOTSTRAP
         else NullRosterPublisher()
     )
@@ -241,7 +241,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             if settings.KAFKA_BOOTSTRAP and isinstance(publisher, KafkaRosterPublisher):
                 publisher.start()
                 stack.push_async_callback(publisher.stop)
-                runtime.start_kafka(settings.KAFKA_BOOTSTRAP, sessions, alert_service)
+                runtime.start_kafka(connection(settings), sessions, alert_service)
             stack.push_async_callback(runtime.stop)
             log.info("api_started", kafka=bool(settings.KAFKA_BOOTSTRAP))
             yield ApiState(settings=settings, readmodel=readmodel, engine=engine, sessions=sessions)

@@ -19,6 +19,7 @@ from services.api.db import repository
 from services.api.metrics import ApiMetrics
 from services.api.readmodel import ReadModel
 from services.kit.follow import Background, Handler, backoff, lag
+from services.kit.kafka import Target, client_kwargs
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,7 @@ class StoringConsumer(Background, Generic[M]):
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Target,
         topic: str,
         group_id: str,
         store: Callable[[list[M]], Awaitable[object]],
@@ -94,7 +95,7 @@ class StoringConsumer(Background, Generic[M]):
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **client_kwargs(self.bootstrap),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

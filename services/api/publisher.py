@@ -10,6 +10,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from schemas.roster import RosterRecord
+from services.kit.kafka import Target, client_kwargs
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +34,7 @@ class KafkaRosterPublisher:
     send fails, publish() raises PublishFailed.
     """
 
-    def __init__(self, bootstrap: str, topic: str, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, bootstrap: Target, topic: str, *, timeout_seconds: float = 10.0) -> None:
         self._bootstrap, self._topic, self._timeout = bootstrap, topic, timeout_seconds
         self._producer: Any = None
         self._connector: asyncio.Task[None] | None = None
@@ -74,7 +75,7 @@ class KafkaRosterPublisher:
         delay = 0.5
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+                **client_kwargs(self._bootstrap),
                 client_id="callpulse-api",
                 acks="all",
                 enable_idempotence=True,

@@ -18,6 +18,7 @@ from services.ingest.openapi import problem_responses
 from services.ingest.publisher import EventPublisher, KafkaPublisher
 from services.ingest.routes import install
 from services.kit import logging as kit_logging
+from services.kit.kafka import connection
 from services.kit.problems import Problem, install_problem_handlers, problem_response
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,7 @@ def create_app(settings: IngestSettings, publisher: EventPublisher | None = None
                 "(the embedded mode runs ingest inside `callpulse run` instead)"
             )
         owned = KafkaPublisher(
-            settings.KAFKA_BOOTSTRAP,
+            connection(settings),
             settings.EVENTS_TOPIC,
             timeout_seconds=settings.PUBLISH_TIMEOUT_SECONDS,
         )

@@ -19,6 +19,7 @@ from aiokafka.errors import (
 )
 
 from schemas.events import CallEvent, event_to_json
+from services.kit.kafka import Target, client_kwargs
 from services.kit.partitioning import Record, group_by_partition
 
 log = structlog.get_logger(__name__)
@@ -59,7 +60,7 @@ class KafkaPublisher:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Target,
         topic: str,
         *,
         timeout_seconds: float = 5.0,
@@ -76,7 +77,7 @@ class KafkaPublisher:
         self._reconnect_delay = reconnect_delay_seconds
         self._factory = producer_factory or (
             lambda: AIOKafkaProducer(
-                bootstrap_servers=bootstrap,
+                **client_kwargs(bootstrap),
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,

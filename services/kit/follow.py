@@ -12,6 +12,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge
 
+from services.kit.kafka import Target, client_kwargs
+
 log = structlog.get_logger(__name__)
 
 RETRY_SECONDS = (0.5, 1, 2, 5)
@@ -119,7 +121,7 @@ class Follower(Background):
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Target,
         topic: str,
         handle: Handler,
         *,
@@ -136,7 +138,7 @@ class Follower(Background):
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **client_kwargs(self.bootstrap),
             group_id=None,  # no group: this replica gets every partition
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.from_beginning else "latest",

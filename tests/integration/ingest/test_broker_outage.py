@@ -112,6 +112,7 @@ def test_events_acknowledged_across_a_broker_outage_are_all_in_kafka(tmp_path: P
         env = {
             "CALLPULSE_KAFKA_BOOTSTRAP": bootstrap,
             "CALLPULSE_EVENTS_TOPIC": topic,
+            "CALLPULSE_PARTITIONS": "1",  # ingest checks the topic's partitions at start
             "CALLPULSE_WEBHOOK_SECRET": SECRET,
             "CALLPULSE_PUBLISH_TIMEOUT_SECONDS": str(PUBLISH_BOUND),
         }

@@ -1,0 +1,101 @@
+"""`callpulse topics`: create or check every Kafka topic callpulse uses.
+
+The cluster and the topics come from the same `CALLPULSE_*` settings the services read
+(KAFKA_BOOTSTRAP and the KAFKA_SECURITY_* settings, the *_TOPIC names, PARTITIONS,
+REPLICATION_FACTOR, MIN_INSYNC_REPLICAS, APP_ID for the aggregator's changelogs). The services
+only check their topics at start, so this runs first: `make up`, compose's init service and the
+Kubernetes Job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from pydantic import ValidationError
+
+from services.aggregator.config import AggregatorSettings
+from services.kit.kafka import (
+    KafkaSetupError,
+    Service,
+    check_topics,
+    connection,
+    create_topics,
+    refuse_start,
+    topic_plan,
+)
+from services.kit.settings import CommonSettings
+
+topics_app = typer.Typer(help="Kafka topics: create or check them all.", no_args_is_help=True)
+
+
+def _settings() -> AggregatorSettings:
+    try:
+        return AggregatorSettings()
+    except ValidationError as exc:
+        raise SystemExit(f"callpulse topics: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+@topics_app.command("create")
+def create() -> None:
+    """Create the missing topics, then check them all (exit 1 on any problem)."""
+    s = _settings()
+    specs = topic_plan(s, app_id=s.APP_ID)
+    target = connection(s)
+    try:
+        made = asyncio.run(
+            create_topics(
+                target,
+                specs,
+                replication_factor=s.REPLICATION_FACTOR,
+                min_insync_replicas=s.MIN_INSYNC_REPLICAS,
+            )
+        )
+        problems = asyncio.run(check_topics(target, specs, replication_factor=s.REPLICATION_FACTOR))
+    except KafkaSetupError as exc:
+        raise SystemExit(f"callpulse topics create: {exc}") from None
+    for spec in specs:
+        state = "created" if spec.name in made else "exists"
+        typer.echo(
+            f"{state:8} {spec.name} ({spec.partitions} partitions"
+            f"{', compacted' if spec.compacted else ''})"
+        )
+    _report(problems, len(specs))
+
+
+@topics_app.command("check")
+def check() -> None:
+    """Check that every topic exists with the right partitions (exit 1 on any problem)."""
+    s = _settings()
+    specs = topic_plan(s, app_id=s.APP_ID)
+    try:
+        problems = asyncio.run(
+            check_topics(connection(s), specs, replication_factor=s.REPLICATION_FACTOR)
+        )
+    except KafkaSetupError as exc:
+        raise SystemExit(f"callpulse topics check: {exc}") from None
+    _report(problems, len(specs))
+
+
+def _report(problems: list[str], count: int) -> None:
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"all {count} topics are as callpulse needs them")
+
+
+def require_topics(service: Service) -> None:
+    """At a service's start: its topics exist as specified, or exit with one line saying why."""
+    try:
+        s = CommonSettings()
+    except ValidationError as exc:
+        raise SystemExit(f"callpulse {service}: {_first_error(exc)}") from None
+    if s.KAFKA_BOOTSTRAP:  # without it the service says itself what it needs
+        refuse_start(service, s, topic_plan(s, service))
