@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 
 import httpx
 import structlog
@@ -49,13 +49,14 @@ def _text(a: Announcement) -> str:
     return f"{a.message_en}\n{a.message_zh}"
 
 
-def request(channel: Channel, a: Announcement) -> Outgoing | None:
-    """The POST that announces `a` on `channel` (None: Alertmanager takes alerts, not news)."""
+def request(channel: Channel, a: Announcement, sent_at: datetime) -> Outgoing | None:
+    """The POST that announces `a` on `channel` (None: Alertmanager takes alerts, not news);
+    signatures carry `sent_at`, the moment of sending, which receivers check for freshness."""
     if channel.type == "webhook":
         secret = channel.secret_value()
         if secret is None:
             raise DeliveryError("webhook channel without a secret", retryable=False)
-        body, msg_id, now = a.model_dump_json(), message_id(a), a.at.astimezone(UTC)
+        body, msg_id, now = a.model_dump_json(), message_id(a), sent_at.astimezone(UTC)
         headers = {
             **JSON_HEADERS,
             "webhook-id": msg_id,
@@ -73,7 +74,7 @@ def request(channel: Channel, a: Announcement) -> Outgoing | None:
         url = httpx.URL(channel.url)
         secret = channel.secret_value()
         if secret is not None:
-            stamp = int(a.at.timestamp() * 1000)
+            stamp = int(sent_at.timestamp() * 1000)
             url = url.copy_merge_params(
                 {"timestamp": str(stamp), "sign": dingtalk.sign(stamp, secret)}
             )
@@ -83,7 +84,7 @@ def request(channel: Channel, a: Announcement) -> Outgoing | None:
         payload: dict[str, object] = {"msg_type": "text", "content": {"text": _text(a)}}
         secret = channel.secret_value()
         if secret is not None:
-            stamp = int(a.at.timestamp())
+            stamp = int(sent_at.timestamp())
             payload = {"timestamp": str(stamp), "sign": feishu.sign(stamp, secret), **payload}
         return Outgoing(channel.url, json_bytes(payload), dict(JSON_HEADERS))
     return None
@@ -162,12 +163,14 @@ class Announcer:
     async def _send(
         self, client: httpx.AsyncClient, channel: Channel, announcement: Announcement
     ) -> tuple[int, str | None]:
-        outgoing = request(channel, announcement)
+        outgoing = request(channel, announcement, datetime.now(UTC))
         if outgoing is None:
             return 0, None
         error: str | None = None
         for attempt in range(1, ATTEMPTS + 1):
             try:
+                if attempt > 1:  # a fresh signature time on each attempt
+                    outgoing = request(channel, announcement, datetime.now(UTC)) or outgoing
                 response = await client.post(
                     outgoing.url, content=outgoing.body, headers=outgoing.headers
                 )

@@ -1,0 +1,257 @@
+"""Competitions end to end in embedded mode, over real HTTP: a one-off and a recurring
+competition, signed events with duplicates and reordering, live standings, SSE `competition`
+events, frozen results with winners, the announcements a local webhook receiver gets (signed),
+and the drill-down list of calls.
+
+The app runs in this process (uvicorn) so the test can move the competitions' clock past the
+periods' end instead of waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from standardwebhooks import Webhook
+
+from services.api.competitions.wiring import service_of
+from services.standalone.main import create_app
+from tests.e2e.scenario import ADMIN_KEY, SECRET, free_port, signed
+
+pytestmark = pytest.mark.timeout(180)
+ZONE = ZoneInfo("Asia/Shanghai")
+RECEIVER_SECRET = SECRET
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, port: int) -> AsyncIterator[None]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+                await asyncio.sleep(0.05)
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+def receiver(received: list[dict[str, Any]]) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> dict[str, bool]:
+        body = await request.body()
+        payload = Webhook(RECEIVER_SECRET).verify(body, dict(request.headers))
+        received.append(payload)
+        return {"ok": True}
+
+    return app
+
+
+def call_events(
+    n: int, rep: str, start: datetime, talk: int, sale: str | None
+) -> list[dict[str, Any]]:
+    def e(kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
+        return {
+            "event_id": f"{rep}-{n}-{kind}",
+            "type": kind,
+            "call_id": f"{rep}-c{n}",
+            "rep_id": rep,
+            "team_id": "t1",
+            "occurred_at": at.isoformat(),
+            **fields,
+        }
+
+    answered = start + timedelta(seconds=5)
+    ended = answered + timedelta(seconds=talk)
+    events = [
+        e("call.started", start, direction="outbound", to="+8613800138000"),
+        e("call.answered", answered),
+        e("call.ended", ended, end_status="completed", talk_seconds=talk),
+    ]
+    if sale is not None:
+        events.append(e("call.outcome", ended + timedelta(seconds=30), outcome="sale", amount=sale))
+    return events
+
+
+async def sse_competition_events(
+    client: httpx.AsyncClient, got: list[dict[str, Any]], ready: asyncio.Event
+) -> None:
+    with contextlib.suppress(httpx.ReadError):  # the server stops first at the end
+        await _read_stream(client, got, ready)
+
+
+async def _read_stream(
+    client: httpx.AsyncClient, got: list[dict[str, Any]], ready: asyncio.Event
+) -> None:
+    async with client.stream("GET", "/v1/stream", params={"team_id": "t1"}) as response:
+        ready.set()
+        event = None
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event == "competition":
+                got.append(json.loads(line.split(":", 1)[1]))
+            elif not line:
+                event = None
+
+
+async def eventually(check: Any, deadline: float = 60) -> Any:
+    async with asyncio.timeout(deadline):
+        while not (result := await check()):  # noqa: ASYNC110 - polling the API is the test
+            await asyncio.sleep(0.3)
+        return result
+
+
+async def test_competitions_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "CALLPULSE_WEBHOOK_SECRET": SECRET,
+        "CALLPULSE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CALLPULSE_TIMEZONE": "Asia/Shanghai",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CALLPULSE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CALLPULSE_KAFKA_BOOTSTRAP", raising=False)
+    app = create_app(tmp_path / "data")
+    port, hook_port = free_port(), free_port()
+    received: list[dict[str, Any]] = []
+    now = datetime.now(UTC).astimezone(ZONE).replace(second=0, microsecond=0)
+    base = f"http://127.0.0.1:{port}"
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    async with (
+        serving(receiver(received), hook_port),
+        serving(app, port),
+        httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as api,
+    ):
+        for path, body in (
+            ("/v1/teams/t1", {"name": "一组", "timezone": "Asia/Shanghai"}),
+            ("/v1/reps/ann", {"name": "Ann", "team_id": "t1"}),
+            ("/v1/reps/bo", {"name": "波", "team_id": "t1"}),
+            (
+                "/v1/teams/t1/channels",
+                {
+                    "channels": [
+                        {
+                            "type": "webhook",
+                            "url": f"http://127.0.0.1:{hook_port}/hook",
+                            "secret": RECEIVER_SECRET,
+                        }
+                    ]
+                },
+            ),
+        ):
+            response = await api.put(path, json=body)
+            assert response.status_code < 300, (path, response.text)
+        start = (now - timedelta(hours=2)).replace(tzinfo=None)
+        once = {
+            "name": "Sprint 冲刺",
+            "participants": {"team_ids": ["t1"]},
+            "score": [{"kpi": "conversions", "weight": 10}, {"kpi": "conversations", "weight": 1}],
+            "minimums": [{"kpi": "avg_talk_seconds", "at_least": 120}],
+            "default_target": 30,
+            "period": {
+                "kind": "once",
+                "start": start.isoformat(),
+                "end": (now + timedelta(hours=1)).replace(tzinfo=None).isoformat(),
+            },
+        }
+        daily = {**once, "name": "Daily dials", "score": [{"kpi": "dials"}], "minimums": []}
+        daily["period"] = {"kind": "daily"}
+        ids = []
+        for body in (once, daily):
+            created = await api.post("/v1/competitions", json=body)
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        once_id, daily_id = ids
+
+        sse: list[dict[str, Any]] = []
+        ready = asyncio.Event()
+        reader = asyncio.create_task(sse_competition_events(api, sse, ready))
+        await asyncio.wait_for(ready.wait(), 30)
+
+        # Ann: 2 sales, both conversations (2 x 11 = 22); Bo: 1 sale + 1 conversation (11 + 1).
+        t = now - timedelta(minutes=50)
+        events = (
+            call_events(1, "ann", t, 400, "100")
+            + call_events(2, "ann", t + timedelta(minutes=10), 320, "50")
+            + call_events(3, "bo", t, 330, "20")
+            + call_events(4, "bo", t + timedelta(minutes=20), 600, None)
+        )
+        events += random.Random(7).sample(events, 5)  # duplicates: retries of the same events
+        random.Random(8).shuffle(events)
+        for i in range(0, len(events), 4):
+            body = json.dumps(events[i : i + 4]).encode()
+            response = await api.post("/v1/events", content=body, headers=signed(body))
+            assert response.status_code == 202, response.text
+
+        async def standings() -> dict[str, Any] | None:
+            got = (await api.get(f"/v1/competitions/{once_id}/standings")).json()
+            scores = {r["participant_id"]: r["score"] for r in got["rows"]}
+            return got if scores == {"ann": 22.0, "bo": 12.0} else None
+
+        live = await eventually(standings)
+        assert [(r["participant_id"], r["rank"]) for r in live["rows"]] == [("ann", 1), ("bo", 2)]
+        assert live["rows"][1]["gap_to_leader"] == 10.0
+        assert live["rows"][1]["gap_to_target"] == 18.0
+        dials = (await api.get(f"/v1/competitions/{daily_id}/standings")).json()
+        assert {r["participant_id"]: r["score"] for r in dials["rows"]} == {"ann": 2.0, "bo": 2.0}
+        assert dials["leaders"] == ["ann", "bo"]  # a tie shares rank 1
+
+        # The scores equal the live KPI windows' numbers of the same calls.
+        async def today() -> dict[str, Any] | None:
+            got = (await api.get("/v1/reps/ann/kpis", params={"window": "today"})).json()
+            return got if got.get("dials") == 2 else None
+
+        kpis = await eventually(today)
+        assert (kpis["conversions"], kpis["conversations"]) == (2, 2)
+
+        await eventually(lambda: _async(any(e["competition_id"] == once_id for e in sse)))
+        last = [e for e in sse if e["competition_id"] == once_id][-1]
+        assert [r["participant_id"] for r in last["rows"]] == ["ann", "bo"]
+
+        drill = (await api.get("/v1/reps/ann/calls", params={"competition_id": once_id})).json()
+        assert {c["call_id"]: c["points"] for c in drill["calls"]} == {
+            "ann-c1": 11.0,
+            "ann-c2": 11.0,
+        }
+        assert drill["calls"][0]["talk_seconds"] == 400
+
+        # A day later both periods have ended: frozen, with their winners, and announced.
+        service = service_of(app)
+        service.clock = lambda: datetime.now(UTC) + timedelta(days=1)
+        await service.tick()
+        [result] = (await api.get(f"/v1/competitions/{once_id}/results")).json()
+        assert result["winners"] == ["ann"]
+        [day] = (await api.get(f"/v1/competitions/{daily_id}/results")).json()
+        assert day["winners"] == ["ann", "bo"]
+        assert day["period"]["key"] == now.date().isoformat()
+
+        async def announced() -> bool:
+            kinds = {(a["competition_id"], a["kind"]) for a in received}
+            return {(once_id, "start"), (once_id, "winners"), (daily_id, "winners")} <= kinds
+
+        await eventually(announced)
+        winners = next(
+            a for a in received if a["kind"] == "winners" and a["competition_id"] == once_id
+        )
+        assert "ann" in winners["message_en"]
+        assert "冠军" in winners["message_zh"]
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+async def _async(value: bool) -> bool:
+    return value
