@@ -25,6 +25,7 @@ _.short  # KpiLabel.short: the wallboard reads it from static/glossary.json
 _.team_value  # schemas/coaching.py: API responses
 _.team_rate
 _.sparse
+_.claimed_at  # services/api/db/models.py DigestRun: written by INSERT values
 _.gap_to_leader  # schemas/competitions.py and routes/competitions.py: API responses
 _.gap_to_target
 _.tie_rule

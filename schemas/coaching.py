@@ -4,9 +4,9 @@ and the best-time-to-call heatmap, all summed from the call history like the rep
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.kpis import KpiName
 
@@ -188,3 +188,71 @@ class Heatmap(_Frozen):
     start: AwareDatetime
     end: AwareDatetime
     cells: list[HeatCell] = Field(description="All 168 cells, Monday 00:00 first.")
+
+
+Language = Literal["zh-CN", "en"]
+DigestKind = Literal["daily", "weekly"]
+_EMAIL = r"^[^@\s]+@[^@\s]+$"
+
+
+class DigestSettings(_Frozen):
+    """When and where a team's digests go: a daily one at `daily_at` and a weekly one on
+    `weekly_day` at `weekly_at`, team-local times, to the team's alert channels and by e-mail."""
+
+    enabled: bool = True
+    language: Language = "zh-CN"
+    daily: bool = True
+    daily_at: dt.time = dt.time(18, 0)
+    weekly: bool = True
+    weekly_day: int = Field(default=5, ge=1, le=7, description="ISO weekday, 1 = Monday.")
+    weekly_at: dt.time = dt.time(18, 0)
+    channels: bool = Field(default=True, description="Send to the team's alert channels.")
+    emails: list[Annotated[str, StringConstraints(pattern=_EMAIL, max_length=320)]] = Field(
+        default=[], max_length=50
+    )
+
+
+class DigestRep(_Frozen):
+    """A rep's conversions over the digest's period and the one before."""
+
+    rep_id: str
+    rep_name: str | None = None
+    conversions: float | None
+    previous: float | None
+    change: float | None
+
+
+class DigestFinding(_Frozen):
+    """A rep below the team on a KPI, with the finding that says so."""
+
+    rep_id: str
+    rep_name: str | None = None
+    finding: Finding
+
+
+class DigestStage(_Frozen):
+    """A funnel stage of the team now and in the period before."""
+
+    stage: str
+    count: int
+    rate: float | None
+    previous_count: int
+    previous_rate: float | None
+
+
+class Digest(_Frozen):
+    """A team's daily or weekly summary, as sent (the webhook body; `text` for chats and mail)."""
+
+    digest_id: str = Field(description="`<team>:<kind>:<period>`: the same on every replica.")
+    team_id: str
+    kind: DigestKind
+    period_key: str = Field(description="The local date (daily) or ISO week (weekly).")
+    language: Language
+    at: AwareDatetime = Field(description="When it was due (the team-local time set).")
+    period: PeriodOut
+    top: list[DigestRep] = Field(description="Most conversions, at most three.")
+    movers: list[DigestRep] = Field(description="Biggest changes in conversions, up or down.")
+    below: list[DigestFinding] = Field(description="Reps below the team, with the finding.")
+    funnel: list[DigestStage]
+    title: str
+    text: str

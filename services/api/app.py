@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypedDict
 
 import structlog
@@ -22,6 +22,7 @@ from prometheus_client import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.alerts.service import AlertService
+from services.api.coaching import wiring as coaching_wiring
 from services.api.competitions import wiring as competitions_wiring
 from services.api.config import ApiSettings
 from services.api.consumers import (
@@ -89,6 +90,7 @@ def install(
         settings, readmodel, sessionmaker, roster_publisher, alert_metrics=AlertMetrics(registry)
     )
     app.state.callpulse_api = ctx
+    coaching_wiring.install(app, ctx)
     install_problem_handlers(app)
     for module in (kpis, roster, alerts, stream, reports, coaching, competitions, wallboard):
         app.include_router(module.router)
@@ -97,12 +99,14 @@ def install(
     return ctx
 
 
-def alert_tasks(app: FastAPI) -> AbstractAsyncContextManager[AlertService]:
+@asynccontextmanager
+async def alert_tasks(app: FastAPI) -> AsyncIterator[AlertService]:
     """The background parts of alerting for the lifespan of an app `install()`ed into:
-    `async with alert_tasks(app): ...` runs the delivery dispatcher, the SSE alert feed and
-    the writer behind `AlertService.submit`."""
+    `async with alert_tasks(app): ...` runs the delivery dispatcher, the SSE alert feed, the
+    writer behind `AlertService.submit` and the coaching digests' scheduler."""
     ctx: ApiContext = app.state.callpulse_api
-    return ctx.alerts.running()
+    async with ctx.alerts.running() as service, coaching_wiring.tasks(app):
+        yield service
 
 
 class ApiState(TypedDict):

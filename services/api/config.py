@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
 from services.kit.secrets import check_webhook_secret
 from services.kit.settings import CommonSettings
@@ -77,6 +77,24 @@ class ApiSettings(CommonSettings):
         "Alertmanager would resolve it after its resolve_timeout; the resolved transition ends "
         "it earlier.",
     )
+    SMTP_HOST: str | None = Field(
+        default=None,
+        description="SMTP server of the digest e-mails; none: digests go to chats only.",
+    )
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_FROM: str = Field(default="callpulse@localhost", description="The digests' sender.")
+    SMTP_STARTTLS: bool = Field(default=True, description="Upgrade with STARTTLS when offered.")
+    SMTP_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+    DIGEST_POLL_SECONDS: float = Field(
+        default=30.0, gt=0, description="How often each replica looks for digests that are due."
+    )
+    DIGEST_CLOCK_START: AwareDatetime | None = Field(
+        default=None,
+        description="Tests only: the digest scheduler's clock starts at this time (then runs at "
+        "real speed) instead of now.",
+    )
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -93,6 +111,10 @@ class ApiSettings(CommonSettings):
         "ALERTMANAGER_URL",
         "ALERT_WEBHOOK_URL",
         "ALERT_WEBHOOK_SECRET",
+        "SMTP_HOST",
+        "SMTP_USERNAME",
+        "SMTP_PASSWORD",
+        "DIGEST_CLOCK_START",
         mode="before",
     )
     @classmethod

@@ -9,12 +9,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select, text
+from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.kpis import ADDITIVE, Kpis
 from services.api.coaching.heatmap import Cells
-from services.api.db.models import Call, CallFactRow
+from services.api.db.models import Call, CallFactRow, DigestRun, DigestSettingsRow
 
 _FLOAT_COUNTERS = frozenset(n for n in ADDITIVE if Kpis.model_fields[n].annotation is float)
 HEAT_COUNTERS = ("dials", "inbound_calls", "connects", "conversions")
@@ -119,3 +120,81 @@ async def heat(
         cell = cells.setdefault((local_at.isoweekday(), local_at.hour), {})
         cell[kpi] = cell.get(kpi, 0) + int(value)
     return cells
+
+
+# --- digests ---------------------------------------------------------------------------------
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite share the syntax)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(model)
+    if name == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"unsupported database dialect {name!r}")
+
+
+async def digest_settings(
+    session: AsyncSession, team_id: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Stored digest settings by team (one team's, or every team's)."""
+    stmt = select(DigestSettingsRow.team_id, DigestSettingsRow.settings)
+    if team_id is not None:
+        stmt = stmt.where(DigestSettingsRow.team_id == team_id)
+    return {team: dict(settings) for team, settings in await session.execute(stmt)}
+
+
+async def set_digest_settings(
+    session: AsyncSession, team_id: str, settings: dict[str, Any], now: datetime
+) -> None:
+    """Replace a team's digest settings."""
+    stmt = _insert(session, DigestSettingsRow).values(
+        team_id=team_id, settings=settings, updated_at=now
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[DigestSettingsRow.team_id],
+            set_={"settings": stmt.excluded.settings, "updated_at": stmt.excluded.updated_at},
+        )
+    )
+
+
+async def claim_digest(
+    session: AsyncSession, team_id: str, kind: str, period_key: str, now: datetime
+) -> bool:
+    """Claim one team's digest of one period: True for the one caller whose INSERT succeeds."""
+    stmt = _insert(session, DigestRun).values(
+        team_id=team_id, kind=kind, period_key=period_key, status="sending", claimed_at=now
+    )
+    stmt = stmt.on_conflict_do_nothing(
+        index_elements=[DigestRun.team_id, DigestRun.kind, DigestRun.period_key]
+    ).returning(DigestRun.team_id)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def finish_digest(
+    session: AsyncSession,
+    team_id: str,
+    kind: str,
+    period_key: str,
+    *,
+    payload: dict[str, Any],
+    sent_at: datetime | None,
+    error: str | None,
+) -> None:
+    """Record how a claimed digest went: sent, or failed with the errors."""
+    await session.execute(
+        update(DigestRun)
+        .where(
+            DigestRun.team_id == team_id,
+            DigestRun.kind == kind,
+            DigestRun.period_key == period_key,
+        )
+        .values(
+            status="sent" if error is None else "failed",
+            sent_at=sent_at,
+            last_error=error,
+            payload=payload,
+        )
+    )

@@ -117,6 +117,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    rep_id: Mapped[str | None] = mapped_column(String(200))
+    """The one rep a `rep` key may read (its own scorecard); None for other roles."""
 
 
 class TeamRow(Base):
@@ -282,3 +284,32 @@ class CompetitionAnnouncementRow(Base):
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class DigestSettingsRow(Base):
+    """A team's scheduled digests: when, in which language, to whom (`schemas.coaching`)."""
+
+    __tablename__ = "digest_settings"
+
+    team_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    settings: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DigestRun(Base):
+    """One digest of one team and period, claimed before it is sent.
+
+    The primary key (team, kind, period) is the claim: the replica whose INSERT succeeds sends
+    it, so a digest goes out once however many replicas, restarts or ticks reach its time.
+    """
+
+    __tablename__ = "digest_runs"
+
+    team_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    period_key: Mapped[str] = mapped_column(String(20), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10))
+    claimed_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None]

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from schemas.coaching import CampaignReport, Funnel, Heatmap, Period, RepScorecard, TeamScorecard
-from services.api.auth import ViewerDep
+from schemas.coaching import (
+    CampaignReport,
+    Digest,
+    DigestKind,
+    DigestSettings,
+    Funnel,
+    Heatmap,
+    Period,
+    RepScorecard,
+    TeamScorecard,
+)
+from services.api.auth import SupervisorDep, ViewerDep
+from services.api.coaching import repository as repo
+from services.api.coaching import wiring
 from services.api.coaching.repository import Subject
 from services.api.coaching.service import CoachingService
+from services.api.coaching.wiring import Coaching
 from services.api.context import ContextDep
 from services.api.routes.reports import FIRST_DAY, LAST_DAY
 from services.api.routes.schemas import RepId, TeamFilter, TeamId, problems
@@ -41,8 +55,12 @@ def _day(
 DayQuery = Annotated[date | None, Depends(_day)]
 
 
-async def _service(ctx: ContextDep) -> CoachingService:
-    return CoachingService(ctx.sessions, ctx.reports.roster, ctx.settings.TIMEZONE)
+async def _coaching(request: Request) -> Coaching:
+    return wiring.of(request.app)
+
+
+async def _service(coaching: Annotated[Coaching, Depends(_coaching)]) -> CoachingService:
+    return coaching.service
 
 
 CoachingDep = Annotated[CoachingService, Depends(_service)]
@@ -142,3 +160,59 @@ async def heatmap(
 ) -> Heatmap:
     """A heatmap."""
     return await coaching.heatmap(team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day)
+
+
+@router.get(
+    "/teams/{team_id}/digest",
+    response_model=DigestSettings,
+    summary="A team's digest settings",
+    description="When the team's daily and weekly digests go out (team-local times), in which "
+    "language, to the team's alert channels and to which e-mail addresses. The defaults until "
+    "set; a team without settings gets no digests.",
+)
+async def get_digest(ctx: ContextDep, _: ViewerDep, team_id: TeamId) -> DigestSettings:
+    """A team's digest settings."""
+    async with ctx.sessions() as session:
+        stored = (await repo.digest_settings(session, team_id)).get(team_id)
+    return DigestSettings.model_validate(stored or {"enabled": False})
+
+
+@router.put(
+    "/teams/{team_id}/digest",
+    response_model=DigestSettings,
+    summary="Set a team's digests (supervisor)",
+    description="Replace the team's digest settings. Each daily and weekly digest is sent once "
+    "per team and period, whichever replica reaches its time first.",
+)
+async def put_digest(
+    ctx: ContextDep, _: SupervisorDep, team_id: TeamId, body: DigestSettings
+) -> DigestSettings:
+    """Set a team's digest settings."""
+    async with ctx.sessions.begin() as session:
+        await repo.set_digest_settings(
+            session, team_id, body.model_dump(mode="json"), datetime.now(UTC)
+        )
+    return body
+
+
+@router.get(
+    "/teams/{team_id}/digest/preview",
+    response_model=Digest,
+    summary="What a team's digest says, without sending it",
+)
+async def preview_digest(
+    coaching: Annotated[Coaching, Depends(_coaching)],
+    ctx: ContextDep,
+    _: ViewerDep,
+    team_id: TeamId,
+    day: DayQuery,
+    kind: DigestKind = "daily",
+) -> Digest:
+    """A digest as it would be sent for the period of `date`."""
+    async with ctx.sessions() as session:
+        stored = (await repo.digest_settings(session, team_id)).get(team_id)
+    settings = DigestSettings.model_validate(stored or {})
+    timezone = await coaching.service.timezone(team_id)
+    local_day = day or datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
+    at = datetime.combine(local_day, settings.daily_at, tzinfo=ZoneInfo(timezone))
+    return await coaching.scheduler.compose(team_id, kind, local_day, settings.language, at)
