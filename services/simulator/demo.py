@@ -1,19 +1,33 @@
-"""A live demo floor for `callpulse run --demo`: ~50 reps, back-filled, then live events."""
+"""A live demo floor for `callpulse run --demo`: ~50 reps, back-filled, then live events.
+
+Before the first event the demo sets the floor up as a manager would: named teams and reps
+(English and Chinese names), the design's targets (50 dials a day, an average talk of at least
+5 minutes, 10 % conversion) and alert rules for every team; then it prints the team ids and a
+wallboard link that carries a viewer key of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.events import CallEvent
+from services.api.db.engine import create_engine, create_sessionmaker
+from services.api.keys import create_key, revoke_key
 from services.simulator.faults import inject
-from services.simulator.floor import FloorConfig, rep_timezones, stream
-from services.simulator.roster import register
+from services.simulator.floor import FloorConfig, rep_timezones, roster, stream
+from services.simulator.roster import register, team_name
 from services.simulator.sender import Delivery, Sender, SendReport, send_live
 from services.simulator.truth import ground_truth, write_log, write_truth
 
@@ -21,12 +35,58 @@ log = structlog.get_logger(__name__)
 
 BACKFILL = timedelta(minutes=30)
 TEAM_SIZE = 10
+DATABASE_URL_ENV = "CALLPULSE_DATABASE_URL"
+
+# The design's example targets (design §1), every team's defaults for its reps.
+TARGETS: tuple[dict[str, Any], ...] = (
+    {"kpi": "dials", "window": "today", "value": 50},
+    {"kpi": "avg_talk_seconds", "window": "today", "value": 300},
+    {"kpi": "conversion_rate", "window": "today", "value": 0.10},
+)
+# Rules a floor manager would start from; with the demo's brisk floor some of them fire.
+ALERT_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "rule_id": "connect-rate-60m",
+        "kind": "threshold",
+        "kpi": "connect_rate",
+        "window": "60m",
+        "value": 0.05,
+        "min_sample": 10,
+    },
+    {
+        "rule_id": "short-talks-60m",
+        "kind": "threshold",
+        "kpi": "avg_talk_seconds",
+        "window": "60m",
+        "value": 90,
+        "min_sample": 10,
+    },
+    {
+        "rule_id": "conversion-today",
+        "kind": "threshold",
+        "kpi": "conversion_rate",
+        "window": "today",
+        "value": 0.05,
+        "min_sample": 30,
+    },
+    {"rule_id": "dials-pace", "kind": "pace", "kpi": "dials", "tolerance": 0.2},
+    {"rule_id": "idle-10m", "kind": "idle", "idle_minutes": 10},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSetup:
+    """What the demo set up: its teams (id, name) and a wallboard link with a viewer key."""
+
+    teams: tuple[tuple[str, str], ...]
+    configured: bool
+    wallboard_url: str | None
 
 
 def demo_config(
     reps: int = 50, timezone: str = "UTC", seed: int = 7, run_id: str = "demo"
 ) -> FloorConfig:
-    """Teams of ten in one time zone, around the clock, brisk: 1.5-2 events/s for 50 reps."""
+    """Teams of ten in one time zone, around the clock, brisk: 1-2 events/s for 50 reps."""
     teams = max(1, round(reps / TEAM_SIZE))
     return FloorConfig(
         seed=seed,
@@ -36,7 +96,8 @@ def demo_config(
         timezones=(timezone,),
         shift=None,
         dials_per_hour=120.0,
-        talk_median_seconds=90.0,
+        # Around the 5-minute average talk target: some reps meet it, some do not.
+        talk_median_seconds=200.0,
     )
 
 
@@ -48,6 +109,7 @@ async def run_demo(
     *,
     timezone: str = "UTC",
     api_key: str | None = None,
+    database_url: str | None = None,
     seed: int = 7,
     log_out: Path | None = None,
     truth_out: Path | None = None,
@@ -55,7 +117,10 @@ async def run_demo(
     """Stream a live floor into the ingest at `base_url` until `stop` is set (or cancelled).
 
     The last 30 minutes are back-filled at once so the numbers show immediately. `timezone`
-    should be the server's default zone unless `api_key` (admin) registers the demo teams.
+    should be the server's default zone unless the demo can register its teams: with an admin
+    `api_key`, or with the server's database (`database_url`, else CALLPULSE_DATABASE_URL, which
+    the embedded server sets before the demo starts), where it makes a short-lived admin key and
+    the wallboard's viewer key, as `callpulse keys create` would.
     """
     stop = stop or asyncio.Event()
     start = datetime.now(UTC).replace(microsecond=0) - BACKFILL
@@ -69,8 +134,9 @@ async def run_demo(
             log.warning("demo_events_given_up", events=len(events), detail=delivery.detail)
 
     async with httpx.AsyncClient(base_url=base_url) as client:
-        if api_key is not None:
-            await _register(base_url, api_key, config)
+        database_url = database_url or os.environ.get(DATABASE_URL_ENV)
+        setup = await set_up(base_url, config, api_key, database_url)
+        sys.stderr.write(announce(setup))
         sender = Sender(client, secret)
         schedule = inject(stream(config, start))
         report = await send_live(sender, schedule, stop, batch=500, on_sent=on_sent)
@@ -82,11 +148,74 @@ async def run_demo(
     return report
 
 
-async def _register(base_url: str, api_key: str, config: FloorConfig) -> None:
-    """Name the demo's teams and reps; the demo goes on without names when this fails."""
+async def set_up(
+    base_url: str, config: FloorConfig, api_key: str | None, database_url: str | None
+) -> DemoSetup:
+    """Name the teams and reps, give every team the targets and alert rules, and make the
+    wallboard link. The demo goes on without them (and says so in the log) when this fails."""
+    teams = tuple((team.team_id, team_name(i)) for i, team in enumerate(roster(config)))
+    viewer: str | None = None
+    configured = False
+    setup_key: int | None = None
+    sessions = None
+    engine = create_engine(database_url) if database_url else None
+    try:
+        if engine is not None:
+            sessions = create_sessionmaker(engine)
+            stamp = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+            viewer = (await create_key(sessions, f"demo wallboard {stamp}", "viewer")).key
+            if api_key is None:
+                made = await create_key(sessions, f"demo setup {stamp}", "admin")
+                api_key, setup_key = made.key, made.info.id
+        if api_key is None:
+            log.warning("demo_roster_not_registered", error="no admin key and no database")
+        else:
+            await _configure(base_url, api_key, config)
+            configured = True
+    except (httpx.HTTPError, SQLAlchemyError, OSError) as exc:  # the floor runs on without
+        log.warning("demo_roster_not_registered", error=str(exc))
+    finally:
+        if sessions is not None and setup_key is not None:
+            await revoke_key(sessions, setup_key)  # the setup is done: its admin key goes
+        if engine is not None:
+            await engine.dispose()
+    first = teams[0][0] if teams else None
+    url = None
+    if viewer is not None:
+        url = f"{base_url}/?{urlencode({'key': viewer, 'team': first})}"
+    return DemoSetup(teams=teams, configured=configured, wallboard_url=url)
+
+
+async def _configure(base_url: str, api_key: str, config: FloorConfig) -> None:
+    """PUT the roster, then each team's targets and alert rules."""
     headers = {"authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as client:
-        try:
-            await register(client, config)
-        except httpx.HTTPError as exc:
-            log.warning("demo_roster_not_registered", error=str(exc))
+        await register(client, config)
+        for team in roster(config):
+            for path, body in (
+                ("targets", {"targets": list(TARGETS)}),
+                ("alert-rules", {"rules": list(ALERT_RULES)}),
+            ):
+                response = await client.put(f"/v1/teams/{team.team_id}/{path}", json=body)
+                response.raise_for_status()
+
+
+def announce(setup: DemoSetup) -> str:
+    """What `make demo` prints once the floor is set up: the teams and the wallboard link."""
+    if setup.configured:
+        head = (
+            f"callpulse demo: {len(setup.teams)} teams with targets (50 dials a day, average "
+            "talk of at least 5 minutes, 10 % conversion) and alert rules:"
+        )
+    else:
+        head = f"callpulse demo: {len(setup.teams)} teams (not named: see the log):"
+    lines = ["", head, "", *(f"    {tid:<10} {name}" for tid, name in setup.teams), ""]
+    if setup.wallboard_url is None:
+        lines.append("The wallboard needs an API key: `callpulse keys create --role viewer`.")
+    else:
+        lines += [
+            "Wallboard (its link carries a viewer key; add &lang=zh for Chinese):",
+            "",
+            f"    {setup.wallboard_url}",
+        ]
+    return "\n".join([*lines, "", ""])

@@ -239,12 +239,19 @@ def test_wallboard_shows_the_team_live_in_a_browser(tmp_path: Path) -> None:
     assert "Alice" in text  # the roster name, with the rep id under it
     # A team's targets are each rep's defaults: the tile shows the team's sum (3 reps x 20).
     assert "target 60" in text
+    # Connects (4) count carol's inbound call; connect rate counts outbound connects per dial
+    # (3 of 5): both captions name the 3 outbound connects, so the tiles visibly agree.
+    assert board.tiles["connects"] == "4"
+    assert "3 outbound + 1 inbound" in text
+    assert "3 outbound of 5 dials" in text
+    assert "incl. 1 in" in text  # carol's row: 1 connect, all inbound
     assert board.conn == "live", "the page should be on the live stream"
     assert "key=" not in html.split("<body", 1)[0]  # nothing echoes the key
 
     chinese = Board()
     chinese.feed(zh)
     assert "外呼量" in " ".join(chinese.text)
+    assert "外呼 3 + 呼入 1" in " ".join(chinese.text)
     assert chinese.tiles["dials"] == str(dials)
 
     shot = tmp_path / "wallboard.png"

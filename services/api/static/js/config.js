@@ -34,3 +34,4 @@ export const STALE_MS = 45000; // > the stream's 15 s pings and the 5 s polls
 export const STREAM_IDLE_MS = 45000; // the server pings every 15 s
 export const KEY_STORE = "callpulse.key";
 export const PREFS_STORE = "callpulse.wallboard";
+export const ALERTS_MS = 15000; // acknowledgements are not on the stream

@@ -66,6 +66,15 @@ export function fmt(kpi, value) {
   }
 }
 
+/** A target or threshold: like `fmt`, but rates as whole percentages where they are ("10%"). */
+export function fmtGoal(kpi, value) {
+  if (value === null || value === undefined) return "–";
+  if (kpi === "connect_rate" || kpi === "conversion_rate") {
+    return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(value);
+  }
+  return fmt(kpi, value);
+}
+
 export function fmtTime(date) {
   return date.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", hour12: false });
 }

@@ -47,7 +47,9 @@ export function renderTeams() {
   const teams = [...state.teams].sort((a, b) => a.localeCompare(b));
   if (state.team && !teams.includes(state.team)) teams.unshift(state.team);
   select.replaceChildren(
-    ...teams.map((id) => h("option", { value: id, selected: id === state.team, text: id })),
+    ...teams.map((id) =>
+      h("option", { value: id, selected: id === state.team, text: state.teamNames.get(id) || id }),
+    ),
   );
   select.disabled = teams.length === 0;
 }

@@ -13,11 +13,14 @@ export const I18N = {
     updated: "Updated {t}", lag: "lag {s} s",
     of_target: "{v} of {t}", target_is: "target {t}", expected: "expected by now {v}",
     inbound_n: "{n} inbound", conversations_n: "{n} conversations", avg_n: "avg {v}",
-    avg_deal_n: "avg deal {v}", responses_n: "{n} responses", per_dial: "{a} of {b} dials",
+    avg_deal_n: "avg deal {v}", responses_n: "{n} responses",
     per_connect: "of {n} connects",
+    // Connects count inbound calls answered too; connect rate is outbound connects per dial.
+    out_in: "{o} outbound + {i} inbound", per_dial: "{a} outbound of {b} dials",
+    rep_inbound: "incl. {n} in",
     // English singulars, used when the count is 1 (`t(name, vars, count)`).
     conversations_n_one: "{n} conversation", responses_n_one: "{n} response",
-    per_dial_one: "{a} of {b} dial", per_connect_one: "of {n} connect",
+    per_dial_one: "{a} outbound of {b} dial", per_connect_one: "of {n} connect",
     key_title: "API key",
     key_help: "Enter an API key of this callpulse (the viewer role is enough). " +
       "It is kept in this browser only.",
@@ -31,6 +34,10 @@ export const I18N = {
     stale: "No fresh data for {s} s: showing the last numbers received.",
     error: "The server did not answer ({e}); retrying.",
     k_threshold: "threshold", k_pace: "pace", k_idle: "idle", k_missed: "missed",
+    // Alert chips in words, from the alert’s KPI, window, value and threshold.
+    a_threshold: "{kpi} ({w}) {v}, {op} {t}", op_below: "below", op_above: "above",
+    a_pace: "behind pace on {kpi}: {v}, under {t} by now", a_idle: "no calls for {v} min",
+    a_missed: "missed today’s {kpi} target: {v} of {t}", acked: "seen by {who}",
     lang_other: "中文",
   },
   zh: {
@@ -42,8 +49,10 @@ export const I18N = {
     updated: "更新于 {t}", lag: "延迟 {s} 秒",
     of_target: "{v} / 目标 {t}", target_is: "目标 {t}", expected: "此刻应达 {v}",
     inbound_n: "呼入 {n}", conversations_n: "有效通话 {n}", avg_n: "平均 {v}",
-    avg_deal_n: "客单价 {v}", responses_n: "{n} 条评价", per_dial: "{a} / {b} 外呼",
+    avg_deal_n: "客单价 {v}", responses_n: "{n} 条评价",
     per_connect: "共 {n} 个接通",
+    out_in: "外呼 {o} + 呼入 {i}", per_dial: "外呼接通 {a} / 外呼 {b}",
+    rep_inbound: "含呼入 {n}",
     key_title: "API 密钥",
     key_help: "请输入本系统的 API 密钥（viewer 角色即可）。密钥只保存在本浏览器中。",
     key_save: "保存", key_bad: "密钥被拒绝，请检查后重试。",
@@ -55,6 +64,9 @@ export const I18N = {
     stale: "已 {s} 秒未收到新数据：显示的是最后一次的数字。",
     error: "服务器未响应（{e}），正在重试。",
     k_threshold: "阈值", k_pace: "进度", k_idle: "空闲", k_missed: "未达标",
+    a_threshold: "{kpi}（{w}）{v}，{op} {t}", op_below: "低于", op_above: "高于",
+    a_pace: "{kpi}进度落后：{v}，此刻应不少于 {t}", a_idle: "{v} 分钟无通话",
+    a_missed: "今日{kpi}未达标：{v} / {t}", acked: "{who} 已确认",
     lang_other: "English",
   },
 };

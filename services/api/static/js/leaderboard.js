@@ -36,6 +36,10 @@ export function renderLeaders() {
       ),
     ),
   );
+  // Only whole rows: the ones that do not fit the panel go (a TV does not scroll).
+  while (list.children.length > 1 && list.scrollHeight > list.clientHeight + 1) {
+    list.lastElementChild.remove();
+  }
 }
 
 export async function refreshLeaders() {

@@ -95,10 +95,31 @@ async function refreshTeam() {
   }
 }
 
-/** Teams seen: every team with a rep in the read model (the leaderboard spans all teams). */
+let teamsRoute = true; // false once GET v1/teams turns out to be missing (an older server)
+
+/** The teams the roster knows, with the names set through the API (`PUT /v1/teams/{id}`). */
+async function loadTeamNames() {
+  if (!teamsRoute) return;
+  try {
+    const body = await api("v1/teams");
+    const teams = Array.isArray(body) ? body : body.teams || [];
+    for (const team of teams) {
+      if (!team.team_id) continue;
+      state.teams.add(team.team_id);
+      if (team.name) state.teamNames.set(team.team_id, team.name);
+    }
+  } catch (error) {
+    if (error.status === 404 || error.status === 405) teamsRoute = false;
+    else throw error;
+  }
+}
+
+/** Teams seen: the roster's named teams, and every team with a rep in the read model (the
+ * leaderboard spans all teams). */
 async function refreshTeams() {
   if (!state.key) return;
   try {
+    await loadTeamNames();
     const lb = await api(`v1/leaderboard?${q({ metric: "dials", window: "month", limit: 5000 })}`);
     for (const row of lb.rows) if (row.team_id) state.teams.add(row.team_id);
     if (!state.team && state.teams.size) {
@@ -255,6 +276,7 @@ function bind() {
     fitTiles();
     state.rowsPerPage = Infinity;
     renderReps();
+    renderLeaders();
     renderAlerts();
   });
   observer.observe($("reps-wrap"));

@@ -79,6 +79,11 @@ function repRow(rep, rank, window) {
       "data-value": value ?? "",
       text: fmt(kpi, value),
     });
+    // A rep's connects include inbound calls; the connect rate counts outbound ones only.
+    if (kpi === "connects" && rep.inbound_calls > 0) {
+      td.append(h("span", { class: "in", text: t("rep_inbound", { n: rep.inbound_calls }) }));
+      td.title = t("out_in", { o: rep.connects - rep.inbound_calls, i: rep.inbound_calls });
+    }
     if (goal) {
       const bar = h("div", {
         class: "cell-bar",

@@ -32,6 +32,14 @@ export function defaultDir(key) {
   return key === "rep_id" ? 1 : -1;
 }
 
+/** `?lang=`: "zh", "zh-CN", "zh_CN", "zh-Hans"... are Chinese; "en", "en-GB"... English. */
+export function langOf(value) {
+  const tag = String(value || "").toLowerCase();
+  if (/^zh([-_]|$)/.test(tag)) return "zh";
+  if (/^en([-_]|$)/.test(tag)) return "en";
+  return null;
+}
+
 function browserLang() {
   return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en";
 }
@@ -57,13 +65,14 @@ const prefs = loadPrefs();
 
 export const state = {
   key: null,
-  lang: pick(params.get("lang"), ["en", "zh"]) || prefs.lang || browserLang(),
+  lang: langOf(params.get("lang")) || langOf(prefs.lang) || browserLang(),
   team: params.get("team") || prefs.team || null,
   window: pick(params.get("window"), WINDOWS) || prefs.window || "today",
   metric: pick(params.get("metric"), METRICS) || prefs.metric || "conversions",
   sort: parseSort(params.get("sort")) || validSort(prefs.sort) || { key: "conversions", dir: -1 },
   currency: (params.get("currency") || "").toUpperCase() || null,
   teams: new Set(),
+  teamNames: new Map(), // team_id -> the name set through the API
   data: null, // the last TeamKpisOut
   leaders: null, // the last LeaderboardOut
   alerts: new Map(), // alert_id -> Alert (firing only)

@@ -2,7 +2,7 @@
 
 import { ADDITIVE } from "./config.js";
 import { h } from "./dom.js";
-import { fmt, fmtShare } from "./format.js";
+import { fmt, fmtGoal, fmtShare } from "./format.js";
 import { t } from "./i18n.js";
 
 /** "met", "behind" (under 90 % of the pro-rata expectation) or "on_track". */
@@ -63,13 +63,13 @@ export function progressBar(goal, cls) {
 
 /** "target 600 · 94 %" under a tile; the bar's tick is the pro-rata expectation by now. */
 export function targetText(kpi, goal) {
-  const text = t("target_is", { t: fmt(kpi, goal.target) });
+  const text = t("target_is", { t: fmtGoal(kpi, goal.target) });
   const share = goal.value === null || goal.value === undefined ? null : goal.value / goal.target;
   return share === null ? text : `${text} · ${fmtShare(share)}`;
 }
 
 export function targetTitle(kpi, goal) {
-  let text = t("of_target", { v: fmt(kpi, goal.value), t: fmt(kpi, goal.target) });
+  let text = t("of_target", { v: fmt(kpi, goal.value), t: fmtGoal(kpi, goal.target) });
   if (goal.expected > 0 && goal.expected < goal.target) {
     text += ` · ${t("expected", { v: fmt(kpi, goal.expected) })}`;
   }

@@ -30,9 +30,19 @@ export function renderTotals() {
   fitTiles();
 }
 
-/** Shrink every tile's big number until it fits (long durations and amounts), never clip it. */
+/** Shrink every tile's big number until it fits (long durations and amounts), never clip it;
+ * the labels share one size, the largest at which every one of them fits ("CONVERSION RATE"
+ * in a narrow tile), so none is cut and the row stays even. */
 export function fitTiles() {
   for (const el of document.querySelectorAll(".tile .value")) fitText(el);
+  const labels = [...document.querySelectorAll(".tile .label")];
+  for (const el of labels) el.style.fontSize = "";
+  if (!labels.length) return;
+  let size = parseFloat(getComputedStyle(labels[0]).fontSize);
+  while (size > 12 && labels.some((el) => el.scrollWidth > el.clientWidth + 1)) {
+    size *= 0.95;
+    for (const el of labels) el.style.fontSize = `${size}px`;
+  }
 }
 
 function fitText(el) {
@@ -48,12 +58,16 @@ function tileSub(kpi, d) {
   switch (kpi) {
     case "dials":
       return t("inbound_n", { n: fmtInt(d.inbound_calls) });
+    // Connects include inbound calls answered; connect rate is outbound connects per dial: both
+    // captions name the outbound connects, so the two numbers visibly agree.
     case "connects":
-      return t("conversations_n", { n: fmtInt(d.conversations) }, d.conversations);
+      return t("out_in", { o: fmtInt(d.connects - d.inbound_calls), i: fmtInt(d.inbound_calls) });
     case "connect_rate":
       return t("per_dial", { a: fmtInt(d.connects - d.inbound_calls), b: fmtInt(d.dials) }, d.dials);
     case "talk_seconds":
-      return t("avg_n", { v: fmtDuration(d.avg_talk_seconds) });
+      return `${t("avg_n", { v: fmtDuration(d.avg_talk_seconds) })} · ${t(
+        "conversations_n", { n: fmtInt(d.conversations) }, d.conversations,
+      )}`;
     case "conversion_rate":
       return t("per_connect", { n: fmtInt(d.connects) }, d.connects);
     case "revenue":
