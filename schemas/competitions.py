@@ -200,6 +200,7 @@ class Standings(BaseModel):
     as_of: AwareDatetime
     tie_rule: str = TIE_RULE
     leaders: list[str] = Field(description="The participants ranked 1.")
+    participants: int = Field(default=0, description="Rows in all (`rows` may be one page).")
     rows: list[StandingRow]
 
 

@@ -96,7 +96,7 @@ class Board:
     span: Span | None = None
     totals: Totals = field(default_factory=dict)
     standings: Standings | None = None
-    json: bytes | None = None
+    json: dict[tuple[int, int], bytes] = field(default_factory=dict)
     refreshed: float = 0.0
     announced_leaders: list[str] | None = None
     frozen: set[str] = field(default_factory=set)
@@ -227,14 +227,21 @@ class CompetitionService:
         board = await self._current(competition_id)
         return None if board is None else board.standings
 
-    async def standings_json(self, competition_id: int) -> bytes | None:
-        """The same, serialised once per change (wallboards poll it)."""
+    async def standings_json(
+        self, competition_id: int, offset: int = 0, limit: int = 100
+    ) -> bytes | None:
+        """A page of the same, serialised once per change (wallboards poll it)."""
         board = await self._current(competition_id)
         if board is None or board.standings is None:
             return None
-        if board.json is None:
-            board.json = board.standings.model_dump_json().encode()
-        return board.json
+        page = board.json.get((offset, limit))
+        if page is None:
+            if len(board.json) > 64:
+                board.json.clear()
+            rows = board.standings.rows[offset : offset + limit]
+            page = board.standings.model_copy(update={"rows": rows}).model_dump_json().encode()
+            board.json[(offset, limit)] = page
+        return page
 
     async def _current(self, competition_id: int) -> Board | None:
         await self._ensure_loaded()
@@ -343,12 +350,14 @@ class CompetitionService:
         span = board.schedule.at(self.clock())
         changed_period = span != board.span
         board.span = span
-        if span is None:
-            board.totals = {}
-        else:
+        totals: Totals = {}
+        if span is not None:
             async with self.sessions() as session:
-                board.totals = await self._totals(session, board, span)
+                totals = await self._totals(session, board, span)
         board.refreshed = time.monotonic()
+        if not changed_period and totals == board.totals and board.standings is not None:
+            return  # nothing moved: ranking 10,000 rows again would only block the loop
+        board.totals = totals
         if changed_period:
             board.announced_leaders = None
         await self._rank(board)
@@ -369,6 +378,7 @@ class CompetitionService:
             period=board.span.out(board.schedule.zone) if board.span else None,
             as_of=self.clock(),
             leaders=scoring.leaders(rows),
+            participants=len(rows),
             rows=rows,
         )
         previous = board.standings
@@ -378,7 +388,7 @@ class CompetitionService:
             and previous.period == standings.period
         ):
             return
-        board.standings, board.json = standings, None
+        board.standings, board.json = standings, {}
         self._publish(board, standings)
         await self._lead_change(board, standings)
 

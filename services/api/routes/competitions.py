@@ -119,7 +119,8 @@ async def delete(service: ServiceDep, _: AdminDep, competition_id: CompetitionId
     response_model=Standings,
     summary="Live standings of the running period",
     description="Rank, score, gap to the leader and to the target of every participant; "
-    "`tie_rule` states how ties rank. `period` is null between periods. The same standings "
+    "`tie_rule` states how ties rank. `period` is null between periods. `rows` is the page "
+    "[`offset`, `offset + limit`) of `participants` rows in rank order. The same standings "
     "stream as SSE `competition` events on `/v1/stream` (first 100 rows).",
     responses=problems(404),
 )

@@ -67,6 +67,9 @@ async def test_competition_lifecycle(api_factory: ApiFactory, unique: str) -> No
         carol: (None, 10.0, False),
     }
     assert standings["leaders"] == [bob]
+    assert standings["participants"] == 3
+    page = (await api.client.get(f"/v1/competitions/{cid}/standings?offset=1&limit=1")).json()
+    assert [r["participant_id"] for r in page["rows"]] == [alice]
     assert "share a rank" in standings["tie_rule"]
     by_id = {r["participant_id"]: r for r in standings["rows"]}
     assert by_id[alice]["gap_to_leader"] == 11.0
