@@ -1,4 +1,4 @@
-"""Bearer-key authentication with roles viewer < supervisor < admin, as FastAPI dependencies."""
+"""Bearer-key authentication (roles rep < viewer < supervisor < admin) as FastAPI dependencies."""
 
 from __future__ import annotations
 
@@ -38,6 +38,14 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+RepDep = Annotated[Principal, Depends(require("rep"))]
+"""Any key; a `rep` key is restricted to its own rep (`check_own_rep`)."""
 ViewerDep = Annotated[Principal, Depends(require("viewer"))]
 SupervisorDep = Annotated[Principal, Depends(require("supervisor"))]
 AdminDep = Annotated[Principal, Depends(require("admin"))]
+
+
+def check_own_rep(principal: Principal, rep_id: str) -> None:
+    """A `rep` key may read its own rep only; every other role reads any rep."""
+    if principal.role == "rep" and principal.rep_id != rep_id:
+        raise Problem(403, "Forbidden", "This key may read only its own rep's scorecard.")

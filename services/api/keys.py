@@ -18,7 +18,8 @@ from services.api.db.models import ApiKey
 
 log = structlog.get_logger(__name__)
 
-Role = Literal["viewer", "supervisor", "admin"]
+Role = Literal["rep", "viewer", "supervisor", "admin"]
+"""Lowest first. A `rep` key reads only its own rep's scorecard (`Principal.rep_id`)."""
 ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 KEY_PREFIX = "cp_"
@@ -61,13 +62,20 @@ def info(row: ApiKey) -> KeyInfo:
     return KeyInfo(row.id, row.name, role, row.created_at, row.revoked_at)
 
 
-async def create_key(sessions: Sessions, name: str, role: Role, key: str | None = None) -> NewKey:
-    """Create a key (random unless given) and return it with its secret, the only time it is."""
+async def create_key(
+    sessions: Sessions, name: str, role: Role, key: str | None = None, *, rep_id: str | None = None
+) -> NewKey:
+    """Create a key (random unless given) and return it with its secret, the only time it is.
+
+    A `rep` key needs the `rep_id` it is restricted to; other roles take none."""
     if role not in RANK:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if (role == "rep") != (rep_id is not None):
+        raise ValueError("a rep key needs a rep_id, and only a rep key takes one")
     secret = key or generate_key()
     async with sessions.begin() as session:
         row = await repository.add_key(session, name, role, hash_key(secret))
+        row.rep_id = rep_id
         created = info(row)
     log.info("api_key_created", key_id=created.id, name=name, role=role)
     return NewKey(created, secret)
@@ -113,11 +121,12 @@ async def ensure_bootstrap_key(sessions: Sessions, bootstrap: SecretStr | None) 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's id, name and role."""
+    """Who is calling: the key's id, name and role (and a `rep` key's rep)."""
 
     key_id: int
     name: str
     role: Role
+    rep_id: str | None = None
 
 
 @dataclass
@@ -145,7 +154,7 @@ class Authenticator:
             self._cache.pop(key_hash, None)
             return None
         key_info = info(row)
-        principal = Principal(key_info.id, key_info.name, key_info.role)
+        principal = Principal(key_info.id, key_info.name, key_info.role, row.rep_id)
         if self.ttl > 0:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()

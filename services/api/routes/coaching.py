@@ -7,6 +7,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
 
 from schemas.coaching import (
     CampaignReport,
@@ -19,13 +20,14 @@ from schemas.coaching import (
     RepScorecard,
     TeamScorecard,
 )
-from services.api.auth import SupervisorDep, ViewerDep
+from services.api.auth import AdminDep, RepDep, SupervisorDep, ViewerDep, check_own_rep
 from services.api.coaching import repository as repo
 from services.api.coaching import wiring
 from services.api.coaching.repository import Subject
 from services.api.coaching.service import CoachingService
 from services.api.coaching.wiring import Coaching
 from services.api.context import ContextDep
+from services.api.keys import create_key
 from services.api.routes.reports import FIRST_DAY, LAST_DAY
 from services.api.routes.schemas import RepId, TeamFilter, TeamId, problems
 from services.kit.problems import Problem
@@ -73,13 +75,19 @@ CoachingDep = Annotated[CoachingService, Depends(_service)]
     description="Every KPI of the rep over the period with its target and progress, the team "
     "median and the rep's percentile in the team, the change against the previous period, and "
     "findings in zh and en from the findings table (docs/coaching.md), each with its numbers. "
-    "Summed from the call history exactly as the reports are.",
+    "Summed from the call history exactly as the reports are. A `rep` key reads its own rep "
+    "only.",
     responses=problems(404),
 )
 async def rep_scorecard(
-    coaching: CoachingDep, _: ViewerDep, rep_id: RepId, day: DayQuery, period: PeriodQuery = "week"
+    coaching: CoachingDep,
+    principal: RepDep,
+    rep_id: RepId,
+    day: DayQuery,
+    period: PeriodQuery = "week",
 ) -> RepScorecard:
-    """A rep's scorecard."""
+    """A rep's scorecard (a `rep` key: its own only)."""
+    check_own_rep(principal, rep_id)
     return await coaching.rep_scorecard(rep_id, period, day)
 
 
@@ -216,3 +224,40 @@ async def preview_digest(
     local_day = day or datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
     at = datetime.combine(local_day, settings.daily_at, tzinfo=ZoneInfo(timezone))
     return await coaching.scheduler.compose(team_id, kind, local_day, settings.language, at)
+
+
+class WhoAmI(BaseModel):
+    """The calling key's role and, for a `rep` key, its rep."""
+
+    role: str
+    rep_id: str | None = None
+
+
+@router.get("/coaching/whoami", response_model=WhoAmI, summary="The calling key's role and rep")
+async def whoami(principal: RepDep) -> WhoAmI:
+    """Who the coaching page is for."""
+    return WhoAmI(role=principal.role, rep_id=principal.rep_id)
+
+
+class RepKeyOut(BaseModel):
+    """A new `rep` key: `key` is shown this once."""
+
+    id: int
+    name: str
+    rep_id: str
+    key: str
+
+
+@router.post(
+    "/reps/{rep_id}/keys",
+    response_model=RepKeyOut,
+    status_code=201,
+    summary="Create a key restricted to one rep's own scorecard (admin)",
+    description="The key has the `rep` role: it reads `/v1/reps/{rep_id}/scorecard` of this "
+    "rep (and the coaching page showing it), nothing else. Revoke it with `callpulse keys "
+    "revoke`.",
+)
+async def create_rep_key(ctx: ContextDep, _: AdminDep, rep_id: RepId) -> RepKeyOut:
+    """A rep key."""
+    made = await create_key(ctx.sessions, f"rep {rep_id}", "rep", rep_id=rep_id)
+    return RepKeyOut(id=made.info.id, name=made.info.name, rep_id=rep_id, key=made.key)

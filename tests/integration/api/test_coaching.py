@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from schemas.events import CallEvent
 from schemas.kpis import ADDITIVE, KPI_NAMES, kpi_values
@@ -265,3 +266,76 @@ async def test_coaching_equals_the_reference_fold_in_both_modes(
         assert {(c["weekday"], c["hour"]): c["dials"] for c in spring["cells"] if c["dials"]} == {
             k: v["dials"] for k, v in spring_cells.items() if v["dials"]
         }
+
+
+async def test_a_rep_key_reads_its_own_scorecard_only(api_factory: ApiFactory, unique: str) -> None:
+    api = await api_factory()
+    team, rep, other = f"t-{unique}", f"r-{unique}", f"o-{unique}"
+    assert (
+        await api.client.put(f"/v1/teams/{team}", json={"timezone": "Asia/Shanghai"})
+    ).is_success
+    for r in (rep, other):
+        assert (await api.client.put(f"/v1/reps/{r}", json={"team_id": team})).is_success
+    made = await api.client.post(f"/v1/reps/{rep}/keys")
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(api.app),
+        base_url="http://api",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as as_rep:
+        assert (await as_rep.get("/v1/coaching/whoami")).json() == {"role": "rep", "rep_id": rep}
+        own = await as_rep.get(f"/v1/reps/{rep}/scorecard", params={"period": "day"})
+        assert own.status_code == 200, own.text
+        assert own.json()["team_size"] == 2
+        for path in (
+            f"/v1/reps/{other}/scorecard",
+            f"/v1/teams/{team}/scorecard",
+            "/v1/reports/funnel",
+            "/v1/reports/heatmap",
+            "/v1/reports/daily",
+            f"/v1/teams/{team}",
+        ):
+            denied = await as_rep.get(path)
+            assert denied.status_code == 403, path
+            assert denied.headers["content-type"].startswith("application/problem+json")
+    as_viewer = await api.client.get(f"/v1/reps/{other}/scorecard")
+    assert as_viewer.status_code == 200
+    # bad input is a problem+json 4xx, never a 500
+    for bad in ({"period": "year"}, {"date": "2026-02-30"}, {"date": "0001-01-01"}):
+        got = await api.client.get(f"/v1/reps/{rep}/scorecard", params=bad)
+        assert got.status_code == 422, bad
+    assert (await api.client.get("/v1/reports/heatmap", params={"weeks": 0})).status_code == 422
+    unknown = await api.client.get(f"/v1/reps/nobody-{unique}/scorecard")
+    assert unknown.status_code == 404
+
+
+async def test_digest_settings_and_preview(api_factory: ApiFactory, unique: str) -> None:
+    api = await api_factory()
+    team = f"t-{unique}"
+    assert (
+        await api.client.put(f"/v1/teams/{team}", json={"timezone": "Asia/Shanghai"})
+    ).is_success
+    assert (await api.client.get(f"/v1/teams/{team}/digest")).json()["enabled"] is False
+    settings = {"language": "en", "daily_at": "17:30", "emails": ["a@example.com"]}
+    put = await api.client.put(f"/v1/teams/{team}/digest", json=settings)
+    assert put.status_code == 200, put.text
+    got = (await api.client.get(f"/v1/teams/{team}/digest")).json()
+    assert got["daily_at"] == "17:30:00"
+    assert got["enabled"] is True
+    bad = await api.client.put(f"/v1/teams/{team}/digest", json={"emails": ["not-an-address"]})
+    assert bad.status_code == 422
+    preview = await api.client.get(
+        f"/v1/teams/{team}/digest/preview", params={"kind": "weekly", "date": "2026-03-11"}
+    )
+    assert preview.status_code == 200, preview.text
+    body = preview.json()
+    assert body["digest_id"] == f"{team}:weekly:2026-W11"
+    assert body["title"] == f"Weekly digest · team {team} · 2026-W11"
+    assert body["text"].startswith(body["title"])
+    # nothing was sent or claimed by a preview
+    async with api.app.state.callpulse_api.sessions() as session:
+        claimed = await session.execute(
+            text("SELECT count(*) FROM digest_runs WHERE team_id = :t"), {"t": team}
+        )
+        assert claimed.scalar_one() == 0
