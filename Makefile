@@ -13,7 +13,7 @@ export CALLPULSE_PG_PORT ?= 15432
 export CALLPULSE_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(CALLPULSE_KAFKA_PORT)
 export CALLPULSE_TEST_DATABASE_URL ?= postgresql+asyncpg://callpulse:callpulse@127.0.0.1:$(CALLPULSE_PG_PORT)/callpulse_test
 
-.PHONY: help install lock run demo test unit lint fmt schemas infra up down bench clean
+.PHONY: help install lock run demo test unit lint fmt schemas infra deploy-tools up down bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -49,7 +49,20 @@ infra: ## Start the local Kafka and PostgreSQL (installed on first use)
 	deploy/local/kafka.sh start
 	deploy/local/postgres.sh start
 
-test: $(STAMP) infra lint ## Install everything, start Kafka and PostgreSQL, run lint and every test
+# The checkers of tests/deploy that no Debian package has: kustomize (Go module proxy, into
+# .cache/deploy-tools/bin) and the official AsyncAPI parser (npm, tests/deploy/package-lock.json).
+KUSTOMIZE_VERSION := v5.5.0
+KUSTOMIZE_STAMP := .cache/deploy-tools/kustomize-$(KUSTOMIZE_VERSION)
+deploy-tools: $(KUSTOMIZE_STAMP) tests/deploy/node_modules/.package-lock.json ## Install kustomize and the AsyncAPI parser for tests/deploy
+
+$(KUSTOMIZE_STAMP):
+	GOBIN=$(CURDIR)/.cache/deploy-tools/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@touch $@
+
+tests/deploy/node_modules/.package-lock.json: tests/deploy/package.json tests/deploy/package-lock.json
+	npm ci --prefix tests/deploy --ignore-scripts --no-audit --no-fund --loglevel=error
+
+test: $(STAMP) infra deploy-tools lint ## Install everything, start Kafka and PostgreSQL, run lint and every test
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: $(STAMP) ## Run only the unit tests (no Kafka or PostgreSQL needed)
