@@ -124,9 +124,15 @@ async def delete(service: ServiceDep, _: AdminDep, competition_id: CompetitionId
     "stream as SSE `competition` events on `/v1/stream` (first 100 rows).",
     responses=problems(404),
 )
-async def standings(service: ServiceDep, _: ViewerDep, competition_id: CompetitionId) -> Response:
-    """The standings, serialised once per change."""
-    body = await service.standings_json(competition_id)
+async def standings(
+    service: ServiceDep,
+    _: ViewerDep,
+    competition_id: CompetitionId,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
+) -> Response:
+    """A page of the standings, serialised once per change."""
+    body = await service.standings_json(competition_id, offset, limit)
     if body is None:
         raise _not_found(competition_id)
     return Response(body, media_type="application/json")
