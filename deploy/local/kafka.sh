@@ -190,6 +190,10 @@ log.cleaner.min.cleanable.ratio=0.01
 log.cleaner.min.compaction.lag.ms=0
 log.cleaner.dedupe.buffer.size=8388608
 EOF
+  if ((BROKERS > 1)); then  # a dead node is fenced and its partitions move within ~3 s
+    printf '%s\n' "broker.heartbeat.interval.ms=500" "broker.session.timeout.ms=3000" \
+      >>"$NDIR/server.properties"
+  fi
   if [[ $SASL_SSL == 1 ]]; then
     cat >>"$NDIR/server.properties" <<EOF
 sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN

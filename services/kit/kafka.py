@@ -9,6 +9,7 @@ the Faust app. `topic_plan` says which topics a service needs and how each is ma
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -340,10 +341,16 @@ def refuse_start(
     own: Sequence[TopicSpec] = (),
 ) -> None:
     """Entry-point helper: prepare the topics or exit with one line naming the problem."""
+    # aiokafka logs each failed connection on its own; the line below says what it means.
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
     try:
         asyncio.run(prepare_topics(settings, specs, own=own))
     except (KafkaSetupError, ValueError) as exc:
         raise SystemExit(f"callpulse {service}: {exc}") from None
+    finally:
+        client_log.setLevel(level)
 
 
 async def ensure_topics(
