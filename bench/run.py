@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.scenarios import aggregator, api, e2e, embedded, ingest, restart, sse
+from bench.scenarios import aggregator, api, competitions, e2e, embedded, ingest, restart, sse
 from bench.support import ROOT, Context, Row, console, export_tree, pin_self, skipped
 
 Scenario = Callable[[Context], list[Row]]
@@ -54,6 +54,10 @@ SCENARIOS: dict[str, tuple[Scenario, list[tuple[str, str]]]] = {
     "e2e": (e2e.run, [("end to end at 500 events/s", "p99 <= 1 s")]),
     "embedded": (embedded.run, [("embedded mode, NDJSON batches", "— (no target)")]),
     "sse": (sse.run, [("SSE fan-out to 500 clients (CPU per update)", sse.TARGET)]),
+    "competitions": (
+        competitions.run,
+        [("competition standings, 10,000 reps", "p99 <= 20 ms at 200 req/s")],
+    ),
     "restart": (restart.run, [("embedded restart, 2,000,000-event log", "ready <= 10 s")]),
 }
 
