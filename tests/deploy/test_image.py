@@ -1,5 +1,6 @@
 """deploy/Dockerfile: reproducible (an exact base image, every package from the hashed lock),
-non-root, and the step that drops the lock's dev tools keeps what callpulse needs."""
+non-root, the step that drops the lock's dev tools keeps what callpulse needs, and every
+command the containers run exists."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import re
 import tomllib
 from types import ModuleType
 
-from tests.deploy.tools import DEPLOY, ROOT
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs
+from typer.testing import CliRunner
+
+from services.cli import app
+from tests.deploy.tools import DEPLOY, ROOT, load
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 
@@ -68,3 +73,29 @@ def test_the_prune_step_keeps_callpulse_s_runtime_closure_only() -> None:
     assert {"starlette", "pydantic-core", "httptools", "mode-streaming"} <= keep  # transitive
     for dev in ("pytest", "mypy", "ruff", "hypothesis", "vulture", "kubernetes-validate"):
         assert dev not in keep, dev
+
+
+def deploy_commands() -> dict[str, list[str]]:
+    """The `callpulse` arguments each container of compose.yaml and k8s/ runs."""
+    commands: dict[str, list[str]] = {}
+    for name, service in load("compose.yaml")["services"].items():
+        if str(service.get("image", "")).startswith("${CALLPULSE_IMAGE"):
+            commands[f"compose {name}"] = [str(a) for a in service["command"]]
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] in ("Deployment", "StatefulSet", "Job"):
+                for container in doc["spec"]["template"]["spec"]["containers"]:
+                    commands[f"k8s {doc['metadata']['name']}"] = [str(a) for a in container["args"]]
+    return commands
+
+
+def test_every_command_the_deploy_files_run_exists() -> None:
+    """The image's entrypoint is `callpulse`: each command and option the containers pass
+    parses (click refuses an unknown command or option before it shows --help)."""
+    commands = deploy_commands()
+    assert {"compose topics", "compose ingest", "compose api", "k8s topics"} <= set(commands)
+    runner = CliRunner()
+    for where, args in commands.items():
+        result = runner.invoke(app, [*args, "--help"])
+        assert result.exit_code == 0, f"{where}: callpulse {' '.join(args)}\n{result.output}"
+    assert runner.invoke(app, ["ingest", "--no-such-option", "--help"]).exit_code != 0
