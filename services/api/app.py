@@ -258,7 +258,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     install(app, settings, readmodel, sessions, publisher, registry)
-    runtime.after_calls = competitions_wiring.service_of(app).on_stored
+    runtime.after_calls = coaching_wiring.after_stored(
+        app, competitions_wiring.service_of(app).on_stored
+    )
     _health_routes(app, runtime, registry)
     return app
 

@@ -95,6 +95,13 @@ class ApiSettings(CommonSettings):
         description="Tests only: the digest scheduler's clock starts at this time (then runs at "
         "real speed) instead of now.",
     )
+    CSAT_ALERT_THRESHOLD: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="A survey score at or below this raises a `csat` alert to the team's "
+        "channels with the call and rep (0: never).",
+    )
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -37,6 +37,7 @@ from services.aggregator.core import Aggregator, MemoryStore, cadence_of, rules_
 from services.aggregator.domain.roster import RosterView
 from services.aggregator.metrics import Metrics
 from services.api import app as api_app
+from services.api.coaching import wiring as coaching_wiring
 from services.api.competitions import wiring as competitions_wiring
 from services.api.config import ApiSettings
 from services.api.db import repository
@@ -98,6 +99,7 @@ def create_app(
                 conversation_min_seconds=aggregator_settings.CONVERSATION_MIN_SECONDS,
             )
         await competitions_wiring.on_stored(app, records)
+        await coaching_wiring.on_stored(app, records)  # CSAT follow-ups
 
     standalone = StandaloneSettings()
     engine = EmbeddedEngine(

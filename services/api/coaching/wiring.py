@@ -3,12 +3,15 @@ on `app.state`, and the scheduler's background task for the app's lifespan."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from schemas.calls import CallRecord
 from services.api.alerts.channels import Channel
+from services.api.coaching import csat
 from services.api.coaching.schedule import DigestScheduler, clock_of
 from services.api.coaching.service import CoachingService
 from services.api.context import ApiContext
@@ -46,3 +49,25 @@ def of(app: FastAPI) -> Coaching:
 def tasks(app: FastAPI) -> AbstractAsyncContextManager[DigestScheduler]:
     """`async with tasks(app):` runs the digest scheduler."""
     return of(app).scheduler.running()
+
+
+async def on_stored(app: FastAPI, records: list[CallRecord]) -> None:
+    """After call records are stored: raise the CSAT follow-ups among them."""
+    ctx: ApiContext = app.state.callpulse_api
+    alerts = csat.follow_ups(records, ctx.settings.CSAT_ALERT_THRESHOLD)
+    if alerts:
+        await ctx.alerts.record(alerts)
+
+
+Store = Callable[[list[CallRecord]], Awaitable[None]]
+
+
+def after_stored(app: FastAPI, first: Store | None = None) -> Store:
+    """A hook for the calls consumer: `first` (another hook), then `on_stored`."""
+
+    async def after(records: list[CallRecord]) -> None:
+        if first is not None:
+            await first(records)
+        await on_stored(app, records)
+
+    return after
