@@ -135,6 +135,25 @@ async def totals(
     return out
 
 
+async def touched(
+    session: AsyncSession,
+    since: datetime,
+    *,
+    by: By,
+    rep_ids: Sequence[str],
+    team_ids: Sequence[str],
+) -> list[str]:
+    """The participants (reps or teams) of calls stored at or after `since`."""
+    key = Call.rep_id if by == "rep" else Call.team_id
+    members: ColumnElement[bool]
+    if by == "team":
+        members = Call.team_id.in_(list(team_ids))
+    else:
+        members = or_(Call.rep_id.in_(list(rep_ids)), Call.team_id.in_(list(team_ids)))
+    stmt = select(key).where(Call.updated_at >= since, members, key.is_not(None)).distinct()
+    return sorted(str(p) for p in (await session.scalars(stmt)).all())
+
+
 async def rep_calls(
     session: AsyncSession,
     rep_id: str,

@@ -53,6 +53,11 @@ Totals = dict[str, dict[str, int | float]]
 SSE_ROWS = 100
 """Rows of a `competition` SSE event (the full list is at `/standings`)."""
 LAST_HOUR = timedelta(hours=1)
+FULL_REFRESH_SECONDS = 300.0
+"""A full sum of a running period this often: a call that moved to another rep leaves its old
+rep's credit, which no stored record of that rep points to."""
+LOOK_BACK = timedelta(seconds=60)
+"""Margin on the history's `updated_at` for the replicas' clock skew and commits in flight."""
 
 
 def utcnow() -> datetime:
@@ -98,6 +103,8 @@ class Board:
     standings: Standings | None = None
     json: dict[tuple[int, int], bytes] = field(default_factory=dict)
     refreshed: float = 0.0
+    full_at: float = 0.0
+    looked: datetime | None = None
     announced_leaders: list[str] | None = None
     frozen: set[str] = field(default_factory=set)
 
@@ -346,15 +353,27 @@ class CompetitionService:
         return board
 
     async def _refresh(self, board: Board) -> None:
-        """Sum the running period's totals again from the history."""
+        """Sum the running period's totals again from the history: all of them when the period
+        changed or a full refresh is due, else only the participants of calls stored since the
+        last look (by any replica), so a quiet refresh costs one indexed query."""
         span = board.schedule.at(self.clock())
         changed_period = span != board.span
         board.span = span
+        looked = utcnow()  # history rows carry the writers' wall clock, not `self.clock`
+        full = (
+            changed_period
+            or board.standings is None
+            or board.looked is None
+            or time.monotonic() - board.full_at >= FULL_REFRESH_SECONDS
+        )
         totals: Totals = {}
-        if span is not None:
+        if span is not None and full:
             async with self.sessions() as session:
                 totals = await self._totals(session, board, span)
-        board.refreshed = time.monotonic()
+            board.full_at = time.monotonic()
+        elif span is not None and board.looked is not None:
+            totals = await self._changed_totals(board, span, board.looked - LOOK_BACK)
+        board.looked, board.refreshed = looked, time.monotonic()
         if not changed_period and totals == board.totals and board.standings is not None:
             return  # nothing moved: ranking 10,000 rows again would only block the loop
         board.totals = totals
@@ -363,6 +382,19 @@ class CompetitionService:
         await self._rank(board)
         if changed_period and span is not None:
             await self._announce(board, "start", span, f"start:{span.key}")
+
+    async def _changed_totals(self, board: Board, span: Span, since: datetime) -> Totals:
+        p = board.competition.participants
+        async with self.sessions() as session:
+            who = await repository.touched(
+                session, since, by=board.by, rep_ids=p.rep_ids, team_ids=p.team_ids
+            )
+            if not who:
+                return board.totals
+            fresh = await self._totals(session, board, span, only=who)
+        totals = {k: v for k, v in board.totals.items() if k not in set(who)}
+        totals.update(fresh)
+        return totals
 
     def _always(self, board: Board) -> list[str]:
         p = board.competition.participants

@@ -81,7 +81,7 @@ class Call(Base):
     csat: Mapped[int | None] = mapped_column(Integer)
     stale_closed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_event_at: Mapped[datetime]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class CallFactRow(Base):

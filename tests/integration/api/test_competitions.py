@@ -70,6 +70,18 @@ async def test_competition_lifecycle(api_factory: ApiFactory, unique: str) -> No
     assert standings["participants"] == 3
     page = (await api.client.get(f"/v1/competitions/{cid}/standings?offset=1&limit=1")).json()
     assert [r["participant_id"] for r in page["rows"]] == [alice]
+
+    # A second replica, which stored none of these records, catches up at its next refresh
+    # (it asks the history which calls were stored since it last looked).
+    replica = await api_factory()
+    other = service_of(replica.app)
+    other.clock, other.refresh_seconds = (lambda: now), 0
+    await other.tick()
+    await store([record(f"{unique}-b3", bob, team, at, talk=30)])
+    await other.tick()
+    seen = (await replica.client.get(f"/v1/competitions/{cid}/standings")).json()
+    assert _rows(seen) == _rows((await api.client.get(f"/v1/competitions/{cid}/standings")).json())
+    assert seen["rows"][0]["kpis"]["avg_talk_seconds"] == 230.0  # bob's third call counted
     assert "share a rank" in standings["tie_rule"]
     by_id = {r["participant_id"]: r for r in standings["rows"]}
     assert by_id[alice]["gap_to_leader"] == 11.0

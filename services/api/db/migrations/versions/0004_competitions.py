@@ -1,5 +1,6 @@
 """Competitions: their definitions, the frozen results of ended periods (with winners and
-corrections), the announcements made on the teams' channels, and an index for per-rep facts.
+corrections), the announcements made on the teams' channels, and indexes for per-rep facts and
+for the calls stored since a time.
 
 Revision ID: 0004
 Revises: 0003
@@ -63,12 +64,15 @@ def upgrade() -> None:
         "competition_announcements",
         ["competition_id", "created_at"],
     )
-    # A competition of reps refreshes and drills down by rep over a time range.
+    # A competition of reps refreshes and drills down by rep over a time range; its periodic
+    # refresh asks which calls were stored since it last looked.
     op.create_index("ix_call_facts_rep_id_at", "call_facts", ["rep_id", "at"])
+    op.create_index("ix_calls_updated_at", "calls", ["updated_at"])
 
 
 def downgrade() -> None:
     """Drop what upgrade created."""
+    op.drop_index("ix_calls_updated_at", table_name="calls")
     op.drop_index("ix_call_facts_rep_id_at", table_name="call_facts")
     op.drop_table("competition_announcements")
     op.drop_table("competition_results")
