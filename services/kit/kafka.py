@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 COMPACTED_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000"}
 TOPIC_ALREADY_EXISTS = 36
 FIX_COMMAND = "callpulse topics create"
+SETTLE_SECONDS = 3
 
 Service = Literal["ingest", "aggregator", "api"]
 
@@ -281,6 +282,12 @@ async def check_topics(
     try:
         # Every topic's metadata: asking for named topics may auto-create them on old brokers.
         found = {t["topic"]: t for t in await admin.describe_topics()}
+        # A topic just created may not have reached every broker's metadata yet.
+        for _ in range(SETTLE_SECONDS):
+            if all(spec.name in found for spec in specs):
+                break
+            await asyncio.sleep(1)
+            found = {t["topic"]: t for t in await admin.describe_topics()}
     finally:
         await admin.close()
     problems = []
