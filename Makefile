@@ -12,6 +12,14 @@ export CALLPULSE_KAFKA_PORT ?= 19092
 export CALLPULSE_PG_PORT ?= 15432
 export CALLPULSE_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(CALLPULSE_KAFKA_PORT)
 export CALLPULSE_TEST_DATABASE_URL ?= postgresql+asyncpg://callpulse:callpulse@127.0.0.1:$(CALLPULSE_PG_PORT)/callpulse_test
+# `make test` also runs the end-to-end and worker tests on Kafka 4.x: a second broker, 10 ports up.
+KAFKA4_VERSION := 4.4.0
+CALLPULSE_KAFKA4_PORT ?= $(shell expr $(CALLPULSE_KAFKA_PORT) + 10)
+CALLPULSE_KAFKA4_DIR ?= $(or $(CALLPULSE_KAFKA_DIR),$(CURDIR)/.cache/kafka)-$(KAFKA4_VERSION)
+KAFKA4 := CALLPULSE_KAFKA_VERSION=$(KAFKA4_VERSION) CALLPULSE_KAFKA_PORT=$(CALLPULSE_KAFKA4_PORT) \
+	CALLPULSE_KAFKA_CONTROLLER_PORT=$(shell expr $(CALLPULSE_KAFKA4_PORT) + 1) \
+	CALLPULSE_KAFKA_DIR=$(CALLPULSE_KAFKA4_DIR)
+KAFKA4_TESTS := tests/e2e/test_distributed.py tests/integration/aggregator/test_workers.py
 
 .PHONY: help install lock run demo test unit lint fmt schemas infra deploy-tools up down bench clean
 
@@ -63,7 +71,10 @@ tests/deploy/node_modules/.package-lock.json: tests/deploy/package.json tests/de
 	npm ci --prefix tests/deploy --ignore-scripts --no-audit --no-fund --loglevel=error
 
 test: $(STAMP) infra deploy-tools lint ## Install everything, start Kafka and PostgreSQL, run lint and every test
+	$(KAFKA4) deploy/local/kafka.sh start
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	CALLPULSE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$(CALLPULSE_KAFKA4_PORT) \
+		$(BIN)/pytest -q -p no:cacheprovider $(KAFKA4_TESTS)
 
 unit: $(STAMP) ## Run only the unit tests (no Kafka or PostgreSQL needed)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
@@ -91,6 +102,7 @@ up: $(STAMP) infra ## Start Kafka, PostgreSQL, ingest, aggregator and api as bac
 down: ## Stop everything `make up` started (by pid)
 	-deploy/local/services.sh stop
 	-deploy/local/kafka.sh stop
+	-$(KAFKA4) deploy/local/kafka.sh stop
 	-deploy/local/postgres.sh stop
 
 bench: $(STAMP) infra ## Run the benchmark suite; writes bench/results/

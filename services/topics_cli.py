@@ -62,8 +62,9 @@ def create() -> None:
         raise SystemExit(f"callpulse topics create: {exc}") from None
     for spec in specs:
         state = "created" if spec.name in made else "exists"
+        plural = "" if spec.partitions == 1 else "s"
         typer.echo(
-            f"{state:8} {spec.name} ({spec.partitions} partitions"
+            f"{state:8} {spec.name} ({spec.partitions} partition{plural}"
             f"{', compacted' if spec.compacted else ''})"
         )
     _report(problems, len(specs))

@@ -43,6 +43,7 @@ wait_http() {  # url
 
 case "${1:-}" in
   start)
+    "$BIN/callpulse" topics create  # the services only check their topics at start
     start_one aggregator "$BIN/callpulse" aggregator
     start_one ingest "$BIN/callpulse" ingest --port 8001
     start_one api "$BIN/callpulse" api --port 8000

@@ -67,7 +67,7 @@ def test_topics_create_makes_every_topic_and_check_agrees(kafka_bootstrap: str) 
     lines = created.stdout.splitlines()
     assert sum(line.startswith("created") for line in lines) == 9  # 6 topics, Faust's 3
     assert f"created  {run}.kpis (3 partitions, compacted)" in lines
-    assert f"created  {run}-agg-__assignor-__leader (1 partitions)" in lines
+    assert f"created  {run}-agg-__assignor-__leader (1 partition)" in lines
     assert lines[-1] == "all 9 topics are as callpulse needs them"
 
     again = callpulse(["topics", "create"], env)
