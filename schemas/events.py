@@ -18,8 +18,17 @@ from pydantic import (
     field_serializer,
     field_validator,
 )
+from pydantic.config import JsonDict
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+PATH_ID_PATTERN = r"^[^/\\\x00-\x1f\x7f]+$"
+PATH_ID_RULE = (
+    "must not contain '/', '\\' or control characters, nor be '.' or '..': the id is part "
+    "of URL paths such as /v1/reps/{rep_id}/kpis"
+)
+PATH_ID_FIELDS = ("rep_id", "team_id", "campaign_id")
+"""Ids that the API puts in URL paths; ingest refuses values that cannot stand there."""
+_IN_PATHS: JsonDict = {"pattern": PATH_ID_PATTERN, "not": {"enum": [".", ".."]}}
 DECIMAL_PATTERN = r"^[0-9]{1,14}(\.[0-9]{1,4})?$"
 
 
@@ -43,9 +52,22 @@ class _Event(BaseModel):
     event_id: Id = Field(description="Unique per event from the sender; a retry reuses it.")
     occurred_at: Timestamp = Field(description="RFC 3339 with offset; naive times rejected.")
     call_id: Id = Field(description="Sender's call id, stable across the call's events.")
-    rep_id: Id | None = Field(default=None, description="Required to count a call.")
-    team_id: Id | None = Field(default=None, description="The roster wins when both exist.")
-    campaign_id: Id | None = None
+    rep_id: Id | None = Field(
+        default=None,
+        description="The rep the call counts for: the latest event (by occurred_at, then "
+        "event_id) that names one wins, so an event may leave it out (an inbound call rings "
+        "before a rep answers). A call none of whose events names a rep counts for no rep. "
+        "No '/', '\\' or control characters, not '.' or '..' (it is part of URL paths).",
+        json_schema_extra=_IN_PATHS,
+    )
+    team_id: Id | None = Field(
+        default=None,
+        description="The roster wins when both exist. Same characters as rep_id.",
+        json_schema_extra=_IN_PATHS,
+    )
+    campaign_id: Id | None = Field(
+        default=None, description="Same characters as rep_id.", json_schema_extra=_IN_PATHS
+    )
 
 
 class CallStarted(_Event):

@@ -37,6 +37,12 @@ class IngestSettings(CommonSettings):
     PUBLISH_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=120)
     MAX_BODY_BYTES: int = Field(default=5 * 1024 * 1024, gt=0)
     MAX_EVENTS: int = Field(default=10_000, gt=0)
+    MAX_FUTURE_SECONDS: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="An event whose occurred_at is further ahead of the server's clock than "
+        "this is rejected (422): a sender's wrong clock or offset, not a call.",
+    )
     ENV: Literal["development", "production"] = "development"
 
     @field_validator(

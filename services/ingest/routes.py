@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -60,6 +60,7 @@ class _Ingest:
         self.publisher = publisher
         self.metrics = metrics
         self.verifier = StandardWebhookVerifier(settings.WEBHOOK_SECRET)
+        self.max_ahead = timedelta(seconds=settings.MAX_FUTURE_SECONDS)
 
     @contextmanager
     def observed(self, route: str, provider: str) -> Iterator[None]:
@@ -90,7 +91,7 @@ class _Ingest:
         body = await read_body(request, self.settings.MAX_BODY_BYTES)
         self.verifier.verify(body, request.headers)
         items = decode_batch(body, kind, self.settings.MAX_EVENTS)
-        return await self.publish(validate_batch(items), NATIVE)
+        return await self.publish(validate_batch(items, max_ahead=self.max_ahead), NATIVE)
 
     async def webhook(self, request: Request, adapter: Provider) -> Response:
         """Handle one provider's webhook: its own type, signature and mapping."""
@@ -117,7 +118,7 @@ class _Ingest:
                 caller=mask_phone(item.get("from")),
                 callee=mask_phone(item.get("to")),
             )
-        return await self.publish(validate_batch(items), adapter.name)
+        return await self.publish(validate_batch(items, max_ahead=self.max_ahead), adapter.name)
 
     async def publish(self, events: Sequence[CallEvent], provider: str) -> Response:
         """Make the batch durable; any failure is a 503 the sender retries."""
@@ -158,8 +159,12 @@ def install(
         response_description="Every event of the request is durable.",
         summary="Ingest callpulse v1 events",
         description=(
-            "Accepts one event, a JSON array of events, or NDJSON (`application/x-ndjson`), "
-            f"at most {settings.MAX_EVENTS} events and {settings.MAX_BODY_BYTES} bytes. "
+            "Accepts one event or a JSON array of events (`application/json`), or NDJSON, one "
+            "event per line (`application/x-ndjson`); other content types get 415. At most "
+            f"{settings.MAX_EVENTS} events and {settings.MAX_BODY_BYTES} bytes. Ids that the "
+            "API puts in URL paths (`rep_id`, `team_id`, `campaign_id`) may not contain `/`, "
+            "`\\` or control characters, and an event dated more than "
+            f"{settings.MAX_FUTURE_SECONDS:g} s ahead of the server's clock is rejected (422). "
             "Requests are signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, "
             "`webhook-signature`; 5-minute tolerance). A batch is all-or-nothing; `202` means "
             "every event is durable. Retries must reuse `event_id`s."

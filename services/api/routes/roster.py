@@ -1,22 +1,29 @@
-"""Roster writes: teams, reps, targets and alert rules; stored, then published to the KPI
-computation."""
+"""The roster: teams, reps, targets and alert rules. Reads for every key; writes are stored,
+then published to the KPI computation."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter
 
 from schemas.roster import AlertRules, Rep, Targets, Team
-from services.api.auth import AdminDep, SupervisorDep
+from services.api.auth import AdminDep, SupervisorDep, ViewerDep
 from services.api.context import ContextDep
+from services.api.db import repository
 from services.api.routes.schemas import (
     AlertRulesIn,
     RepId,
     RepIn,
+    RepsOut,
     TargetsIn,
+    TeamFilter,
     TeamId,
     TeamIn,
+    TeamsOut,
     problems,
 )
+from services.kit.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["roster"], responses=problems(401, 403, 422, 503))
 
@@ -113,3 +120,131 @@ async def put_rep_alert_rules(
     """Store and publish a rep's alert rules."""
     rules = AlertRules(subject="rep", subject_id=rep_id, rules=body.rules)
     return await ctx.roster.put_alert_rules(rules)
+
+
+# Reads, for viewer keys and above: the wallboard needs the teams and names, and targets and
+# alert rules explain its progress bars and alerts (a `rep` key reads its scorecard only).
+# Channels (they hold secrets) are read in routes/alerts.py, by admins, without the secrets.
+
+Subject = Literal["team", "rep"]
+
+
+def _not_found(subject: Subject, subject_id: str) -> Problem:
+    path = "/v1/teams/{id}" if subject == "team" else "/v1/reps/{id}"
+    return Problem(
+        404, f"Unknown {subject}", f"No {subject} {subject_id!r}; create it with PUT {path}."
+    )
+
+
+@router.get(
+    "/teams",
+    response_model=TeamsOut,
+    summary="Every team",
+    description="Teams by id, with name, time zone and shift.",
+)
+async def get_teams(ctx: ContextDep, _: ViewerDep) -> TeamsOut:
+    """Every team."""
+    async with ctx.sessions() as session:
+        return TeamsOut(teams=await repository.list_teams(session))
+
+
+@router.get(
+    "/teams/{team_id}",
+    response_model=Team,
+    responses=problems(404),
+    summary="One team",
+)
+async def get_team(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> Team:
+    """One team, or 404."""
+    async with ctx.sessions() as session:
+        team = await repository.get_team(session, team_id)
+    if team is None:
+        raise _not_found("team", team_id)
+    return team
+
+
+@router.get(
+    "/reps",
+    response_model=RepsOut,
+    summary="Every rep, or one team's",
+    description="Reps by id, with name, team and provider agent ids; `team_id` keeps one "
+    "team's reps (as the roster assigns them).",
+)
+async def get_reps(ctx: ContextDep, _: ViewerDep, team_id: TeamFilter = None) -> RepsOut:
+    """Every rep, or one team's."""
+    async with ctx.sessions() as session:
+        if team_id is None:
+            return RepsOut(reps=await repository.list_reps(session))
+        return RepsOut(reps=await repository.reps_of_team(session, team_id))
+
+
+@router.get(
+    "/reps/{rep_id}",
+    response_model=Rep,
+    responses=problems(404),
+    summary="One rep",
+)
+async def get_rep(rep_id: RepId, ctx: ContextDep, _: ViewerDep) -> Rep:
+    """One rep, or 404."""
+    async with ctx.sessions() as session:
+        rep = await repository.get_rep(session, rep_id)
+    if rep is None:
+        raise _not_found("rep", rep_id)
+    return rep
+
+
+async def _targets(ctx: ContextDep, subject: Subject, subject_id: str) -> Targets:
+    async with ctx.sessions() as session:
+        found = await repository.get_targets(session, subject, subject_id)
+    return found or Targets(subject=subject, subject_id=subject_id, targets=[])
+
+
+async def _rules(ctx: ContextDep, subject: Subject, subject_id: str) -> AlertRules:
+    async with ctx.sessions() as session:
+        found = await repository.get_alert_rules(session, subject, subject_id)
+    return found or AlertRules(subject=subject, subject_id=subject_id, rules=[])
+
+
+@router.get(
+    "/teams/{team_id}/targets",
+    response_model=Targets,
+    summary="A team's targets",
+    description="As last set with PUT (an empty list when never set).",
+)
+async def get_team_targets(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> Targets:
+    """A team's targets."""
+    return await _targets(ctx, "team", team_id)
+
+
+@router.get(
+    "/reps/{rep_id}/targets",
+    response_model=Targets,
+    summary="A rep's own targets",
+    description="The rep's overrides as last set with PUT (an empty list when never set); "
+    "the targets in force, team defaults included, come with the rep's KPIs.",
+)
+async def get_rep_targets(rep_id: RepId, ctx: ContextDep, _: ViewerDep) -> Targets:
+    """A rep's own targets."""
+    return await _targets(ctx, "rep", rep_id)
+
+
+@router.get(
+    "/teams/{team_id}/alert-rules",
+    response_model=AlertRules,
+    summary="A team's alert rules",
+    description="As last set with PUT (an empty list when never set).",
+)
+async def get_team_alert_rules(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> AlertRules:
+    """A team's alert rules."""
+    return await _rules(ctx, "team", team_id)
+
+
+@router.get(
+    "/reps/{rep_id}/alert-rules",
+    response_model=AlertRules,
+    summary="A rep's own alert rules",
+    description="The rep's overrides of team rules (same `rule_id`), as last set with PUT.",
+)
+async def get_rep_alert_rules(rep_id: RepId, ctx: ContextDep, _: ViewerDep) -> AlertRules:
+    """A rep's own alert rules."""
+    return await _rules(ctx, "rep", rep_id)

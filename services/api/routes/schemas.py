@@ -28,7 +28,7 @@ from schemas.kpis import (
     TargetProgress,
     WindowName,
 )
-from schemas.roster import AlertRule, Shift, Target, TimeZoneName
+from schemas.roster import AlertRule, Rep, Shift, Target, Team, TimeZoneName
 from services.api.alerts.channels import Channel, ChannelType
 
 Metric = KpiName
@@ -141,6 +141,18 @@ class LeaderboardOut(BaseModel):
     floors: dict[str, float] = Field(description="Quality floors applied: KPI -> minimum.")
     generated_at: AwareDatetime
     rows: list[LeaderboardRow]
+
+
+class TeamsOut(BaseModel):
+    """Every team, by id."""
+
+    teams: list[Team]
+
+
+class RepsOut(BaseModel):
+    """Reps, by id."""
+
+    reps: list[Rep]
 
 
 class TeamIn(BaseModel):

@@ -1,9 +1,11 @@
 """A newcomer's commands against a real `callpulse run`: each fails with one clear line, or works.
 
-Issue 16, items 1-7: simulate signs with the embedded secret and explains a 401; nothing sent off
+Issue 16, items 1-9: simulate signs with the embedded secret and explains a 401; nothing sent off
 shift and nothing compared are failures; a busy port or data folder stops `run` before its banner;
 `keys` uses the server's database or refuses; `send` to a dead port is one line and can send
-outcomes and surveys; /docs and /redoc load nothing from another origin.
+outcomes and surveys; /docs and /redoc load nothing from another origin; ingest says which
+content types it takes and refuses ids no URL can carry and events dated far ahead; the roster
+reads back.
 """
 
 from __future__ import annotations
@@ -16,22 +18,27 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import structlog
+from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from services.cli import app as cli
+from services.kit import logging as kit_logging
 from services.simulator.truth import write_truth
 from tests.e2e.scenario import ADMIN_KEY, ROOT, free_port, process, wait_http
 
 pytestmark = pytest.mark.timeout(240)
 
 runner = CliRunner()
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,21 @@ def no_callpulse_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CALLPULSE_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Commands configure structlog for the process (onto CliRunner's stream): undo it after."""
+    saved = structlog.get_config()
+    configure = kit_logging.configure
+
+    def configure_uncached(level: str = "INFO", json: bool | None = None) -> None:
+        configure(level, json)
+        structlog.configure(cache_logger_on_first_use=False)  # no logger keeps this set-up
+
+    monkeypatch.setattr(kit_logging, "configure", configure_uncached)
+    yield
+    structlog.configure(**saved)
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -318,3 +340,131 @@ def test_docs_pages_load_only_from_the_server(server: Server, page: str) -> None
         for asset in assets:
             assert asset.startswith("/"), f"{page} loads {asset} from another origin"
             assert client.get(asset).status_code == 200, asset
+
+
+# 8. what ingest accepts is said, and what it accepts can be queried
+
+
+def _post(server: Server, body: bytes, content_type: str) -> httpx.Response:
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    secret = (server.data_dir / "webhook_secret").read_text().strip()
+    headers = {
+        "content-type": content_type,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body.decode()),
+    }
+    return httpx.post(f"{server.url}/v1/events", content=body, headers=headers, timeout=10)
+
+
+def _event(n: int, **fields: object) -> dict[str, object]:
+    return {
+        "event_id": f"nc-{uuid.uuid4().hex[:8]}-{n}",
+        "type": "call.started",
+        "call_id": f"nc-call-{n}",
+        "rep_id": "nc-rep",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    } | fields
+
+
+def test_ndjson_is_accepted_as_x_ndjson(server: Server) -> None:
+    body = b"\n".join(json.dumps(_event(n)).encode() for n in range(2))
+    assert _post(server, body, "application/x-ndjson").json() == {"accepted": 2}
+
+
+def test_ndjson_sent_as_json_says_which_types_are_accepted(server: Server) -> None:
+    body = b"\n".join(json.dumps(_event(n)).encode() for n in range(2))
+    response = _post(server, body, "application/json")
+    assert response.status_code == 400
+    assert "application/x-ndjson" in response.json()["detail"]
+
+
+def test_an_unknown_content_type_lists_the_accepted_ones(server: Server) -> None:
+    response = _post(server, json.dumps(_event(1)).encode(), "text/plain")
+    assert response.status_code == 415
+    detail = response.json()["detail"]
+    assert "application/json" in detail
+    assert "application/x-ndjson" in detail
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rep_id", "team/alice"), ("rep_id", ".."), ("team_id", "a\\b"), ("campaign_id", "x/y")],
+)
+def test_ids_that_cannot_stand_in_a_url_path_are_refused(
+    server: Server, field: str, value: str
+) -> None:
+    response = _post(server, json.dumps([_event(1), _event(2, **{field: value})]).encode(), JSON)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [e["path"] for e in errors] == [f"1.{field}"]
+    assert "URL path" in errors[0]["message"]
+
+
+def test_events_dated_far_ahead_are_refused(server: Server) -> None:
+    ahead = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    response = _post(server, json.dumps(_event(1, occurred_at=ahead)).encode(), JSON)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [e["path"] for e in errors] == ["0.occurred_at"]
+    assert "ahead of the server's clock" in errors[0]["message"]
+
+
+def test_a_call_whose_rep_comes_later_is_counted_for_that_rep(server: Server) -> None:
+    """The documented rule: an event may omit rep_id; the latest event naming one decides."""
+    rep = f"nc-later-{uuid.uuid4().hex[:6]}"
+    call = f"nc-inbound-{uuid.uuid4().hex[:6]}"
+    started = _event(1, call_id=call, direction="inbound", rep_id=None)
+    answered = _event(2, call_id=call, type="call.answered", rep_id=rep)
+    started = {k: v for k, v in started.items() if v is not None}
+    assert _post(server, json.dumps([started, answered]).encode(), JSON).status_code == 202
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = kpis(server, rep)
+        if response.status_code == 200 and response.json()["inbound_calls"] == 1:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the inbound call was not counted for {rep}: {response.text}")
+
+
+# 9. the roster can be read back, by any key
+
+
+def test_the_roster_reads_back(server: Server, tmp_path: Path) -> None:
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    team, rep = f"nc-team-{uuid.uuid4().hex[:6]}", f"nc-rep-{uuid.uuid4().hex[:6]}"
+    targets = {"targets": [{"kpi": "dials", "window": "today", "value": 50}]}
+    rules = {"rules": [{"rule_id": "low-connects", "kind": "idle", "idle_minutes": 20}]}
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for path, body in (
+            (f"/v1/teams/{team}", {"name": "一组 Team One", "timezone": "Asia/Shanghai"}),
+            (f"/v1/reps/{rep}", {"name": "王芳", "team_id": team}),
+            (f"/v1/teams/{team}/targets", targets),
+            (f"/v1/reps/{rep}/alert-rules", rules),
+        ):
+            assert client.put(path, json=body, headers=admin).status_code == 200, path
+    done = run_cli(["keys", "create", "--name", "tv", "--data-dir", str(server.data_dir)], tmp_path)
+    viewer = {"authorization": f"Bearer {done.stdout.strip()}"}
+    with httpx.Client(base_url=server.url, timeout=10, headers=viewer) as client:
+        teams = client.get("/v1/teams").json()["teams"]
+        assert {"team_id": team, "name": "一组 Team One"}.items() <= next(
+            t for t in teams if t["team_id"] == team
+        ).items()
+        assert client.get(f"/v1/teams/{team}").json()["timezone"] == "Asia/Shanghai"
+        assert [
+            r["rep_id"] for r in client.get("/v1/reps", params={"team_id": team}).json()["reps"]
+        ] == [rep]
+        assert client.get(f"/v1/reps/{rep}").json()["name"] == "王芳"
+        assert client.get(f"/v1/teams/{team}/targets").json()["targets"][0]["value"] == 50
+        assert client.get(f"/v1/reps/{rep}/targets").json()["targets"] == []
+        assert (
+            client.get(f"/v1/reps/{rep}/alert-rules").json()["rules"][0]["rule_id"]
+            == "low-connects"
+        )
+        assert client.get(f"/v1/teams/{team}/alert-rules").json()["rules"] == []
+        missing = client.get("/v1/reps/nobody-here")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+        assert client.get("/v1/teams").status_code == 200
+    assert httpx.get(f"{server.url}/v1/teams", timeout=10).status_code == 401
