@@ -3,6 +3,7 @@ calls behind a rep's number, frozen results and announcements. Functions never c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -127,11 +128,16 @@ async def totals(
         .where(condition, CallFactRow.kpi.in_(ADDITIVE))
         .group_by(key, CallFactRow.kpi)
     )
+    rows = (await session.execute(stmt)).all()
+    # Tens of thousands of rows for a large floor: fold them off the event loop.
+    return await asyncio.to_thread(_fold, rows)
+
+
+def _fold(rows: Sequence[Any]) -> dict[str, dict[str, int | float]]:
     out: dict[str, dict[str, int | float]] = {}
-    for participant, kpi, total in await session.execute(stmt):
-        if participant is None:
-            continue
-        out.setdefault(participant, {})[kpi] = natural(kpi, total)
+    for participant, kpi, total in rows:
+        if participant is not None:
+            out.setdefault(participant, {})[kpi] = natural(kpi, total)
     return out
 
 

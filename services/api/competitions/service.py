@@ -56,6 +56,8 @@ LAST_HOUR = timedelta(hours=1)
 FULL_REFRESH_SECONDS = 300.0
 """A full sum of a running period this often: a call that moved to another rep leaves its old
 rep's credit, which no stored record of that rep points to."""
+PARTIAL_MAX = 500
+"""Most participants summed again by name; more and the whole period is summed."""
 LOOK_BACK = timedelta(seconds=60)
 """Margin on the history's `updated_at` for the replicas' clock skew and commits in flight."""
 
@@ -391,7 +393,11 @@ class CompetitionService:
             )
             if not who:
                 return board.totals
-            fresh = await self._totals(session, board, span, only=who)
+            # Many at once (a bulk load): one sum of all beats a long IN list.
+            only = None if len(who) > PARTIAL_MAX else who
+            fresh = await self._totals(session, board, span, only=only)
+            if only is None:
+                return fresh
         totals = {k: v for k, v in board.totals.items() if k not in set(who)}
         totals.update(fresh)
         return totals
@@ -403,7 +409,11 @@ class CompetitionService:
     async def _rank(self, board: Board) -> None:
         """Rank the totals; publish and announce what changed."""
         c = board.competition
-        rows = scoring.rank(c, board.totals, self._always(board)) if board.span else []
+        rows = []
+        if board.span is not None:
+            # Ranking 10,000 participants takes a few hundred ms: off the event loop, so
+            # standings reads keep being answered meanwhile (the lock keeps totals still).
+            rows = await asyncio.to_thread(scoring.rank, c, board.totals, self._always(board))
         standings = Standings(
             competition_id=c.id,
             name=c.name,
@@ -463,7 +473,7 @@ class CompetitionService:
     async def _score(self, board: Board, span: Span) -> list[StandingRow]:
         async with self.sessions() as session:
             totals = await self._totals(session, board, span)
-        return scoring.rank(board.competition, totals, self._always(board))
+        return await asyncio.to_thread(scoring.rank, board.competition, totals, self._always(board))
 
     async def _freeze(self, board: Board, span: Span) -> None:
         rows, now = await self._score(board, span), self.clock()
