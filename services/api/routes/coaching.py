@@ -7,6 +7,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from schemas.coaching import (
@@ -30,9 +31,10 @@ from services.api.context import ContextDep
 from services.api.keys import create_key
 from services.api.routes.reports import FIRST_DAY, LAST_DAY
 from services.api.routes.schemas import RepId, TeamFilter, TeamId, problems
+from services.api.routes.wallboard import MEDIA_TYPES, SECURITY_HEADERS, STATIC
 from services.kit.problems import Problem
 
-router = APIRouter(prefix="/v1", tags=["coaching"], responses=problems(401, 403, 422))
+router = APIRouter(tags=["coaching"], responses=problems(401, 403, 422))
 
 PeriodQuery = Annotated[
     Period,
@@ -69,7 +71,7 @@ CoachingDep = Annotated[CoachingService, Depends(_service)]
 
 
 @router.get(
-    "/reps/{rep_id}/scorecard",
+    "/v1/reps/{rep_id}/scorecard",
     response_model=RepScorecard,
     summary="A rep's scorecard with findings",
     description="Every KPI of the rep over the period with its target and progress, the team "
@@ -92,7 +94,7 @@ async def rep_scorecard(
 
 
 @router.get(
-    "/teams/{team_id}/scorecard",
+    "/v1/teams/{team_id}/scorecard",
     response_model=TeamScorecard,
     summary="The team's scorecards, and who is below the team on each KPI",
     description="Each rep's scorecard, and per KPI the reps below the team median ranked by "
@@ -110,7 +112,7 @@ async def team_scorecard(
 
 
 @router.get(
-    "/reports/funnel",
+    "/v1/reports/funnel",
     response_model=Funnel,
     summary="The sales funnel of a rep, team or campaign",
     description="Dials -> connects -> conversations -> conversions over the period with each "
@@ -132,7 +134,7 @@ async def funnel(
 
 
 @router.get(
-    "/reports/campaigns",
+    "/v1/reports/campaigns",
     response_model=CampaignReport,
     summary="KPIs per campaign",
     description="Every KPI per `campaign_id` of the calls over the period (`none`: calls "
@@ -150,7 +152,7 @@ async def campaigns(
 
 
 @router.get(
-    "/reports/heatmap",
+    "/v1/reports/heatmap",
     response_model=Heatmap,
     summary="Best time to call: rates by local weekday and hour",
     description="Dials, connects and conversions, connect rate and conversion rate per local "
@@ -171,7 +173,7 @@ async def heatmap(
 
 
 @router.get(
-    "/teams/{team_id}/digest",
+    "/v1/teams/{team_id}/digest",
     response_model=DigestSettings,
     summary="A team's digest settings",
     description="When the team's daily and weekly digests go out (team-local times), in which "
@@ -186,7 +188,7 @@ async def get_digest(ctx: ContextDep, _: ViewerDep, team_id: TeamId) -> DigestSe
 
 
 @router.put(
-    "/teams/{team_id}/digest",
+    "/v1/teams/{team_id}/digest",
     response_model=DigestSettings,
     summary="Set a team's digests (supervisor)",
     description="Replace the team's digest settings. Each daily and weekly digest is sent once "
@@ -204,7 +206,7 @@ async def put_digest(
 
 
 @router.get(
-    "/teams/{team_id}/digest/preview",
+    "/v1/teams/{team_id}/digest/preview",
     response_model=Digest,
     summary="What a team's digest says, without sending it",
 )
@@ -233,7 +235,7 @@ class WhoAmI(BaseModel):
     rep_id: str | None = None
 
 
-@router.get("/coaching/whoami", response_model=WhoAmI, summary="The calling key's role and rep")
+@router.get("/v1/coaching/whoami", response_model=WhoAmI, summary="The calling key's role and rep")
 async def whoami(principal: RepDep) -> WhoAmI:
     """Who the coaching page is for."""
     return WhoAmI(role=principal.role, rep_id=principal.rep_id)
@@ -249,7 +251,7 @@ class RepKeyOut(BaseModel):
 
 
 @router.post(
-    "/reps/{rep_id}/keys",
+    "/v1/reps/{rep_id}/keys",
     response_model=RepKeyOut,
     status_code=201,
     summary="Create a key restricted to one rep's own scorecard (admin)",
@@ -261,3 +263,16 @@ async def create_rep_key(ctx: ContextDep, _: AdminDep, rep_id: RepId) -> RepKeyO
     """A rep key."""
     made = await create_key(ctx.sessions, f"rep {rep_id}", "rep", rep_id=rep_id)
     return RepKeyOut(id=made.info.id, name=made.info.name, rep_id=rep_id, key=made.key)
+
+
+@router.get(
+    "/coaching",
+    include_in_schema=False,
+)
+async def coaching_page() -> FileResponse:
+    """The coaching page (its scripts are `static/coaching-*.js` ES modules, no build step).
+
+    Served without a key, like the wallboard: the page asks for one and sends it as a bearer."""
+    return FileResponse(
+        STATIC / "coaching.html", media_type=MEDIA_TYPES[".html"], headers=SECURITY_HEADERS
+    )
