@@ -43,7 +43,8 @@ TARGETS: tuple[dict[str, Any], ...] = (
     {"kpi": "avg_talk_seconds", "window": "today", "value": 300},
     {"kpi": "conversion_rate", "window": "today", "value": 0.10},
 )
-# Rules a floor manager would start from; with the demo's brisk floor some of them fire.
+# Rules a floor manager would start from; on the demo's floor a few of them fire. (No pace
+# rule: the demo's reps start with 30 minutes of history, so by day's pace all would be behind.)
 ALERT_RULES: tuple[dict[str, Any], ...] = (
     {
         "rule_id": "connect-rate-60m",
@@ -58,7 +59,7 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "kind": "threshold",
         "kpi": "avg_talk_seconds",
         "window": "60m",
-        "value": 90,
+        "value": 150,
         "min_sample": 10,
     },
     {
@@ -69,7 +70,6 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "value": 0.05,
         "min_sample": 30,
     },
-    {"rule_id": "dials-pace", "kind": "pace", "kpi": "dials", "tolerance": 0.2},
     {"rule_id": "idle-10m", "kind": "idle", "idle_minutes": 10},
 )
 

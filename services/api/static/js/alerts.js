@@ -1,8 +1,9 @@
 /* The alerts strip: the team's firing alerts, newest first, as many as fit and "+n more".
  *
  * A chip says who and what in words, from the alert's fields in the page's language ("Ada A.
- * connect rate (last 60 min) 3%, below 5%"); an acknowledged alert is dimmed and says who saw
- * it. Acknowledgements are not on the stream: the list is re-read every 15 s. */
+ * connect rate (last 60 min) 3%, below 5%"); an acknowledged alert is dimmed, comes after the
+ * new ones and has a tick (who saw it in its tooltip). Acknowledgements are not on the stream:
+ * the list is re-read every 15 s. */
 
 import { api, failed, q } from "./api.js";
 import { on } from "./bus.js";
@@ -63,8 +64,10 @@ export function renderAlerts() {
       h("span", { class: "kind", text: t(`k_${a.kind}`) }),
       h("span", { class: "who", text: who(a) }),
       h("span", { class: "msg", text: alertText(a) }),
-      a.acked_at ? h("span", { class: "ack", text: `✓ ${t("acked", { who: a.acked_by || "" })}` }) : null,
-      h("span", { class: "at", text: fmtTime(new Date(a.fired_at)) }),
+      // Acknowledged: a tick (who saw it is in the tooltip) instead of the time it fired.
+      a.acked_at
+        ? h("span", { class: "ack", text: "✓", title: t("acked", { who: a.acked_by || "" }) })
+        : h("span", { class: "at", text: fmtTime(new Date(a.fired_at)) }),
     ),
   );
   box.replaceChildren(...chips);

@@ -37,7 +37,7 @@ export const I18N = {
     // Alert chips in words, from the alert’s KPI, window, value and threshold.
     a_threshold: "{kpi} ({w}) {v}, {op} {t}", op_below: "below", op_above: "above",
     a_pace: "behind pace on {kpi}: {v}, under {t} by now", a_idle: "no calls for {v} min",
-    a_missed: "missed today’s {kpi} target: {v} of {t}", acked: "seen by {who}",
+    a_missed: "missed today’s {kpi} target: {v} of {t}", acked: "acknowledged by {who}",
     lang_other: "中文",
   },
   zh: {
