@@ -46,7 +46,7 @@ lock: ## Regenerate requirements.lock (every Python dependency, pinned with hash
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 		--generate-hashes --custom-compile-command 'make lock' -o requirements.lock $(LOCK_ARGS)
 
-run: $(STAMP) ## Run callpulse embedded: one process, SQLite, in-process bus, on :8000
+run: $(STAMP) ## Run callpulse embedded: one process, SQLite, in-process bus, on :8000 (PORT=8001 for another)
 	$(BIN)/callpulse run --port $(PORT)
 
 demo: $(STAMP) ## Run embedded mode with a simulated floor of ~50 reps
@@ -93,8 +93,9 @@ fmt: $(STAMP) ## Format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-schemas: $(STAMP) ## Regenerate schemas/json from the pydantic models
+schemas: $(STAMP) ## Regenerate schemas/json from the pydantic models, and README's settings table
 	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m services.kit.settings_doc
 
 up: $(STAMP) infra ## Start Kafka, PostgreSQL, ingest, aggregator and api as background processes
 	deploy/local/services.sh start

@@ -43,6 +43,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_host=settings.WEB_HOST,
+        web_bind=settings.WEB_HOST,  # Faust would listen on 0.0.0.0 whatever web_host says
         web_port=settings.WEB_PORT,
         datadir=settings.DATA_DIR,
         broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
