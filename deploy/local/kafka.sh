@@ -72,6 +72,14 @@ adopt() {
   [[ -n $pid ]] && echo "$pid" >"$PIDFILE" && running
 }
 
+# The recorded pid still exists and is no zombie: right after the launch it is the subshell that
+# has not exec'd java yet (its command line is not the JVM's).
+alive() {
+  local pid
+  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  [[ -n $pid && -r /proc/$pid/stat && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
+
 bootstrap() { sed -n 's|^advertised.listeners=PLAINTEXT://\([^,]*\).*|\1|p' "$NDIR/server.properties"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -218,8 +226,6 @@ fail_start() {
 launch() {  # node I: format once, then start the JVM in the background
   node "$1"
   mkdir -p "$NDIR"
-  port_open "$NPORT" && die "port $NPORT is already in use by another process (set CALLPULSE_KAFKA_PORT)"
-  port_open "$NCPORT" && die "controller port $NCPORT is already in use (set CALLPULSE_KAFKA_CONTROLLER_PORT)"
   write_config "$1"
   if [[ ! -f $DATA/meta.properties ]]; then  # format the KRaft storage once
     local scram=()
@@ -243,7 +249,7 @@ await_node() {  # node I: wait until it serves
   node "$1"
   local t0=$SECONDS
   until port_open "$NPORT" && grep -q "Kafka Server started" "$LOG" 2>/dev/null; do
-    running || adopt || { rm -f "$PIDFILE"; fail_start "Kafka node $NODE exited during startup"; }
+    running || adopt || alive || { rm -f "$PIDFILE"; fail_start "Kafka node $NODE exited during startup"; }
     ((SECONDS - t0 < 90)) || { stop; fail_start "Kafka node $NODE not ready after 90 s (stopped)"; }
     sleep 0.5
   done
@@ -262,6 +268,12 @@ start() {
     fi
   done
   ((${#todo[@]})) || return 0
+  for i in "${todo[@]}"; do  # before any node starts: none is left running on a failure
+    node "$i"
+    port_open "$NPORT" && die "port $NPORT is already in use by another process (set CALLPULSE_KAFKA_PORT)"
+    port_open "$NCPORT" && die "controller port $NCPORT is already in use (set CALLPULSE_KAFKA_CONTROLLER_PORT)"
+    if [[ $SASL_SSL == 1 ]] && port_open "$NSPORT"; then die "SASL_SSL port $NSPORT is already in use"; fi
+  done
   fetch_jars
   [[ $SASL_SSL == 1 ]] && make_tls
   [[ -f $KDIR/cluster.id ]] || kjava kafka.tools.StorageTool random-uuid >"$KDIR/cluster.id"
@@ -280,26 +292,27 @@ start() {
   fi
 }
 
-stop_node() {
-  node "$1"
-  if ! running; then rm -f "$PIDFILE"; return; fi
-  local pid; pid=$(cat "$PIDFILE")
-  kill -TERM "$pid"
-  for _ in $(seq 60); do running || break; sleep 0.5; done  # up to 30 s
-  if running; then echo "Kafka node $1 did not stop in 30 s; killing it" >&2; kill -KILL "$pid"; fi
-  for _ in $(seq 50); do running || break; sleep 0.1; done
-  rm -f "$PIDFILE"
-}
-
 stop() {
-  local i any=0
-  for i in $(seq "$BROKERS"); do node "$i"; if running; then any=1; fi; done
-  if ((any == 0)); then
-    for i in $(seq "$BROKERS"); do node "$i"; rm -f "$PIDFILE"; done
-    echo "Kafka not running"; return
-  fi
-  # The last controllers to go wait for no quorum: stop in reverse, brokers fold one by one.
-  for i in $(seq "$BROKERS" -1 1); do stop_node "$i"; done
+  local i pids=()
+  for i in $(seq "$BROKERS"); do
+    node "$i"
+    if running; then pids+=("$(cat "$PIDFILE")"); else rm -f "$PIDFILE"; fi
+  done
+  if ((${#pids[@]} == 0)); then echo "Kafka not running"; return; fi
+  # All at once: a node stopped after the others would wait for a quorum that is gone.
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 60); do  # up to 30 s
+    local left=0
+    for i in $(seq "$BROKERS"); do node "$i"; if running; then left=1; fi; done
+    ((left)) || break
+    sleep 0.5
+  done
+  for i in $(seq "$BROKERS"); do
+    node "$i"
+    if running; then echo "Kafka node $i did not stop in 30 s; killing it" >&2; kill -KILL "$(cat "$PIDFILE")"; fi
+    for _ in $(seq 50); do running || break; sleep 0.1; done
+    rm -f "$PIDFILE"
+  done
   echo "Kafka stopped"
 }
 
