@@ -388,8 +388,11 @@ MEASURE = """(() => {
   const height = (el) => el.getBoundingClientRect().height;
   return {
     labels: all(".tile .label").map((el) => ({ text: el.textContent, px: px(el), cut: cut(el) })),
-    captionsCut: all(".tile .sub, .tile .target, .reps th, .reps .name").filter(cut)
+    captionsCut: all(".tile .sub, .tile .target, .reps th, .reps .name, .bar").filter(cut)
       .map((el) => el.textContent),
+    // A header control taller than two lines of its text has wrapped ("This / hour").
+    headerWrapped: all(".bar button, .bar select, .bar .conn")
+      .filter((el) => height(el) > 2.2 * px(el)).map((el) => el.textContent),
     captionPx: Math.min(...all(".tile .sub, .tile .target").map(px)),
     headPx: Math.min(...all("h2").map(px)),
     thPx: Math.min(...all("#reps-head th").map(px)),
@@ -494,6 +497,7 @@ def test_demo_wallboard_reads_from_across_the_room(tmp_path: Path) -> None:
         # Item 12: nothing cut ("CONVERSION RA..."), and type a TV can be read by from 3 m.
         assert not [label for label in page["labels"] if label["cut"]], where
         assert not page["captionsCut"], where
+        assert not page["headerWrapped"], where
         assert not page["wide"], where
         assert min(label["px"] for label in page["labels"]) >= 0.85 * vw, where
         assert page["captionPx"] >= min(14, 1.0 * vw), where
