@@ -102,6 +102,12 @@ class ApiSettings(CommonSettings):
         description="A survey score at or below this raises a `csat` alert to the team's "
         "channels with the call and rep (0: never).",
     )
+    COACHING_CACHE_SECONDS: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a team's scorecards and heatmaps are reused (0: never); coaching "
+        "shows calls stored since at most this late.",
+    )
 
     @field_validator("DATABASE_URL")
     @classmethod

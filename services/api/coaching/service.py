@@ -3,7 +3,8 @@ and the heatmap in the team's time zone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -33,11 +34,30 @@ NO_CAMPAIGN = "none"
 
 @dataclass
 class CoachingService:
-    """Answers coaching queries from the call history, in the team's time zone."""
+    """Answers coaching queries from the call history, in the team's time zone.
+
+    A team's scores and heatmaps are kept for `cache_seconds`: they sum days and weeks of
+    history, so a page polled by many supervisors reads the database once per team and period
+    in that time, and shows calls stored since at most that late.
+    """
 
     sessions: async_sessionmaker[AsyncSession]
     roster: RosterCache
     default_timezone: str = "UTC"
+    cache_seconds: float = 30.0
+    max_cached: int = 1000
+    _cache: dict[tuple[object, ...], tuple[float, object]] = field(default_factory=dict)
+
+    def _cached(self, key: tuple[object, ...]) -> object | None:
+        hit = self._cache.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def _keep(self, key: tuple[object, ...], value: object) -> None:
+        if self.cache_seconds <= 0:
+            return
+        if len(self._cache) >= self.max_cached:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self.cache_seconds, value)
 
     async def timezone(self, team_id: str | None) -> str:
         """The team's time zone (the service's default without a known team)."""
@@ -54,6 +74,10 @@ class CoachingService:
         roster = await self.roster.team(team_id)
         timezone = roster.team.timezone if roster.team else self.default_timezone
         s = span(period, day or self._today(timezone), timezone)
+        key = ("scores", team_id, period, s.start)
+        cached = self._cached(key)
+        if isinstance(cached, TeamScores):
+            return cached
         who = Subject(team_id=team_id)
         async with self.sessions() as session:
             current = await repo.totals_by_rep(session, s.start, s.end, who)
@@ -67,7 +91,9 @@ class CoachingService:
             names={r.rep_id: r.name for r in roster.reps},
             window=WINDOW[period],
         )
-        return TeamScores(data, s.out(), team_id)
+        scores = TeamScores(data, s.out(), team_id)
+        self._keep(key, scores)
+        return scores
 
     async def rep_scorecard(self, rep_id: str, period: Period, day: date | None) -> RepScorecard:
         """A rep's scorecard against its roster team (the rep alone without one)."""
@@ -159,10 +185,14 @@ class CoachingService:
         """Rates by the team's local weekday x hour over the last `weeks` weeks up to `day`."""
         timezone = await self.timezone(team_id)
         start, end = last_weeks(day or self._today(timezone), weeks, timezone)
+        key = ("heatmap", team_id, campaign_id, start, end, min_dials)
+        cached = self._cached(key)
+        if isinstance(cached, Heatmap):
+            return cached
         who = Subject(team_id=team_id, campaign_id=campaign_id)
         async with self.sessions() as session:
             grid = await repo.heat(session, start, end, who, timezone)
-        return Heatmap(
+        heatmap = Heatmap(
             team_id=team_id,
             campaign_id=campaign_id,
             timezone=timezone,
@@ -172,3 +202,5 @@ class CoachingService:
             end=end,
             cells=heatmaps.cells(grid, min_dials),
         )
+        self._keep(key, heatmap)
+        return heatmap

@@ -27,7 +27,12 @@ class Coaching:
 
 def install(app: FastAPI, ctx: ApiContext) -> Coaching:
     """Build coaching around the API context and keep it on `app.state`."""
-    service = CoachingService(ctx.sessions, ctx.reports.roster, ctx.settings.TIMEZONE)
+    service = CoachingService(
+        ctx.sessions,
+        ctx.reports.roster,
+        ctx.settings.TIMEZONE,
+        cache_seconds=ctx.settings.COACHING_CACHE_SECONDS,
+    )
 
     async def channels_of(team_id: str) -> list[Channel]:
         return (await ctx.alerts.channels(team_id)).channels

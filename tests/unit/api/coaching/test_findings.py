@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +145,9 @@ def test_team_median_and_mid_rank_percentile(
     team = Distribution(values)
     assert team.median == median
     assert team.percentile(value) == percentile
+
+
+def test_docs_list_every_rule() -> None:
+    doc = (Path(__file__).resolve().parents[4] / "docs" / "coaching.md").read_text()
+    for rule in RULES:
+        assert f"| `{rule.rule}` | {rule.kind} |" in doc, rule.rule
