@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs
 
 from schemas import topics
+from services.aggregator.config import AggregatorSettings
+from services.kit.kafka import topic_plan
 from services.kit.settings import CommonSettings
 from tests.deploy.tools import HERE, ROOT, run, tool
 
@@ -112,3 +115,20 @@ def test_each_service_s_operations_name_the_topics_its_code_uses(parsed: dict[st
         assert actions == {"send", "receive"}, channel["address"]
     ids = {op["id"] for op in operations}
     assert {"ingestSendsCallEvents", "apiSendsRoster", "aggregatorReceivesRoster"} <= ids
+
+
+def test_each_channel_s_kafka_binding_matches_the_topic_callpulse_creates() -> None:
+    """cleanup.policy (and the leader topic's single partition) as `callpulse topics create`
+    makes them (services.kit.kafka.topic_plan)."""
+    document = yaml.safe_load(ASYNCAPI.read_text())
+    settings = AggregatorSettings()
+    plan = {spec.name: spec for spec in topic_plan(settings, app_id=settings.APP_ID)}
+    channels = document["channels"]
+    assert {c["address"] for c in channels.values()} == set(plan)
+    for name, channel in channels.items():
+        spec = plan[channel["address"]]
+        kafka = channel["bindings"]["kafka"]
+        policy = kafka["topicConfiguration"]["cleanup.policy"]
+        assert policy == (["compact"] if spec.compacted else ["delete"]), name
+        if "partitions" in kafka:
+            assert kafka["partitions"] == spec.partitions, name
