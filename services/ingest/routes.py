@@ -89,7 +89,10 @@ class _Ingest:
         """Handle `POST /v1/events`: type, size, signature, parse, validate, publish."""
         kind = media_type(request, EVENT_MEDIA_TYPES)
         body = await read_body(request, self.settings.MAX_BODY_BYTES)
-        self.verifier.verify(body, request.headers)
+        try:
+            self.verifier.verify(body, request.headers)
+        except Rejection as exc:
+            raise _with_signing_hint(exc) from exc
         items = decode_batch(body, kind, self.settings.MAX_EVENTS)
         return await self.publish(validate_batch(items, max_ahead=self.max_ahead), NATIVE)
 
@@ -211,6 +214,30 @@ def _add_webhook_route(router: APIRouter, ingest: _Ingest, adapter: Provider) ->
         responses=problem_responses(400, 401, 404, 413, 415, 422, 503),
         openapi_extra={"requestBody": webhook_request_body(adapter)},
         tags=["ingest"],
+    )
+
+
+HOW_TO_SIGN = (
+    "Standard Webhooks: `webhook-id` (unique per message, repeated by a retry), "
+    "`webhook-timestamp` (Unix seconds, within 5 minutes of the server's clock) and "
+    "`webhook-signature: v1,<base64 of HMAC-SHA256 over '<id>.<timestamp>.<body>'>`, keyed with "
+    "the base64-decoded part of the `whsec_` secret after the prefix. The secret is the server's "
+    "CALLPULSE_WEBHOOK_SECRET, or for `callpulse run` the file webhook_secret in its data folder "
+    "(.callpulse/ by default); `callpulse send` and `callpulse simulate` sign with it."
+)
+
+
+def _with_signing_hint(exc: Rejection) -> Rejection:
+    """A signature 401 of `POST /v1/events`, with how to sign as a problem extension member."""
+    if exc.status != 401:
+        return exc
+    return Rejection(
+        exc.status,
+        exc.title,
+        exc.detail,
+        reason=exc.reason,
+        headers=exc.headers,
+        how_to_sign=HOW_TO_SIGN,
     )
 
 

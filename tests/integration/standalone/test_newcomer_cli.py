@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -468,3 +469,45 @@ def test_the_roster_reads_back(server: Server, tmp_path: Path) -> None:
         assert missing.headers["content-type"].startswith("application/problem+json")
         assert client.get("/v1/teams").status_code == 200
     assert httpx.get(f"{server.url}/v1/teams", timeout=10).status_code == 401
+
+
+def test_an_unsigned_event_is_told_how_to_sign(server: Server) -> None:
+    body = json.dumps(_event(1)).encode()
+    response = httpx.post(
+        f"{server.url}/v1/events", content=body, headers={"content-type": JSON}, timeout=10
+    )
+    assert response.status_code == 401
+    hint = response.json()["how_to_sign"]
+    for part in ("webhook-id", "webhook-timestamp", "webhook-signature: v1,", "webhook_secret"):
+        assert part in hint
+
+
+# 2. the README's simulate and verify commands work as printed, at any hour
+
+
+def _readme_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## A simulated floor", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    joined = block.replace("\\\n", " ")
+    return [
+        line.strip()
+        for line in joined.splitlines()
+        if line.strip().startswith((".venv/bin/callpulse simulate", ".venv/bin/callpulse verify"))
+    ]
+
+
+def test_the_readmes_simulate_and_verify_commands_work(tmp_path: Path) -> None:
+    commands = _readme_commands()
+    assert [c.split()[1] for c in commands] == ["simulate", "verify"]
+    port = free_port()
+    args = ["services.cli", "run", "--port", str(port), "--data-dir", str(tmp_path / ".callpulse")]
+    with process(args, _env(), tmp_path / "server.log") as proc:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
+        for command in commands:
+            words = shlex.split(command.replace('"$KEY"', ADMIN_KEY))
+            words = [w.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for w in words]
+            if words[1] == "verify":
+                words += ["--wait", "30"]
+            done = run_cli(words[1:], tmp_path, timeout=180)  # from the folder holding .callpulse
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    assert "exact match" in done.stdout
