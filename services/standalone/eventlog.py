@@ -59,8 +59,6 @@ class Appended(NamedTuple):
     seq: int
     """The newest event's seq after the append: the highest this batch wrote, if it wrote any
     (one writer)."""
-    received_at: float
-    """When the batch was received (epoch s): the arrival time its new events replay with."""
 
 
 @dataclass(slots=True)
@@ -123,7 +121,7 @@ class SqliteEventLog:
             # else the next batch's commit would commit these rows, never applied by the engine
             await self.db.rollback()
             raise
-        return Appended(new, seq, now)
+        return Appended(new, seq)
 
     async def replay(
         self, after: int = 0, batch: int = 5000

@@ -9,9 +9,12 @@ periods' end instead of waiting for it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 import random
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +24,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import uvicorn
+import websockets
 from fastapi import FastAPI, Request
 from standardwebhooks import Webhook
 
@@ -255,3 +259,184 @@ async def test_competitions_end_to_end(tmp_path: Path, monkeypatch: pytest.Monke
 
 async def _async(value: bool) -> bool:
     return value
+
+
+# ---------------------------------------------------------------- the wallboard in Chromium
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+"""`CALLPULSE_UPDATE_SCREENSHOTS=1` writes the screenshots there (the README shows them);
+otherwise they go to the test's temporary folder, so a test run leaves the tree clean."""
+
+
+class Page:
+    """One Chromium tab driven over the DevTools protocol (a websocket, no third-party driver)."""
+
+    def __init__(self, socket: Any, shots: Path) -> None:
+        self.socket, self.next_id, self.shots = socket, 0, shots
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        ident = self.next_id
+        await self.socket.send(json.dumps({"id": ident, "method": method, "params": params}))
+        while True:
+            message = json.loads(await self.socket.recv())
+            if message.get("id") == ident:
+                assert "error" not in message, message
+                result: dict[str, Any] = message["result"]
+                return result
+
+    async def js(self, expression: str) -> Any:
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    async def until(self, expression: str, deadline: float = 30) -> Any:
+        async def check() -> Any:
+            return await self.js(expression)
+
+        return await eventually(check, deadline)
+
+    async def screenshot(self, name: str) -> None:
+        shot = await self.call("Page.captureScreenshot", format="png")
+        self.shots.mkdir(parents=True, exist_ok=True)
+        (self.shots / name).write_bytes(base64.b64decode(shot["data"]))
+
+
+@contextlib.asynccontextmanager
+async def chromium_page(profile: Path, shots: Path) -> AsyncIterator[Page]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Chromium is not installed: `apt-get install -y chromium` (Debian)"
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--window-size=1920,1080",
+        f"--remote-debugging-port={port}",
+        f"--user-data-dir={profile}",
+        "about:blank",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as devtools:
+
+            async def target() -> str | None:
+                try:
+                    pages = (await devtools.get("/json/list")).json()
+                except httpx.HTTPError:
+                    return None
+                found = [p["webSocketDebuggerUrl"] for p in pages if p.get("type") == "page"]
+                return found[0] if found else None
+
+            url = await eventually(target, 30)
+        async with websockets.connect(url, max_size=50_000_000) as socket:
+            page = Page(socket, shots)
+            await page.call("Page.enable")
+            await page.call("Runtime.enable")
+            await page.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=1920,
+                height=1080,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            yield page
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_wallboard_competitions_celebration_and_tv_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "CALLPULSE_WEBHOOK_SECRET": SECRET,
+        "CALLPULSE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CALLPULSE_TIMEZONE": "Asia/Shanghai",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CALLPULSE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CALLPULSE_KAFKA_BOOTSTRAP", raising=False)
+    app = create_app(tmp_path / "data")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    now = datetime.now(UTC).astimezone(ZONE).replace(second=0, microsecond=0)
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    reps = {"ann": "Ann Lee", "bo": "王波", "cy": "Cyril", "di": "李迪"}
+    async with (
+        serving(app, port),
+        httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as api,
+    ):
+        assert (
+            await api.put("/v1/teams/t1", json={"name": "一组", "timezone": "Asia/Shanghai"})
+        ).is_success
+        for rep, name in reps.items():
+            assert (
+                await api.put(f"/v1/reps/{rep}", json={"name": name, "team_id": "t1"})
+            ).is_success
+        sprint = {
+            "name": "Friday sprint 周五冲刺",
+            "participants": {"team_ids": ["t1"]},
+            "score": [{"kpi": "conversions", "weight": 10}, {"kpi": "conversations", "weight": 1}],
+            "default_target": 40,
+            "period": {"kind": "daily"},
+        }
+        assert (await api.post("/v1/competitions", json=sprint)).status_code == 201
+        t = now - timedelta(minutes=40)
+        events: list[dict[str, Any]] = []
+        for i, (rep, sales) in enumerate({"ann": 3, "bo": 2, "cy": 1, "di": 0}.items()):
+            for n in range(sales + 1):
+                sale = "80" if n < sales else None
+                events += call_events(10 * i + n, rep, t + timedelta(minutes=3 * n), 320, sale)
+        body = json.dumps(events).encode()
+        assert (await api.post("/v1/events", content=body, headers=signed(body))).status_code == 202
+
+        async def standing() -> bool:
+            got = (await api.get("/v1/competitions/1/standings")).json()
+            return [r["participant_id"] for r in got["rows"]][:1] == ["ann"]
+
+        await eventually(standing)
+        for lang in ("en", "zh"):
+            update = os.environ.get("CALLPULSE_UPDATE_SCREENSHOTS") == "1"
+            shots = DOCS if update else tmp_path / "screenshots"
+            async with chromium_page(tmp_path / f"chrome-{lang}", shots) as page:
+                await page.call("Page.navigate", url=f"{base}/?key={ADMIN_KEY}&team=t1&lang={lang}")
+                await page.until("document.querySelectorAll('#competitions .racer').length === 4")
+                await page.until("document.getElementById('conn').dataset.state === 'live'")
+                names = await page.js(
+                    "[...document.querySelectorAll('#competitions .racer .who')]"
+                    ".map(e => e.textContent)"
+                )
+                assert names == ["Ann Lee", "王波", "Cyril", "李迪"]
+                # A sale lands while the board is open: the banner names the rep and the amount.
+                n = 90 + (lang == "zh")
+                sale = call_events(n, "di", now - timedelta(minutes=2), 330, "1250")
+                body = json.dumps(sale).encode()
+                assert (await api.post("/v1/events", content=body, headers=signed(body))).is_success
+                text = await page.until(
+                    "!document.getElementById('celebration').hidden && "
+                    "document.getElementById('celebration').textContent"
+                )
+                assert "李迪" in text
+                assert "1,250" in text or "1250" in text
+                await asyncio.sleep(0.8)  # the banner's entrance animation
+                await page.screenshot(f"competitions-celebration-{lang}.png")
+                await page.until("document.getElementById('celebration').hidden", 15)
+                await page.screenshot(f"competitions-board-{lang}.png")
+                # TV mode rotates floor -> leaderboard -> competitions.
+                await page.call(
+                    "Page.navigate",
+                    url=f"{base}/?key={ADMIN_KEY}&team=t1&lang={lang}&tv=1&rotate=3&tv_view=competitions",
+                )
+                await page.until("document.body.dataset.tv === 'competitions'")
+                await page.until("document.querySelectorAll('#competitions .racer').length === 4")
+                await page.screenshot(f"competitions-tv-{lang}.png")
+                await page.until("document.body.dataset.tv === 'floor'", 10)
+                await page.until("document.body.dataset.tv === 'leaders'", 10)

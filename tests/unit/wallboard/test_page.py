@@ -119,11 +119,25 @@ async def test_only_the_static_files_are_served(client: httpx.AsyncClient, name:
 
 async def test_the_script_calls_only_api_routes_that_exist(tmp_path: Path) -> None:
     used = set(re.findall(r"[`\"](v1/[a-z/]+)", JS))
-    assert used == {"v1/teams/", "v1/teams", "v1/leaderboard", "v1/stream", "v1/alerts"}
+    assert used == {
+        "v1/teams/",
+        "v1/teams",
+        "v1/leaderboard",
+        "v1/stream",
+        "v1/alerts",
+        "v1/competitions",
+        "v1/competitions/",
+    }
     app = create_app(ApiSettings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/api.db"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://x") as c:
         # Without a key an existing route answers 401; a missing one would be a 404.
-        for path in ("/v1/teams/t1/kpis?window=15m", "/v1/leaderboard?metric=dials", "/v1/stream"):
+        for path in (
+            "/v1/teams/t1/kpis?window=15m",
+            "/v1/leaderboard?metric=dials",
+            "/v1/stream",
+            "/v1/competitions",
+            "/v1/competitions/1/standings",
+        ):
             assert (await c.get(path)).status_code == 401, path
     # /v1/alerts and /v1/teams (team names) are optional: the page tolerates their absence,
     # takes alerts from the stream and teams from the leaderboard.

@@ -32,6 +32,7 @@
  */
 
 import { loadAlerts, renderAlerts } from "./alerts.js";
+import { installCompetitions } from "./competitions.js";
 import { api, failed, loadGlossary, q } from "./api.js";
 import { on, refreshViews, renderViews } from "./bus.js";
 import { KEY_STORE, LEADERS_MS, LIVE_REFRESH_MS, PAGE_MS, POLL_MS, STALE_MS, TEAMS_MS } from "./config.js";
@@ -300,6 +301,7 @@ async function init() {
   state.key = fromUrl || stored;
   if (fromUrl) updateUrl(); // the key leaves the address bar (and screenshots of it)
   bind();
+  installCompetitions();
   renderAll();
   tick();
   setInterval(tick, 1000);
