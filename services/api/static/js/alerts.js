@@ -11,7 +11,7 @@ import { ALERTS_MS } from "./config.js";
 import { $, h } from "./dom.js";
 import { fmtGoal, fmtInt, fmtTime } from "./format.js";
 import { inSentence, kpiName, t, windowName } from "./i18n.js";
-import { state } from "./state.js";
+import { glossary, state } from "./state.js";
 
 
 function who(alert) {
@@ -21,12 +21,17 @@ function who(alert) {
 
 /** What the alert says, in words: from kind, KPI, window, value and threshold. */
 export function alertText(a) {
+  const message = state.lang === "zh" ? a.message_zh : a.message_en;
+  // Alerts of other origins (a KPI the glossary does not name, such as a survey follow-up's
+  // "csat") keep the server's own words.
+  if (!glossary.kpis[a.kpi]) return message;
   const kpi = inSentence(kpiName(a.kpi));
   const v = fmtGoal(a.kpi, a.value);
   const th = fmtGoal(a.kpi, a.threshold);
   switch (a.kind) {
     case "threshold": {
-      const op = a.value !== null && a.value > a.threshold ? "op_above" : "op_below";
+      if (a.value === null || a.value === a.threshold) return message;
+      const op = a.value > a.threshold ? "op_above" : "op_below";
       return t("a_threshold", { kpi, w: inSentence(windowName(a.window)), v, op: t(op), t: th });
     }
     case "pace":
@@ -36,7 +41,7 @@ export function alertText(a) {
     case "missed":
       return t("a_missed", { kpi, v, t: th });
     default:
-      return state.lang === "zh" ? a.message_zh : a.message_en;
+      return message;
   }
 }
 
