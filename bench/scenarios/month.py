@@ -4,9 +4,10 @@ Driving a month of calls (~40 million events) through a worker would take hours,
 writes the tables' changelogs directly with states of the shape a month leaves behind under the
 retention rules (domain/rep.py, domain/calls.py), then starts a worker that recovers them:
 - per rep: 30 local-day buckets, 2 days of hourly buckets over an 8-h shift, a dozen minute buckets
-  of the last 2 h, and the applied versions of the last 26 h (50 calls a day);
+  of the last 2 h, and the applied versions with their credit of the last 26 h (50 calls a day);
 - per call still kept (ended within CALL_RETENTION, 6 h at 50 calls a rep per 8-h shift): the full
-  assembled state, cloned from calls the simulator's floor really produced.
+  assembled state, cloned from calls the simulator's floor really produced;
+- per call forgotten within FORGOTTEN_CALL_RETENTION (2 days): its event ids and times.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def _rep(rep_id: str, team_id: str, now: datetime, rng: random.Random) -> tuple[
         rep.minutes[minute - back] = _bucket(rng, 1)
     for call in range(CALLS_PER_DAY):
         at = int((now - timedelta(hours=rng.uniform(0, 26))).timestamp())
-        rep.applied[f"{rep_id}-call-{call:03d}"] = [rng.randint(1, 4), at]
+        credit = [[INDEX["dials"], at - 300.5, 1], [INDEX["connects"], at - 290.25, 1]]
+        credit.append([INDEX["talk_seconds"], at + 0.125, rng.randint(10_000, 600_000)])
+        rep.applied[f"{rep_id}-call-{call:03d}@{at * 1000}"] = [rng.randint(1, 4), at, credit]
     return rep_id.encode(), dumps(rep.to_dict())
 
 
@@ -71,11 +74,18 @@ def _bucket(rng: random.Random, calls: int) -> list[int]:
     return bucket
 
 
+def forgotten_calls(reps: int) -> int:
+    """Calls forgotten within FORGOTTEN_CALL_RETENTION, whose event ids a floor keeps."""
+    return int(reps * CALLS_PER_DAY * Rules().forgotten_retention_seconds / 86400)
+
+
 def call_states(count: int, reps: int, now: datetime, seed: int = 7) -> list[tuple[bytes, bytes]]:
-    """(key, changelog value) of `count` kept calls, cloned from a simulated floor's calls."""
+    """(key, changelog value) of `count` kept calls, cloned from a simulated floor's calls, and
+    the forgotten calls of `forgotten_calls(reps)`."""
     rng = random.Random(seed)
     stage = CallStage(MemoryStore(), Rules(), RosterView(), Metrics())
-    batch = [(event, now.timestamp()) for event in floor_events(4_000, reps=100, prefix="month-")]
+    events = floor_events(4_000, reps=100, prefix="month-")
+    batch = [(event, now.timestamp(), 0) for event in events]
     stage.save(stage.assemble(batch))
     states = [CallState.from_dict(loads(raw)) for _, raw in stage.store.items()]
     templates = [s.fields() for s in states if not s.is_open]
@@ -89,4 +99,11 @@ def call_states(count: int, reps: int, now: datetime, seed: int = 7) -> list[tup
         state["seen"] = [f"{call_id}-{n}" for n in range(len(state["seen"]))]
         state["last_event_at"] = state["ended_at"] = last.astimezone(UTC).isoformat()
         out.append((call_id.encode(), dumps(state)))
+    for i in range(forgotten_calls(reps)):
+        call_id = f"month-gone-{i:07d}"
+        at = now - timedelta(seconds=rng.uniform(6 * 3600, Rules().forgotten_retention_seconds))
+        seen = [f"{call_id}-{n}" for n in range(4)]
+        gone = CallState(call_id, forgotten=True, incarnation=int(at.timestamp() * 1000))
+        gone.arrived_at, gone.last_event_at, gone.seen, gone.version = at.timestamp(), at, seen, 4
+        out.append((call_id.encode(), dumps(gone.stored())))
     return out

@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -42,7 +42,11 @@ from services.aggregator.domain.calls import (
     apply_event,
     call_record,
     close_if_stale,
+    forget,
     forgettable,
+    kept_for,
+    past_retention,
+    too_late,
 )
 from services.aggregator.domain.rep import (
     Context,
@@ -125,8 +129,9 @@ class Cadence:
     """The most of a worker's time snapshot flushes may take when they run long."""
 
 
-Incoming = tuple[CallEvent | bytes, float]
-"""An event (decoded, or the JSON of a topic record) and when it arrived (epoch seconds)."""
+Incoming = tuple[CallEvent | bytes, float, int]
+"""An event (decoded, or the JSON of a topic record), when it arrived (epoch seconds) and the
+partition (of the driver's input) it was read from."""
 Fact = tuple[RepFact, float | None]
 """A fact and the arrival time of the event that made it (None: not from a fresh event)."""
 
@@ -138,6 +143,8 @@ class CallBatch:
     facts: list[tuple[RepFact, float]] = field(default_factory=list)
     states: dict[str, CallState | None] = field(default_factory=dict)
     records: list[CallRecord] = field(default_factory=list)
+    too_late: list[CallEvent] = field(default_factory=list)
+    """Events refused for arriving too long after they occurred, for a call not held."""
 
 
 class CallStage:
@@ -146,23 +153,44 @@ class CallStage:
     A batch reads each call once and saves it once. A driver must make the facts durable
     before it saves the states (`save`): a crash in between redoes the batch from the old
     states and makes the same versions, which stage 2 applies once.
+
+    An ended call is forgotten by the clock of its input partition: the latest arrival read
+    from it (`read`), or the time the driver says the partition was read to its end
+    (`caught_up`), never the wall clock alone. Forgetting keeps the call's event ids for
+    `forgotten_retention_seconds` more: an event among them is a duplicate, any other starts a
+    new incarnation of the call. Every event still unread when those go arrives later, so an
+    event of such a call arrived more than both retentions after it occurred: `too_late`
+    refuses exactly those (and new ones as late), so nothing is ever counted twice.
     """
 
     def __init__(self, store: Store, rules: Rules, roster: RosterView, metrics: Metrics) -> None:
         self.store, self.rules, self.roster, self.metrics = store, rules, roster, metrics
+        self.read: dict[int, float] = {}
+        """partition -> how far it has been read (an arrival time, epoch seconds)."""
+
+    def caught_up(self, partition: int, now: float) -> None:
+        """The partition has been read to its end at `now`: nothing unread arrived before."""
+        self.read[partition] = max(self.read.get(partition, now), now)
 
     def assemble(self, batch: Iterable[Incoming]) -> CallBatch:
         """Fold a batch of events into their calls; nothing is saved yet."""
         out = CallBatch()
         loaded: dict[str, CallState | None] = {}
-        for raw, arrived in batch:
+        for raw, arrived, partition in batch:
             event = self._decode(raw)
+            if arrived > self.read.get(partition, 0.0):
+                self.read[partition] = arrived
             if event is None:
                 continue
             event = self.roster.resolve(event)  # a provider's agent id -> our rep id
             if event.call_id not in loaded:
                 loaded[event.call_id] = self._load(event.call_id)
-            step = apply_event(loaded[event.call_id], event, self.rules)
+            state = loaded[event.call_id]
+            if state is None and too_late(event, arrived, self.rules):
+                self.metrics.events_too_late.inc()
+                out.too_late.append(event)
+                continue
+            step = apply_event(state, event, self.rules, arrived, partition)
             out.facts += [(fact, arrived) for fact in step.facts]
             if step.duplicate:
                 self.metrics.events_duplicate.inc()
@@ -176,7 +204,7 @@ class CallStage:
     def save(self, batch: CallBatch) -> None:
         """Write the batch's call states (after its facts are durable)."""
         for call_id, state in batch.states.items():
-            value = None if state is None else dumps(state.fields())
+            value = None if state is None else dumps(state.stored())
             self.store.put(call_id.encode(), value)
 
     def due(self, now: datetime) -> list[str]:
@@ -186,17 +214,27 @@ class CallStage:
     def due_slices(self, now: datetime) -> Iterator[list[str]]:
         """`due` a slice of the calls at a time: a driver lets its event loop run in between."""
         for part in slices(self.store.items()):
-            yield [key.decode() for key, raw in part if _expiring(loads(raw), now, self.rules)]
+            yield [
+                key.decode()
+                for key, raw in part
+                if _expiring(loads(raw), now, self.read, self.rules)
+            ]
 
     def expire(self, call_ids: Iterable[str], now: datetime, arrived: float) -> CallBatch:
-        """Close stale calls as `failed`; forget ended calls past the retention."""
+        """Close stale calls as `failed`; forget ended calls past the retention (by the clock
+        of their partition)."""
         out = CallBatch()
         for call_id in call_ids:
             state = self._load(call_id)
             if state is None:
                 continue
-            if forgettable(state, now, self.rules):
-                out.states[call_id] = None
+            read = self.read.get(state.partition)
+            if state.forgotten:
+                if read is not None and past_retention(state, _utc(read), self.rules):
+                    out.states[call_id] = None  # its events can no longer come back uncounted
+                continue
+            if read is not None and forgettable(state, _utc(read), self.rules):
+                out.states[call_id] = forget(state)
                 continue
             step = close_if_stale(state, now, self.rules)
             if step is not None:
@@ -219,12 +257,20 @@ class CallStage:
             return None
 
 
-def _expiring(call: dict[str, object], now: datetime, rules: Rules) -> bool:
-    """On the stored form: open too long, or ended past the retention."""
-    if call.get("ended_at") is None:
+def _expiring(call: dict[str, Any], now: datetime, read: dict[int, float], rules: Rules) -> bool:
+    """On the stored form: open too long, or ended (or forgotten) past its retention by its
+    partition's clock."""
+    if call.get("ended_at") is None and not call.get("forgotten"):
         return close_if_stale(CallState.from_dict(call), now, rules) is not None
-    last = datetime.fromisoformat(str(call["last_event_at"]))
-    return (now - last).total_seconds() > rules.call_retention_seconds
+    clock = read.get(call.get("partition", 0))
+    if clock is None:
+        return False
+    latest = max(datetime.fromisoformat(call["last_event_at"]).timestamp(), call["arrived_at"])
+    return bool(clock - latest > kept_for(rules, forgotten=bool(call.get("forgotten"))))
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 @dataclass(slots=True)
@@ -528,6 +574,7 @@ class CoreSettings(Protocol):
     CONVERSATION_MIN_SECONDS: float
     MAX_CALL_SECONDS: float
     CALL_RETENTION_SECONDS: float
+    FORGOTTEN_CALL_RETENTION_SECONDS: float
     SNAPSHOT_INTERVAL_SECONDS: float
     ROLLING_REFRESH_SECONDS: float
     ALERT_EVALUATION_SECONDS: float
@@ -540,6 +587,7 @@ def rules_of(settings: CoreSettings) -> Rules:
         conversation_min_seconds=settings.CONVERSATION_MIN_SECONDS,
         max_call_seconds=settings.MAX_CALL_SECONDS,
         call_retention_seconds=settings.CALL_RETENTION_SECONDS,
+        forgotten_retention_seconds=settings.FORGOTTEN_CALL_RETENTION_SECONDS,
     )
 
 

@@ -43,6 +43,7 @@ class Metrics:
         self.events_applied = self.events.labels("applied")
         self.events_duplicate = self.events.labels("duplicate")
         self.events_invalid = self.events.labels("invalid")
+        self.events_too_late = self.events.labels("too_late")
         self.facts_applied = self.facts.labels("applied")
         self.facts_duplicate = self.facts.labels("duplicate")
         self.reps = Gauge(

@@ -93,6 +93,8 @@ class Worker:
             client_id="callpulse-aggregator",
         )
         self.stage1 = asyncio.Lock()  # the sweep and the agent never interleave on a call
+        self.assembled: dict[Any, int] = {}
+        """events partition -> the last offset stage 1 assembled."""
         self.generation = 0
         """Counts revocations: a sweep started before one stops publishing."""
 
@@ -120,18 +122,34 @@ class Worker:
         """Stage 1 on a batch: facts durable first, then call states, then records."""
         async with self.stage1:
             batch = self.core.calls.assemble(
-                (e.value, e.message.timestamp or time.time()) for e in events
+                (e.value, e.message.timestamp or time.time(), e.message.partition) for e in events
             )
             await self.finish_calls(batch)
+            for e in events:
+                tp = e.message.tp
+                self.assembled[tp] = max(self.assembled.get(tp, -1), e.message.offset)
+        for event in batch.too_late:
+            log.warning("event_too_late", call_id=event.call_id, event_id=event.event_id)
 
     async def sweep(self) -> None:
         """Close calls open too long; forget ended calls past the retention (a slice at a
         time, letting the agents run in between; each call is checked again when expired)."""
         now = datetime.now(UTC)
+        self.read_to_end(now.timestamp())
         for due in self.core.calls.due_slices(now):
             async with self.stage1:
                 await self.finish_calls(self.core.calls.expire(due, now, time.time()))
             await asyncio.sleep(0)
+
+    def read_to_end(self, now: float) -> None:
+        """Tell stage 1 which event partitions it has assembled to their end (their clock
+        moves on with the wall clock, not only with arrivals)."""
+        for tp in self.app.consumer.assignment():
+            if tp.topic != self.settings.EVENTS_TOPIC:
+                continue
+            highwater = self.app.consumer.highwater(tp)
+            if highwater is not None and highwater <= self.assembled.get(tp, -1) + 1:
+                self.core.calls.caught_up(tp.partition, now)
 
     async def finish_calls(self, batch: CallBatch) -> None:
         count = self.app.consumer.topic_partitions(self.settings.FACTS_TOPIC)

@@ -149,8 +149,8 @@ class EmbeddedEngine:
         """EventPublisher: commit to the log, then apply. Returns once durable."""
         async with self._lock:
             appended = await self.log.append(events)
-            arrived = time.time()
-            self._ingest([(event, arrived) for event in events])
+            # the arrival a replay of the log gives them: the same incarnations, the same clock
+            self._ingest([(event, appended.received_at, 0) for event in events])
             self._seq = max(self._seq, appended.seq)
 
     async def publish_roster(self, record: RosterRecord) -> None:
@@ -178,6 +178,7 @@ class EmbeddedEngine:
         """Close calls left open too long; forget ended calls past the retention (a slice at a
         time, like the Faust worker; each call is checked again when it is expired)."""
         now = self.clock()
+        self.core.calls.caught_up(0, time.time())  # live: every logged event is applied
         parts = self.core.calls.due_slices(now)
         while True:
             async with self._lock:
@@ -292,7 +293,7 @@ class EmbeddedEngine:
                 replayed += self._ingest(batch)
                 batch, swept = [], received
                 self._expire(datetime.fromtimestamp(received, UTC))
-            batch.append((event, received))
+            batch.append((event, received, 0))
             last = seq
             if len(batch) >= REPLAY_BATCH:
                 replayed += self._ingest(batch)

@@ -59,6 +59,8 @@ class Appended(NamedTuple):
     seq: int
     """The newest event's seq after the append: the highest this batch wrote, if it wrote any
     (one writer)."""
+    received_at: float
+    """When the batch was received (epoch s): the arrival time its new events replay with."""
 
 
 @dataclass(slots=True)
@@ -121,7 +123,7 @@ class SqliteEventLog:
             # else the next batch's commit would commit these rows, never applied by the engine
             await self.db.rollback()
             raise
-        return Appended(new, seq)
+        return Appended(new, seq, now)
 
     async def replay(
         self, after: int = 0, batch: int = 5000

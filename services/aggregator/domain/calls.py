@@ -3,9 +3,15 @@
 A call's *contribution* is the list of counter atoms it credits to its rep: a dial at its start, a
 connect at its answer, talk and conversation at its end, a conversion at its latest outcome, a
 survey at its time. Each change of the call makes a new *version*; for every rep whose share
-changed the stage emits a `RepFact` carrying the difference (new minus old atoms) and the version.
-Stage 2 applies a rep's facts once per (call, version), so redelivery never double-counts, and
-because facts are differences, an outcome correction or a transfer retracts what was credited.
+changed the stage emits a `RepFact` carrying the call's whole credit to that rep at that version
+(absolute, not a difference: a rep it was transferred away from gets an empty credit). Stage 2
+keeps, per rep and call, the last version and what it credited, and applies only the difference
+of a newer version: facts may arrive in any order, twice, or late, and change nothing once seen.
+
+A call's *incarnation* is the arrival time (ms) of the event that created its state here: a late
+event for a call this stage has forgotten (an outcome from the CRM hours later) starts a new
+incarnation whose credit stage 2 keeps beside the old one's, instead of being taken for an old
+version of it. It is the same on a redelivery, since the same event creates the state again.
 
 A duplicate event (seen `event_id`) changes nothing but re-emits the current version's facts: if a
 worker died after saving the call but before its facts were sent, the redelivered event repairs it.
@@ -40,9 +46,13 @@ class Rules:
     conversation_min_seconds: float = 300.0
     max_call_seconds: float = 4 * 3600.0
     call_retention_seconds: float = 6 * 3600.0
-    """How long an ended call is kept for late events (outcome, survey, correction) after its
-    last event. A later event starts the call afresh at version 1, which stage 2 (remembering
-    the call's higher version) and history both ignore: it is not counted (a known limit)."""
+    """How long an ended call is kept after its last event (by the later of its event time and
+    its arrival). Then only its event ids are kept (`forgotten_retention_seconds`): a new event
+    starts a new incarnation of the call, counted beside the old one, a replayed one is a
+    duplicate. An event older than both retentions when it arrives, for a call not held, is
+    refused: it cannot be told from a replay of a call forgotten for good."""
+    forgotten_retention_seconds: float = 2 * 86400.0
+    """How long a forgotten call's event ids are kept (a replay of one is a duplicate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +63,22 @@ class RepFact:
     call_id: str
     version: int
     atoms: tuple[Atom, ...]
+    """The call's whole credit to this rep at this version (empty: none, or no longer)."""
     team_id: str | None
     status: RepStatus | None
     status_at: datetime
     event_at: datetime
+    incarnation: int = 0
+
+    @property
+    def credit_key(self) -> str:
+        """What stage 2 remembers a credit by: the call and its incarnation."""
+        return f"{self.call_id}@{self.incarnation}"
 
     @property
     def fact_id(self) -> str:
         """Deterministic id: the same transition always has the same id."""
-        return f"{self.call_id}:{self.version}:{self.rep_id}"
+        return f"{self.credit_key}:{self.version}:{self.rep_id}"
 
     def fields(self) -> dict[str, Any]:
         """The fact as plain values for `packing.dumps` (the `callpulse.rep-facts` message)."""
@@ -69,6 +86,7 @@ class RepFact:
             "fact_id": self.fact_id,
             "rep_id": self.rep_id,
             "call_id": self.call_id,
+            "incarnation": self.incarnation,
             "version": self.version,
             "atoms": self.atoms,
             "team_id": self.team_id,
@@ -89,6 +107,7 @@ class RepFact:
             status=d.get("status"),
             status_at=datetime.fromisoformat(d["status_at"]),
             event_at=datetime.fromisoformat(d["event_at"]),
+            incarnation=int(d.get("incarnation", 0)),
         )
 
 
@@ -97,6 +116,13 @@ class CallState:
     """Everything known about one call, merged from its events."""
 
     call_id: str
+    forgotten: bool = False
+    """Only the ids of its events are kept (`forget`): a replay of one of them is a duplicate."""
+    incarnation: int = 0
+    partition: int = 0
+    """The driver's input partition its events are read from (whose clock forgets it)."""
+    arrived_at: float = 0.0
+    """The latest arrival (epoch seconds) of its events: with `last_event_at`, when it may go."""
     seen: list[str] = field(default_factory=list)
     rep_id: str | None = None
     rep_key: list[Any] | None = None
@@ -125,7 +151,6 @@ class CallState:
     credited_rep: str | None = None
     credited: tuple[Atom, ...] = ()
     prev_rep: str | None = None
-    prev_credited: tuple[Atom, ...] = ()
     status: RepStatus = "idle"
     status_at: datetime | None = None
 
@@ -139,7 +164,13 @@ class CallState:
     @property
     def is_open(self) -> bool:
         """Started or answered, not yet ended."""
-        return self.ended_at is None
+        return self.ended_at is None and not self.forgotten
+
+    def stored(self) -> dict[str, Any]:
+        """What is stored: all `fields()`, or of a forgotten call only what `forget` keeps."""
+        if self.forgotten:
+            return {name: getattr(self, name) for name in _FORGOTTEN_FIELDS}
+        return self.fields()
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -151,15 +182,26 @@ class CallState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CallState:
         """Read back what `fields()` gave, once encoded."""
-        values = dict(d)
+        values = {name: d[name] for name in cls.__slots__ if name in d}
         for name in _TIME_FIELDS:
             values[name] = _dt(values.get(name))
         values["amount"] = None if d.get("amount") is None else Decimal(d["amount"])
         values["credited"] = _atoms_in(d.get("credited", ()))
-        values["prev_credited"] = _atoms_in(d.get("prev_credited", ()))
         values["seen"] = list(d.get("seen", ()))
         return cls(**values)
 
+
+_FORGOTTEN_FIELDS = (
+    "call_id",
+    "forgotten",
+    "incarnation",
+    "partition",
+    "arrived_at",
+    "last_event_at",
+    "seen",
+    "version",
+)
+"""What a forgotten call keeps: enough to know its events, and when it may go for good."""
 
 _TIME_FIELDS = (
     "started_at",
@@ -282,54 +324,24 @@ def status_of(state: CallState) -> tuple[RepStatus, datetime]:
     return "ringing", since
 
 
-def _difference(old: tuple[Atom, ...], new: tuple[Atom, ...]) -> tuple[Atom, ...]:
-    """new - old as atoms, cancelling identical pairs so unchanged facts send nothing."""
-    remaining = list(new)
-    out: list[Atom] = []
-    for atom in old:
-        if atom in remaining:
-            remaining.remove(atom)
-        else:
-            out.append((atom[0], atom[1], -atom[2]))
-    return tuple(out + remaining)
-
-
 def _facts(state: CallState) -> list[RepFact]:
-    """The RepFacts of the state's current version: its credit minus the previous version's."""
+    """The RepFacts of the state's current version: the whole credit of its rep, and an empty
+    one for the rep it was transferred away from (stage 2 retracts what that rep had)."""
     status, status_at = status_of(state)
     event_at = state.last_event_at
     assert event_at is not None  # a state exists only after an event
+
+    def fact(rep_id: str, atoms: tuple[Atom, ...], team_id: str | None, status: Any) -> RepFact:
+        return RepFact(
+            rep_id, state.call_id, state.version, atoms, team_id, status, status_at, event_at,
+            state.incarnation,
+        )  # fmt: skip
+
     facts: list[RepFact] = []
-    prev = state.prev_credited
     if state.prev_rep is not None and state.prev_rep != state.credited_rep:
-        retract = _difference(prev, ())
-        facts.append(
-            RepFact(
-                state.prev_rep,
-                state.call_id,
-                state.version,
-                retract,
-                None,
-                None,
-                status_at,
-                event_at,
-            )
-        )
-        prev = ()
+        facts.append(fact(state.prev_rep, (), None, None))
     if state.credited_rep is not None:
-        delta = _difference(prev, state.credited)
-        facts.append(
-            RepFact(
-                state.credited_rep,
-                state.call_id,
-                state.version,
-                delta,
-                state.team_id,
-                status,
-                status_at,
-                event_at,
-            )
-        )
+        facts.append(fact(state.credited_rep, state.credited, state.team_id, status))
     return facts
 
 
@@ -344,11 +356,28 @@ class Step:
     """A new version of the call: its record for history changed."""
 
 
-def apply_event(state: CallState | None, event: CallEvent, rules: Rules) -> Step:
-    """Apply one event to a call (state None for a new call); pure apart from the returned copy."""
-    current = CallState(call_id=event.call_id) if state is None else _copy(state)
+def apply_event(
+    state: CallState | None,
+    event: CallEvent,
+    rules: Rules,
+    arrived: float = 0.0,
+    partition: int = 0,
+) -> Step:
+    """Apply one event, arrived at `arrived` (epoch seconds) on `partition`, to a call (state
+    None for a call not held: a new incarnation); pure apart from the returned copy."""
+    if state is not None and state.forgotten and event.event_id in state.seen:
+        return Step(state, [], duplicate=True)  # its facts went out long ago
+    if state is None or state.forgotten:
+        current = CallState(
+            call_id=event.call_id, incarnation=round(arrived * 1000), partition=partition
+        )
+        if state is not None:
+            current.seen = list(state.seen)  # the forgotten incarnation's events stay known
+    else:
+        current = _copy(state)
     if event.event_id in current.seen:
         return Step(current, _resend(current), duplicate=True)
+    current.arrived_at = max(current.arrived_at, arrived)
     current.seen.append(event.event_id)
     del current.seen[:-SEEN_IDS_PER_CALL]
     before = _fingerprint(current)
@@ -392,10 +421,46 @@ def close_if_stale(state: CallState, now: datetime, rules: Rules) -> Step | None
 
 
 def forgettable(state: CallState, now: datetime, rules: Rules) -> bool:
-    """An ended call whose last event is older than the retention: its state may be dropped."""
-    if state.is_open or state.last_event_at is None:
+    """An ended call whose last event occurred and arrived longer than the retention before
+    `now` (the latest arrival this stage has read: see `CallStage`): it may be forgotten."""
+    if state.is_open or state.forgotten or state.last_event_at is None:
         return False
-    return now - state.last_event_at > timedelta(seconds=rules.call_retention_seconds)
+    return past_retention(state, now, rules)
+
+
+def forget(state: CallState) -> CallState:
+    """The call reduced to what tells its events again (`CallState.stored`)."""
+    kept = CallState(call_id=state.call_id, forgotten=True)
+    for name in _FORGOTTEN_FIELDS[2:]:
+        setattr(kept, name, getattr(state, name))
+    kept.seen = list(state.seen)
+    return kept
+
+
+FORGET_MARGIN_SECONDS = 60.0
+"""Kept this much past the retention: room for a partition said read to its end a moment
+before a record arrived."""
+
+
+def past_retention(state: CallState, now: datetime, rules: Rules) -> bool:
+    """Both the call's last event time and its last arrival are older than its retention (the
+    call's, or once forgotten, that of its event ids)."""
+    assert state.last_event_at is not None  # a state exists only after an event
+    latest = max(state.last_event_at.timestamp(), state.arrived_at)
+    return now.timestamp() - latest > kept_for(rules, forgotten=state.forgotten)
+
+
+def kept_for(rules: Rules, *, forgotten: bool) -> float:
+    """Seconds past its last event and arrival a call is kept (as a call, or its event ids)."""
+    keep = rules.call_retention_seconds + FORGET_MARGIN_SECONDS
+    return keep + rules.forgotten_retention_seconds if forgotten else keep
+
+
+def too_late(event: CallEvent, arrived: float, rules: Rules) -> bool:
+    """An event for a call not held that arrived longer after it occurred than a call and its
+    event ids are kept: it may be a replay of a call gone for good, so it is refused."""
+    keep = rules.call_retention_seconds + rules.forgotten_retention_seconds
+    return arrived - event.occurred_at.timestamp() > keep
 
 
 def _advance(state: CallState, rules: Rules, *, force: bool = False) -> list[RepFact]:
@@ -406,7 +471,7 @@ def _advance(state: CallState, rules: Rules, *, force: bool = False) -> list[Rep
     if unchanged and status == (state.status, state.status_at) and not force:
         return []
     state.version += 1
-    state.prev_rep, state.prev_credited = state.credited_rep, state.credited
+    state.prev_rep = state.credited_rep
     state.credited_rep, state.credited = state.rep_id, new
     state.status, state.status_at = status
     return _facts(state)

@@ -28,8 +28,9 @@ Lands = Literal["dial", "connect", "end", "outcome", "survey"]
 
 
 def first_seen(call: CallState) -> datetime | None:
-    """The earliest known moment of the call: its start, else its answer, else its end."""
-    return call.started_at or call.answered_at or call.ended_at
+    """The earliest known moment of the call: its start, else its answer, else its end (not an
+    end the stale sweep made up: a call known only by an outcome or a survey dialled nothing)."""
+    return call.started_at or call.answered_at or (None if call.stale_closed else call.ended_at)
 
 
 def call_time(call: CallState, lands: Lands) -> datetime | None:

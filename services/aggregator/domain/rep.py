@@ -2,9 +2,11 @@
 
 Buckets: per-minute for the last `MINUTE_RETENTION` (rolling windows and the local hour), per local
 hour for two days (the hourly connect profile), per local day for `DAY_RETENTION_DAYS` (today,
-week, month). Facts are applied once per (call, version); a remembered version expires
-`APPLIED_HORIZON` after it was applied (processing time: an old event redelivered within the
-horizon of its first processing is still recognised, however old the call).
+week, month). A fact carries a call's whole credit to the rep at one version; the rep keeps, per
+call (and incarnation), the last version applied and its credit, and applies a newer version as
+the difference: facts in any order, duplicated or replayed, give the same buckets. A remembered
+credit expires `APPLIED_HORIZON` after it was applied (processing time: an old event redelivered
+within the horizon of its first processing is still recognised, however old the call).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from services.aggregator.domain.counters import (
     CONNECTS,
     DIALS,
     INBOUND,
+    WIDTH,
     Counters,
     derive,
     total,
-    zero,
 )
 
 MINUTE_RETENTION = timedelta(hours=2)
@@ -46,7 +48,8 @@ class RepState:
     minutes: dict[int, Counters] = field(default_factory=dict)
     hours: dict[str, list[int]] = field(default_factory=dict)
     days: dict[str, Counters] = field(default_factory=dict)
-    applied: dict[str, list[int]] = field(default_factory=dict)
+    applied: dict[str, list[Any]] = field(default_factory=dict)
+    """call@incarnation -> [version, applied at (epoch s), [[counter, at (epoch s), amount]...]]"""
     status: RepStatus = "idle"
     status_since: datetime | None = None
     last_event_at: datetime | None = None
@@ -92,17 +95,21 @@ def _dt(value: str | None) -> datetime | None:
 
 
 def apply_fact(rep: RepState, fact: RepFact, tz: ZoneInfo, now: datetime) -> bool:
-    """Apply one fact unless its (call, version) was applied; True when it changed the rep."""
-    seen = rep.applied.get(fact.call_id)
+    """Apply a fact newer than the call's version applied here: add its credit, take back the
+    credit of that older version. True when it changed the rep."""
+    key = fact.credit_key
+    seen = rep.applied.get(key)
     if seen is not None and seen[0] >= fact.version:
         return False
+    old = [tuple(atom) for atom in seen[2]] if seen is not None and len(seen) > 2 else []
+    new = [(index, at.timestamp(), amount) for index, at, amount in fact.atoms]
     # Remembered from when it was applied, not from the call's time: a backlog of old events, or
     # a replay of them, is deduplicated as long as anything recent.
-    rep.applied[fact.call_id] = [fact.version, int(now.timestamp())]
+    rep.applied[key] = [fact.version, int(now.timestamp()), new]
     if fact.team_id is not None:
         rep.team_id = fact.team_id
-    for index, at, amount in fact.atoms:
-        _add_atom(rep, index, at, amount, tz, now)
+    for index, at, amount in _difference(old, new):
+        _add_atom(rep, index, datetime.fromtimestamp(at, UTC), amount, tz, now)
     if fact.status is not None and (rep.status_since is None or fact.status_at >= rep.status_since):
         rep.status, rep.status_since = fact.status, fact.status_at
     if rep.last_event_at is None or fact.event_at > rep.last_event_at:
@@ -110,27 +117,50 @@ def apply_fact(rep: RepState, fact: RepFact, tz: ZoneInfo, now: datetime) -> boo
     return True
 
 
+StoredAtom = tuple[int, float, int]
+"""An atom as a rep remembers it: (counter index, epoch seconds it lands at, amount)."""
+
+
+def _difference(old: list[StoredAtom], new: list[StoredAtom]) -> list[StoredAtom]:
+    """new - old as atoms, cancelling identical pairs so an unchanged credit changes nothing."""
+    remaining = list(new)
+    out: list[StoredAtom] = []
+    for atom in old:
+        if atom in remaining:
+            remaining.remove(atom)
+        else:
+            out.append((atom[0], atom[1], -atom[2]))
+    return out + remaining
+
+
 def _add_atom(
     rep: RepState, index: int, at: datetime, amount: int, tz: ZoneInfo, now: datetime
 ) -> None:
+    """Add (or, negative, take back) an amount in every bucket it lands in. Taking back skips a
+    bucket that is gone: what was added there has been pruned with it."""
     day = w.local_day(at, tz)
     if day < w.local_day(now, tz) - timedelta(days=DAY_RETENTION_DAYS - 1):
-        rep.late_dropped += 1  # older than every window we keep: history only (Postgres)
+        if amount > 0:
+            rep.late_dropped += 1  # older than every window we keep: history only (Postgres)
         return
-    _bump(rep.days.setdefault(day.isoformat(), zero()), index, amount)
+    _bump(rep.days, day.isoformat(), index, amount, WIDTH)
     if at >= now - MINUTE_RETENTION:
-        _bump(rep.minutes.setdefault(w.epoch_minute(at), zero()), index, amount)
+        _bump(rep.minutes, w.epoch_minute(at), index, amount, WIDTH)
     if index in _PROFILE:
         hour_key = at.astimezone(tz).strftime("%Y-%m-%dT%H")
-        profile = rep.hours.setdefault(hour_key, [0, 0, 0])
-        profile[_PROFILE.index(index)] += amount
+        _bump(rep.hours, hour_key, _PROFILE.index(index), amount, len(_PROFILE))
 
 
 _PROFILE = (DIALS, CONNECTS, INBOUND)
 """The counters of the hourly profile, in its order."""
 
 
-def _bump(bucket: Counters, index: int, amount: int) -> None:
+def _bump(buckets: dict[Any, list[int]], key: Any, index: int, amount: int, width: int) -> None:
+    bucket = buckets.get(key)
+    if bucket is None:
+        if amount < 0:
+            return
+        bucket = buckets[key] = [0] * width
     bucket[index] += amount
 
 
@@ -147,8 +177,8 @@ def prune(rep: RepState, tz: ZoneInfo, now: datetime) -> None:
     for hour in [h for h in rep.hours if h < oldest_hour]:
         del rep.hours[hour]
     horizon = int((now - APPLIED_HORIZON).timestamp())
-    for call_id in [c for c, (_, at) in rep.applied.items() if at < horizon]:
-        del rep.applied[call_id]
+    for key in [k for k, seen in rep.applied.items() if seen[1] < horizon]:
+        del rep.applied[key]
 
 
 @dataclass(frozen=True, slots=True)

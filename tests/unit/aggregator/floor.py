@@ -78,25 +78,34 @@ class Floor:
         self.calls = _Calls(self.core.calls.store)  # type: ignore[arg-type]
         self.reps = _Reps(self.core)
 
-    def apply(self, event: CallEvent, now: datetime) -> CallBatch:
-        """Stage 1 then stage 2 for one event: what stage 1 made of it."""
-        batch = self.core.calls.assemble([(event, now.timestamp())])
+    def apply(
+        self, event: CallEvent, now: datetime, arrived: datetime | None = None
+    ) -> CallBatch:
+        """Stage 1 then stage 2 for one event, arrived at `arrived` (default: when it occurred,
+        as live traffic does, or `now` if that is earlier): what stage 1 made of it."""
+        arrival = arrived or min(event.occurred_at, now)
+        batch = self.core.calls.assemble([(event, arrival.timestamp(), 0)])
         self.core.reps.accumulate(batch.facts, now)
         self.core.calls.save(batch)
         return batch
 
     def close_stale(self, now: datetime) -> CallBatch:
         """The stale-call sweep at `now` (closing and forgetting): what stage 1 made of it."""
+        self.core.calls.caught_up(0, now.timestamp())  # one event at a time: always read to the end
         batch = self.core.calls.expire(self.core.calls.due(now), now, now.timestamp())
         self.core.reps.accumulate(batch.facts, now)
         self.core.calls.save(batch)
         return batch
 
     def forget_ended(self, now: datetime) -> int:
-        """The sweep at `now`; how many calls it forgot."""
-        before = len(self.calls)
+        """The sweep at `now`; how many calls it forgot (down to their event ids, or for good)."""
+        before = len(self.held())
         self.close_stale(now)
-        return before - len(self.calls)
+        return before - len(self.held())
+
+    def held(self) -> set[str]:
+        """The calls held whole (not forgotten)."""
+        return {call_id for call_id, state in self.calls.items() if not state.forgotten}
 
     def snapshot(self, rep_id: str, now: datetime) -> RepSnapshot:
         """The rep's snapshot at `now` (pruned as a published one is)."""

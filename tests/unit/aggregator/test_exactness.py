@@ -1,0 +1,194 @@
+"""Exact under redelivery: stage 2 is order-insensitive, late events count, replays never do.
+
+Properties on the domain and the core (issue "Exact under faults", deliverable 1):
+- facts of any calls, applied to a rep in any order and any number of times, give the buckets
+  of applying each once in order;
+- a call forgotten by stage 1 and then sent a late outcome or survey counts it beside what it
+  had; its old events sent again (within the forgotten retention) count nothing; sent again
+  after that, they are refused as too late and still count nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.events import CallEvent, CallOutcome, SurveyCompleted
+from schemas.kpis import WINDOWS
+from services.aggregator.domain.calls import RepFact, Rules
+from services.aggregator.domain.reference import fold
+from services.aggregator.domain.rep import RepState, apply_fact
+from tests.unit.aggregator.floor import Floor
+from tests.unit.aggregator.test_properties import call_events
+
+NOW = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
+RULES = Rules(call_retention_seconds=600, forgotten_retention_seconds=86400)
+
+
+@st.composite
+def recent_calls(draw: st.DrawFn) -> list[list[CallEvent]]:
+    """Calls whose events all occurred within the forgotten retention before NOW."""
+    calls = []
+    for index in range(draw(st.integers(1, 8))):
+        events = draw(call_events(index))
+        oldest = min((e.occurred_at for e in events), default=NOW)
+        latest = max((e.occurred_at for e in events), default=NOW)
+        # move the call to end 2-20 h before NOW (calls_events spreads them over 40 days)
+        shift = NOW - timedelta(hours=draw(st.integers(2, 20))) - latest
+        if oldest + shift < NOW - timedelta(hours=22):
+            continue
+        calls.append([e.model_copy(update={"occurred_at": e.occurred_at + shift}) for e in events])
+    return calls
+
+
+def _facts_in_order(calls: list[list[CallEvent]]) -> list[RepFact]:
+    floor = Floor(rules=RULES)
+    facts: list[RepFact] = []
+    for events in calls:
+        for event in events:
+            facts += [fact for fact, _ in floor.apply(event, NOW).facts]
+    return facts
+
+
+def _buckets(facts: list[RepFact]) -> dict[str, tuple[object, ...]]:
+    reps: dict[str, RepState] = {}
+    for fact in facts:
+        rep = reps.setdefault(fact.rep_id, RepState(fact.rep_id))
+        apply_fact(rep, fact, ZoneInfo("Asia/Shanghai"), NOW)
+    return {
+        rep_id: (
+            {k: v for k, v in rep.days.items() if any(v)},
+            {k: v for k, v in rep.minutes.items() if any(v)},
+            {k: v for k, v in rep.hours.items() if any(v)},
+        )
+        for rep_id, rep in reps.items()
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(recent_calls(), st.randoms(use_true_random=False), st.integers(0, 3))
+def test_facts_in_any_order_and_repeated_give_the_in_order_buckets(
+    calls: list[list[CallEvent]], rnd: random.Random, copies: int
+) -> None:
+    facts = _facts_in_order(calls)
+    shuffled = facts + [rnd.choice(facts) for _ in range(copies * len(facts) // 2)]
+    rnd.shuffle(shuffled)
+    assert _buckets(shuffled) == _buckets(facts)
+
+
+def _late(event: CallEvent) -> bool:
+    return isinstance(event, CallOutcome | SurveyCompleted)
+
+
+@st.composite
+def late_scenarios(draw: st.DrawFn) -> tuple[list[CallEvent], list[CallEvent]]:
+    """(events sent live, late events sent after their call was forgotten): a call's late
+    events are its outcomes or its survey, when the live part has none of that kind and they
+    name the rep it has (a late event counts on its own: it cannot move the call's old credit
+    to another rep, nor correct an outcome or survey the forgotten call had)."""
+    live: list[CallEvent] = []
+    late: list[CallEvent] = []
+    for events in draw(recent_calls()):
+        held_back = draw(st.sampled_from(["none", "outcomes", "survey"]))
+        if len({e.rep_id for e in events if e.rep_id is not None}) > 1:
+            held_back = "none"
+        for event in events:
+            kind = "outcomes" if isinstance(event, CallOutcome) else "survey"
+            (late if _late(event) and kind == held_back else live).append(event)
+    return live, late
+
+
+def _kpis(floor: Floor, now: datetime) -> dict[str, dict[str, dict[str, object]]]:
+    out = {}
+    for rep in sorted(floor.reps):
+        snap = floor.snapshot(rep, now)
+        out[rep] = {
+            window: snap.windows[window].model_dump(  # type: ignore[index]
+                exclude={"window", "window_start", "window_end"}
+            )
+            for window in WINDOWS
+        }
+    return out
+
+
+def _expected(events: list[CallEvent], now: datetime) -> dict[str, dict[str, dict[str, object]]]:
+    folded = fold(events, now, rules=RULES)
+    return {
+        rep: {w: dict(v) for w, v in windows.items()} for rep, windows in sorted(folded.items())
+    }
+
+
+@settings(max_examples=100, deadline=None)
+@given(late_scenarios(), st.randoms(use_true_random=False))
+def test_late_events_count_once_and_replays_never(
+    scenario: tuple[list[CallEvent], list[CallEvent]], rnd: random.Random
+) -> None:
+    live, late = scenario
+    floor = Floor(rules=RULES)
+    for event in sorted(live, key=lambda e: e.occurred_at):
+        floor.apply(event, event.occurred_at, arrived=event.occurred_at)
+    # an hour after the last live event every call is forgotten (retention 10 min)
+    swept = NOW - timedelta(hours=1)
+    floor.forget_ended(swept)
+    ended = {e.call_id for e in live if e.type == "call.ended"}
+    assert all(floor.calls[call_id].forgotten for call_id in ended)
+    # the late events arrive now, with every live event sent again (a sender's retry storm)
+    resent = live + late + [rnd.choice(late) for _ in late]
+    rnd.shuffle(resent)
+    for event in resent:
+        floor.apply(event, NOW, arrived=NOW)
+    assert _kpis(floor, NOW) == _filled(_expected(live + late, NOW), floor)
+
+
+def _filled(
+    expected: dict[str, dict[str, dict[str, object]]], floor: Floor
+) -> dict[str, dict[str, dict[str, object]]]:
+    """Reps the floor holds that the fold gives nothing for: all zero, as a snapshot shows."""
+    zero = {w: _kpis_of_nothing() for w in WINDOWS}
+    return {rep: expected.get(rep, zero) for rep in sorted(floor.reps)}
+
+
+def _kpis_of_nothing() -> dict[str, object]:
+    from schemas.kpis import kpi_values
+
+    return dict(
+        kpi_values(
+            dials=0,
+            inbound_calls=0,
+            connects=0,
+            talk_seconds=0.0,
+            conversations=0,
+            conversions=0,
+            revenue=0.0,
+            csat_sum=0,
+            csat_responses=0,
+        )
+    )
+
+
+@settings(max_examples=50, deadline=None)
+@given(recent_calls())
+def test_old_events_sent_again_after_every_retention_are_refused_not_counted(
+    calls: list[list[CallEvent]],
+) -> None:
+    events = [e for call in calls for e in call]
+    floor = Floor(rules=RULES)
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        floor.apply(event, event.occurred_at, arrived=event.occurred_at)
+    before = _kpis(floor, NOW)
+    later = NOW + timedelta(days=2)
+    floor.forget_ended(later)  # forgotten...
+    floor.forget_ended(later + timedelta(days=1, hours=1))  # ...and their event ids gone too
+    ended = {e.call_id for e in events if e.type == "call.ended"}
+    assert not any(call_id in floor.calls for call_id in ended)
+    for event in events:
+        if event.call_id in ended:
+            floor.apply(event, NOW, arrived=later + timedelta(days=1, hours=2))
+    registry = floor.core.calls.metrics.registry
+    refused = registry.get_sample_value("callpulse_aggregator_events_total", {"result": "too_late"})
+    assert refused == sum(e.call_id in ended for e in events)
+    assert _kpis(floor, NOW) == before
