@@ -23,7 +23,17 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.scenarios import aggregator, api, competitions, e2e, embedded, ingest, restart, sse
+from bench.scenarios import (
+    aggregator,
+    api,
+    coaching,
+    competitions,
+    e2e,
+    embedded,
+    ingest,
+    restart,
+    sse,
+)
 from bench.support import ROOT, Context, Row, console, export_tree, pin_self, skipped
 
 Scenario = Callable[[Context], list[Row]]
@@ -57,6 +67,13 @@ SCENARIOS: dict[str, tuple[Scenario, list[tuple[str, str]]]] = {
     "competitions": (
         competitions.run,
         [("competition standings, 10,000 reps", "p99 <= 20 ms at 200 req/s")],
+    ),
+    "coaching": (
+        coaching.run,
+        [
+            ("coaching team scorecard, 200 reps", "p99 <= 50 ms"),
+            ("coaching heatmap, 8 weeks", "p99 <= 50 ms"),
+        ],
     ),
     "restart": (restart.run, [("embedded restart, 2,000,000-event log", "ready <= 10 s")]),
 }

@@ -91,14 +91,24 @@ class KpiRanking(_Frozen):
     below: list[BelowTeam]
 
 
+class TeamRep(_Frozen):
+    """One rep of a team view: every KPI's value and the rules of the rep's findings (the full
+    scorecard, with each finding's words and numbers, is `GET /v1/reps/{rep_id}/scorecard`)."""
+
+    rep_id: str
+    rep_name: str | None = None
+    values: dict[KpiName, float | None]
+    findings: list[str] = Field(description="The ids of the findings-table rules that hold.")
+
+
 class TeamScorecard(_Frozen):
-    """Every rep's scorecard in a team and, per KPI, who is below the team."""
+    """Every rep of a team with its KPIs and, per KPI, who is below the team."""
 
     team_id: str
     team_size: int
     period: PeriodOut
     rankings: list[KpiRanking]
-    reps: list[RepScorecard]
+    reps: list[TeamRep]
 
 
 class FunnelStage(_Frozen):

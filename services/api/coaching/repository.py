@@ -4,12 +4,12 @@ grid, all over the stored call facts (`call_facts`) the reports sum. Never commi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import ColumnElement, Integer, and_, cast, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,13 +112,18 @@ async def heat(
         for weekday, hour_of_day, kpi, total in await session.execute(stmt):
             cells.setdefault((int(weekday), int(hour_of_day)), {})[kpi] = int(total)
         return cells
-    # SQLite has no time zones: bucket in Python (embedded mode serves small floors).
+    # SQLite has no time zones: sum per UTC quarter hour in SQL (every zone's offset is a
+    # multiple of 15 minutes, so a quarter lies in one local hour), then place the quarters.
     zone = ZoneInfo(timezone)
-    rows = _joined(select(CallFactRow.at, CallFactRow.kpi, CallFactRow.value), who)
-    for at, kpi, value in await session.execute(rows.where(condition)):
-        local_at = at.astimezone(zone)
+    utc_hours = func.strftime("%Y-%m-%d %H", CallFactRow.at)
+    quarters = cast(func.strftime("%M", CallFactRow.at), Integer) / 15
+    stmt = _joined(select(utc_hours, quarters, CallFactRow.kpi, func.sum(CallFactRow.value)), who)
+    stmt = stmt.where(condition).group_by(text("1"), text("2"), CallFactRow.kpi)
+    for utc_hour, q, kpi, total in await session.execute(stmt):
+        at = datetime.strptime(utc_hour, "%Y-%m-%d %H").replace(tzinfo=UTC)
+        local_at = (at + timedelta(minutes=15 * int(q))).astimezone(zone)
         cell = cells.setdefault((local_at.isoweekday(), local_at.hour), {})
-        cell[kpi] = cell.get(kpi, 0) + int(value)
+        cell[kpi] = cell.get(kpi, 0) + int(total)
     return cells
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.coaching import BelowTeam, KpiRanking, PeriodOut, RepScorecard, ScoreLine
+from schemas.coaching import BelowTeam, KpiRanking, PeriodOut, RepScorecard, ScoreLine, TeamRep
 from schemas.kpis import ADDITIVE, KPI_NAMES, KpiName, WindowName, kpi_values
 from schemas.roster import Target
 from services.api.coaching.findings import findings
@@ -79,6 +79,8 @@ class TeamScores:
 
     def __init__(self, data: TeamPeriod, period: PeriodOut, team_id: str | None) -> None:
         self.data, self.period, self.team_id = data, period, team_id
+        self.json: bytes | None = None
+        """The team view's JSON, once serialised (the service caches these scores)."""
         self.now = {rep: values_of(data.current.get(rep)) for rep in data.members}
         self.before = {rep: values_of(data.previous.get(rep)) for rep in data.members}
         self.team = {
@@ -107,6 +109,16 @@ class TeamScores:
             period=self.period,
             lines=list(lines.values()),
             findings=findings(lines, size),
+        )
+
+    def row(self, rep_id: str) -> TeamRep:
+        """A rep's line in the team view: its values and the rules of its findings."""
+        card = self.scorecard(rep_id)
+        return TeamRep(
+            rep_id=rep_id,
+            rep_name=card.rep_name,
+            values={line.kpi: line.value for line in card.lines},
+            findings=[f.rule for f in card.findings],
         )
 
     def rankings(self) -> list[KpiRanking]:

@@ -119,15 +119,25 @@ class CoachingService:
         )
         return TeamScores(data, s.out(), None).scorecard(rep_id)
 
-    async def team_scorecard(self, team_id: str, period: Period, day: date | None) -> TeamScorecard:
-        """The team view: each rep's scorecard and, per KPI, who is below the team."""
+    async def team_scorecard_json(self, team_id: str, period: Period, day: date | None) -> bytes:
+        """The team view as JSON, serialised once per cached team scores."""
         scores = await self.team_scores(team_id, period, day)
+        if scores.json is None:
+            scores.json = self.team_view(scores).model_dump_json().encode()
+        return scores.json
+
+    async def team_scorecard(self, team_id: str, period: Period, day: date | None) -> TeamScorecard:
+        """The team view: each rep's KPIs and, per KPI, who is below the team."""
+        return self.team_view(await self.team_scores(team_id, period, day))
+
+    def team_view(self, scores: TeamScores) -> TeamScorecard:
+        """The team view of a team's scores."""
         return TeamScorecard(
-            team_id=team_id,
+            team_id=scores.team_id or "",
             team_size=len(scores.data.members),
             period=scores.period,
             rankings=scores.rankings(),
-            reps=[scores.scorecard(rep) for rep in scores.data.members],
+            reps=[scores.row(rep) for rep in scores.data.members],
         )
 
     async def _span(self, team_id: str | None, period: Period, day: date | None) -> Span:
@@ -204,3 +214,32 @@ class CoachingService:
         )
         self._keep(key, heatmap)
         return heatmap
+
+    async def heatmap_json(
+        self,
+        team_id: str | None,
+        campaign_id: str | None,
+        *,
+        weeks: int,
+        min_dials: int,
+        day: date | None,
+    ) -> bytes:
+        """The heatmap as JSON, serialised once per cached heatmap."""
+        heatmap = await self.heatmap(
+            team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day
+        )
+        key = (
+            "heatmap-json",
+            heatmap.team_id,
+            heatmap.campaign_id,
+            heatmap.start,
+            heatmap.end,
+            heatmap.min_dials,
+        )
+        cached = self._cached(key)
+        # the bytes of this very heatmap (held in the entry), not of an expired one
+        if isinstance(cached, tuple) and cached[0] is heatmap:
+            return bytes(cached[1])
+        body = heatmap.model_dump_json().encode()
+        self._keep(key, (heatmap, body))
+        return body

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
@@ -106,9 +106,10 @@ async def team_scorecard(
     team_id: TeamId,
     day: DayQuery,
     period: PeriodQuery = "week",
-) -> TeamScorecard:
-    """A team's scorecard view."""
-    return await coaching.team_scorecard(team_id, period, day)
+) -> Response:
+    """A team's scorecard view (serialised once per cached team scores)."""
+    body = await coaching.team_scorecard_json(team_id, period, day)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -167,9 +168,12 @@ async def heatmap(
     campaign_id: CampaignFilter = None,
     weeks: Annotated[int, Query(ge=1, le=53)] = 8,
     min_dials: Annotated[int, Query(ge=0, le=100_000)] = 20,
-) -> Heatmap:
-    """A heatmap."""
-    return await coaching.heatmap(team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day)
+) -> Response:
+    """A heatmap (serialised once per cached heatmap)."""
+    body = await coaching.heatmap_json(
+        team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.get(

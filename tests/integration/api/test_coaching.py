@@ -102,9 +102,15 @@ def _median(values: Sequence[float | None]) -> float | None:
     return round(statistics.median(present), 6) if present else None
 
 
-def _check_team_scorecard(
-    body: dict[str, Any], history: History, team: str, period: str, day: date
+def _check_scorecards(
+    body: dict[str, Any],
+    cards: dict[str, dict[str, Any]],
+    history: History,
+    team: str,
+    period: str,
+    day: date,
 ) -> None:
+    """The team view and every rep's scorecard against the fold."""
     s = span(period, day, history.teams[team])  # type: ignore[arg-type]
     second = timedelta(seconds=1)
     now = _window(history, WINDOW[period], s.end - second)
@@ -113,10 +119,13 @@ def _check_team_scorecard(
     assert body["team_size"] == len(members)
     assert [r["rep_id"] for r in body["reps"]] == members
     targets = {(t["kpi"], t["window"]): t["value"] for t in TEAM_TARGETS}
-    for card in body["reps"]:
-        rep = card["rep_id"]
+    for row in body["reps"]:
+        rep = row["rep_id"]
+        card = cards[rep]
         lines = {line["kpi"]: line for line in card["lines"]}
         assert set(lines) == set(KPI_NAMES)
+        assert row["values"] == {kpi: line["value"] for kpi, line in lines.items()}
+        assert row["findings"] == [f["rule"] for f in card["findings"]]
         for kpi, line in lines.items():
             assert line["value"] == now[rep][kpi], (rep, kpi)
             assert line["previous"] == before[rep][kpi], (rep, kpi)
@@ -199,10 +208,10 @@ async def test_coaching_equals_the_reference_fold_in_both_modes(
         for period, day in CASES:
             params = {"period": period, "date": day.isoformat()}
             body = await both(f"/v1/teams/{team}/scorecard", **params)
-            _check_team_scorecard(body, history, team, period, day)
-            rep = sorted(r for r, t in history.reps.items() if t == team)[1]
-            card = await both(f"/v1/reps/{rep}/scorecard", **params)
-            assert card == next(c for c in body["reps"] if c["rep_id"] == rep)
+            members = sorted(r for r, t in history.reps.items() if t == team)
+            cards = {r: await both(f"/v1/reps/{r}/scorecard", **params) for r in members}
+            _check_scorecards(body, cards, history, team, period, day)
+            rep = members[1]
 
             s = span(period, day, timezone)  # type: ignore[arg-type]
             folded_now = _window(history, WINDOW[period], s.end - timedelta(seconds=1))
