@@ -126,10 +126,6 @@ class CoachingService:
             scores.json = self.team_view(scores).model_dump_json().encode()
         return scores.json
 
-    async def team_scorecard(self, team_id: str, period: Period, day: date | None) -> TeamScorecard:
-        """The team view: each rep's KPIs and, per KPI, who is below the team."""
-        return self.team_view(await self.team_scores(team_id, period, day))
-
     def team_view(self, scores: TeamScores) -> TeamScorecard:
         """The team view of a team's scores."""
         return TeamScorecard(
