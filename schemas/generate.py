@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from schemas.alerts import Alert
 from schemas.calls import CallRecord
+from schemas.coaching import Digest, DigestSettings, RepScorecard
 from schemas.competitions import Announcement, Competition, CompetitionIn, Result, Standings
 from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
@@ -28,6 +29,9 @@ MODELS: dict[str, Any] = {
     "competition-standings.json": Standings,
     "competition-result.json": Result,
     "competition-announcement.json": Announcement,
+    "coaching-scorecard.json": RepScorecard,
+    "coaching-digest.json": Digest,
+    "coaching-digest-settings.json": DigestSettings,
 }
 
 
