@@ -53,6 +53,8 @@ def ingest(
 
     require_topics("ingest")
 
+    require_topics("ingest")
+
     uvicorn.run(
         "services.ingest.app:app_from_env",
         factory=True,
@@ -68,6 +70,8 @@ def ingest(
 def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Distributed mode: the API service (read model, REST, SSE, metrics, history)."""
     import uvicorn
+
+    require_topics("api")
 
     require_topics("api")
 
@@ -214,6 +218,10 @@ app.command()(verify)
 from services.keys_cli import keys_app  # noqa: E402 - registered below
 
 app.add_typer(keys_app, name="keys")
+
+from services.topics_cli import require_topics, topics_app  # noqa: E402 - registered below
+
+app.add_typer(topics_app, name="topics")
 
 from services.topics_cli import require_topics, topics_app  # noqa: E402 - registered below
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 import typer
-from pydantic import ValidationError
 
 from services.aggregator.config import AggregatorSettings
 from services.kit.kafka import (
@@ -24,28 +23,15 @@ from services.kit.kafka import (
     refuse_start,
     topic_plan,
 )
-from services.kit.settings import CommonSettings
+from services.kit.settings import CommonSettings, load_or_exit
 
 topics_app = typer.Typer(help="Kafka topics: create or check them all.", no_args_is_help=True)
-
-
-def _settings() -> AggregatorSettings:
-    try:
-        return AggregatorSettings()
-    except ValidationError as exc:
-        raise SystemExit(f"callpulse topics: {_first_error(exc)}") from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 @topics_app.command("create")
 def create() -> None:
     """Create the missing topics, then check them all (exit 1 on any problem)."""
-    s = _settings()
+    s = load_or_exit(AggregatorSettings, "topics create")
     specs = topic_plan(s, app_id=s.APP_ID)
     target = connection(s)
     try:
@@ -73,7 +59,7 @@ def create() -> None:
 @topics_app.command("check")
 def check() -> None:
     """Check that every topic exists with the right partitions (exit 1 on any problem)."""
-    s = _settings()
+    s = load_or_exit(AggregatorSettings, "topics check")
     specs = topic_plan(s, app_id=s.APP_ID)
     try:
         problems = asyncio.run(
@@ -94,9 +80,6 @@ def _report(problems: list[str], count: int) -> None:
 
 def require_topics(service: Service) -> None:
     """At a service's start: its topics exist as specified, or exit with one line saying why."""
-    try:
-        s = CommonSettings()
-    except ValidationError as exc:
-        raise SystemExit(f"callpulse {service}: {_first_error(exc)}") from None
+    s = load_or_exit(CommonSettings, service)
     if s.KAFKA_BOOTSTRAP:  # without it the service says itself what it needs
         refuse_start(service, s, topic_plan(s, service))

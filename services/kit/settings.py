@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import topics
@@ -161,3 +161,24 @@ def kafka_security_problem(s: CommonSettings) -> str | None:
         if not path.is_file():
             return f"{p}{name}={path} is not a readable file"
     return None
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_or_exit(cls: type[SettingsT], command: str) -> SettingsT:
+    """Settings from the environment, or exit with one line naming the first wrong setting."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        raise SystemExit(f"callpulse {command}: {settings_error(exc)}") from None
+
+
+def settings_error(exc: ValidationError) -> str:
+    """The first error of a settings class in one line, under the variable's name."""
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    names = [str(part) for part in error["loc"]]
+    if names and not message.startswith(ENV_PREFIX):
+        return f"{ENV_PREFIX}{names[0]}: {message}"
+    return message

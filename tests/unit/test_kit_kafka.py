@@ -22,7 +22,7 @@ from services.kit.kafka import (
     internal_topics,
     topic_plan,
 )
-from services.kit.settings import CommonSettings
+from services.kit.settings import CommonSettings, load_or_exit
 
 
 @pytest.fixture(autouse=True)
@@ -203,3 +203,17 @@ def test_each_service_checks_the_topics_it_uses() -> None:
     ]
     assert topic_plan(s, app_id="agg")[-3:] == own
     assert isinstance(connection(s, "k:1"), KafkaConnection)
+
+
+def test_a_wrong_setting_stops_a_command_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLPULSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(SystemExit) as caught:
+        load_or_exit(AggregatorSettings, "aggregator")
+    assert str(caught.value) == (
+        "callpulse aggregator: CALLPULSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs "
+        "CALLPULSE_KAFKA_SASL_MECHANISM, CALLPULSE_KAFKA_SASL_USERNAME, "
+        "CALLPULSE_KAFKA_SASL_PASSWORD"
+    )
+    monkeypatch.setenv("CALLPULSE_KAFKA_SECURITY_PROTOCOL", "TLS")
+    with pytest.raises(SystemExit, match=r"^callpulse ingest: CALLPULSE_KAFKA_SECURITY_PROTOCOL: "):
+        load_or_exit(CommonSettings, "ingest")
