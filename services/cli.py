@@ -53,8 +53,6 @@ def ingest(
 
     require_topics("ingest")
 
-    require_topics("ingest")
-
     uvicorn.run(
         "services.ingest.app:app_from_env",
         factory=True,
@@ -73,8 +71,6 @@ def api(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     require_topics("api")
 
-    require_topics("api")
-
     uvicorn.run(
         "services.api.app:app_from_env", factory=True, host=host, port=port, log_level="warning"
     )
@@ -85,8 +81,9 @@ def aggregator(loglevel: str = "warning") -> None:
     """Distributed mode: one Faust aggregator worker (run several for more partitions)."""
     from services.aggregator.app import run_worker
     from services.aggregator.config import AggregatorSettings
+    from services.kit.settings import load_or_exit
 
-    run_worker(AggregatorSettings(), loglevel=loglevel)
+    run_worker(load_or_exit(AggregatorSettings, "aggregator"), loglevel=loglevel)
 
 
 class EventType(StrEnum):
@@ -218,10 +215,6 @@ app.command()(verify)
 from services.keys_cli import keys_app  # noqa: E402 - registered below
 
 app.add_typer(keys_app, name="keys")
-
-from services.topics_cli import require_topics, topics_app  # noqa: E402 - registered below
-
-app.add_typer(topics_app, name="topics")
 
 from services.topics_cli import require_topics, topics_app  # noqa: E402 - registered below
 
