@@ -44,7 +44,7 @@ lock: ## Regenerate requirements.lock (every Python dependency, pinned with hash
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install -q "$$(grep -o '^uv==[^ ]*' requirements.lock)"
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
-		--generate-hashes --custom-compile-command 'make lock' -o requirements.lock $(LOCK_ARGS)
+		--generate-hashes --custom-compile-command 'make lock' -o requirements.lock --quiet $(LOCK_ARGS)
 
 run: $(STAMP) ## Run callpulse embedded: one process, SQLite, in-process bus, on :8000 (PORT=8001 for another)
 	$(BIN)/callpulse run --port $(PORT)
