@@ -24,7 +24,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     KAFKA_BOOTSTRAP: str | None = Field(
-        default=None, description="Kafka bootstrap servers; unset means embedded mode (no Kafka)."
+        default=None,
+        description="Kafka bootstrap servers. Without it ingest refuses to start and the API "
+        "serves only its database; `callpulse run` (embedded mode) never reads it.",
     )
     KAFKA_SECURITY_PROTOCOL: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="How every Kafka client connects (TLS and/or SASL)."
