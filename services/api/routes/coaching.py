@@ -29,7 +29,6 @@ from services.api.coaching.service import CoachingService
 from services.api.coaching.wiring import Coaching
 from services.api.context import ContextDep
 from services.api.keys import create_key
-from services.api.routes.reports import FIRST_DAY, LAST_DAY
 from services.api.routes.schemas import RepId, TeamFilter, TeamId, problems
 from services.api.routes.wallboard import MEDIA_TYPES, SECURITY_HEADERS, STATIC
 from services.kit.problems import Problem
@@ -43,6 +42,10 @@ PeriodQuery = Annotated[
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 RepFilter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=_PRINTABLE)]
 CampaignFilter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=_PRINTABLE)]
+
+
+FIRST_DAY, LAST_DAY = date(1971, 1, 1), date(9998, 12, 31)
+"""Room for a period's previous month and a heatmap's 53 weeks on either side."""
 
 
 def _day(

@@ -311,10 +311,17 @@ async def test_a_rep_key_reads_its_own_scorecard_only(api_factory: ApiFactory, u
     as_viewer = await api.client.get(f"/v1/reps/{other}/scorecard")
     assert as_viewer.status_code == 200
     # bad input is a problem+json 4xx, never a 500
-    for bad in ({"period": "year"}, {"date": "2026-02-30"}, {"date": "0001-01-01"}):
+    for bad in (
+        {"period": "year"},
+        {"date": "2026-02-30"},
+        {"date": "0001-01-01"},
+        {"period": "month", "date": "9999-12-30"},
+    ):
         got = await api.client.get(f"/v1/reps/{rep}/scorecard", params=bad)
         assert got.status_code == 422, bad
     assert (await api.client.get("/v1/reports/heatmap", params={"weeks": 0})).status_code == 422
+    late = {"weeks": 53, "date": "9998-12-31"}
+    assert (await api.client.get("/v1/reports/heatmap", params=late)).status_code == 200
     unknown = await api.client.get(f"/v1/reps/nobody-{unique}/scorecard")
     assert unknown.status_code == 404
 
