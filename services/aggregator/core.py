@@ -144,7 +144,8 @@ class CallBatch:
     states: dict[str, CallState | None] = field(default_factory=dict)
     records: list[CallRecord] = field(default_factory=list)
     too_late: list[CallEvent] = field(default_factory=list)
-    """Events refused for arriving too long after they occurred, for a call not held."""
+    """Events that arrived too long after they occurred for a call not held: their call goes
+    to history only, not to the live windows."""
 
 
 class CallStage:
@@ -159,8 +160,10 @@ class CallStage:
     (`caught_up`), never the wall clock alone. Forgetting keeps the call's event ids for
     `forgotten_retention_seconds` more: an event among them is a duplicate, any other starts a
     new incarnation of the call. Every event still unread when those go arrives later, so an
-    event of such a call arrived more than both retentions after it occurred: `too_late`
-    refuses exactly those (and new ones as late), so nothing is ever counted twice.
+    event of such a call arrived more than both retentions after it occurred: a call first
+    seen by an event that late (`too_late`: a backfill, or a replay of a call gone for good)
+    goes to history only, where a record never replaces a newer version, and never to the
+    live windows, so nothing is ever counted twice.
     """
 
     def __init__(self, store: Store, rules: Rules, roster: RosterView, metrics: Metrics) -> None:
@@ -186,12 +189,13 @@ class CallStage:
             if event.call_id not in loaded:
                 loaded[event.call_id] = self._load(event.call_id)
             state = loaded[event.call_id]
-            if state is None and too_late(event, arrived, self.rules):
+            backfill = state is None and too_late(event, arrived, self.rules)
+            if backfill:
                 self.metrics.events_too_late.inc()
                 out.too_late.append(event)
-                continue
-            step = apply_event(state, event, self.rules, arrived, partition)
-            out.facts += [(fact, arrived) for fact in step.facts]
+            step = apply_event(state, event, self.rules, arrived, partition, backfill=backfill)
+            if not step.state.history_only:
+                out.facts += [(fact, arrived) for fact in step.facts]
             if step.duplicate:
                 self.metrics.events_duplicate.inc()
                 continue

@@ -87,8 +87,8 @@ class CommonSettings(BaseSettings):
         ge=0,
         description=(
             "How long a forgotten call's event ids are kept after its state goes, so a replayed "
-            "event is recognised; an event for a call not held that arrives later than both "
-            "retentions after it occurred is refused (counted as too_late)."
+            "event is recognised; a call first seen by an event that arrives later than both "
+            "retentions after it occurred goes to history only (counted as too_late)."
         ),
     )
 

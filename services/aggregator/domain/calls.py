@@ -49,8 +49,8 @@ class Rules:
     """How long an ended call is kept after its last event (by the later of its event time and
     its arrival). Then only its event ids are kept (`forgotten_retention_seconds`): a new event
     starts a new incarnation of the call, counted beside the old one, a replayed one is a
-    duplicate. An event older than both retentions when it arrives, for a call not held, is
-    refused: it cannot be told from a replay of a call forgotten for good."""
+    duplicate. A call first seen by an event older than both retentions when it arrives goes
+    to history only: it cannot be told from a replay of a call forgotten for good."""
     forgotten_retention_seconds: float = 2 * 86400.0
     """How long a forgotten call's event ids are kept (a replay of one is a duplicate)."""
 
@@ -119,6 +119,11 @@ class CallState:
     forgotten: bool = False
     """Only the ids of its events are kept (`forget`): a replay of one of them is a duplicate."""
     incarnation: int = 0
+    continues: bool = False
+    """Started by a late event of a forgotten call: its record goes to history on its own."""
+    history_only: bool = False
+    """First seen by an event that arrived too late (`too_late`): it makes call records for
+    history, but no facts for the live windows (it may be a replay of a call gone for good)."""
     partition: int = 0
     """The driver's input partition its events are read from (whose clock forgets it)."""
     arrived_at: float = 0.0
@@ -283,12 +288,18 @@ def contribution(state: CallState, rules: Rules) -> tuple[Atom, ...]:
     return credit(state, rules)
 
 
+def record_id(state: CallState) -> str:
+    """The call's id in history: a continuation of a forgotten call (a late outcome or survey)
+    is stored beside it as `<call_id>~<incarnation>`, so neither replaces the other's facts."""
+    return f"{state.call_id}~{state.incarnation}" if state.continues else state.call_id
+
+
 def call_record(state: CallState) -> CallRecord:
     """The assembled call for history (`callpulse.calls`), with the credit its current version
     gave its rep as `facts` (exactly what stage 2 counted live)."""
     assert state.last_event_at is not None  # a state exists only after an event
     return CallRecord(
-        call_id=state.call_id,
+        call_id=record_id(state),
         version=state.version,
         rep_id=state.rep_id,
         team_id=state.team_id,
@@ -362,17 +373,24 @@ def apply_event(
     rules: Rules,
     arrived: float = 0.0,
     partition: int = 0,
+    *,
+    backfill: bool = False,
 ) -> Step:
     """Apply one event, arrived at `arrived` (epoch seconds) on `partition`, to a call (state
-    None for a call not held: a new incarnation); pure apart from the returned copy."""
+    None for a call not held: a new incarnation, for history only if `backfill`); pure apart
+    from the returned copy."""
     if state is not None and state.forgotten and event.event_id in state.seen:
         return Step(state, [], duplicate=True)  # its facts went out long ago
     if state is None or state.forgotten:
         current = CallState(
-            call_id=event.call_id, incarnation=round(arrived * 1000), partition=partition
+            call_id=event.call_id,
+            incarnation=round(arrived * 1000),
+            partition=partition,
+            history_only=backfill,
         )
         if state is not None:
             current.seen = list(state.seen)  # the forgotten incarnation's events stay known
+            current.continues = True
     else:
         current = _copy(state)
     if event.event_id in current.seen:
@@ -458,7 +476,7 @@ def kept_for(rules: Rules, *, forgotten: bool) -> float:
 
 def too_late(event: CallEvent, arrived: float, rules: Rules) -> bool:
     """An event for a call not held that arrived longer after it occurred than a call and its
-    event ids are kept: it may be a replay of a call gone for good, so it is refused."""
+    event ids are kept: it may be a replay of a call gone for good (history only)."""
     keep = rules.call_retention_seconds + rules.forgotten_retention_seconds
     return arrived - event.occurred_at.timestamp() > keep
 

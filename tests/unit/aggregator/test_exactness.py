@@ -5,13 +5,15 @@ Properties on the domain and the core (issue "Exact under faults", deliverable 1
   of applying each once in order;
 - a call forgotten by stage 1 and then sent a late outcome or survey counts it beside what it
   had; its old events sent again (within the forgotten retention) count nothing; sent again
-  after that, they are refused as too late and still count nothing.
+  after that, they go to history only (too late for the live windows) and count nothing live.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -22,6 +24,7 @@ from schemas.kpis import WINDOWS
 from services.aggregator.domain.calls import RepFact, Rules
 from services.aggregator.domain.reference import fold
 from services.aggregator.domain.rep import RepState, apply_fact
+from tests.unit.aggregator.events import ev, full_call
 from tests.unit.aggregator.floor import Floor
 from tests.unit.aggregator.test_properties import call_events
 
@@ -172,7 +175,7 @@ def _kpis_of_nothing() -> dict[str, object]:
 
 @settings(max_examples=50, deadline=None)
 @given(recent_calls())
-def test_old_events_sent_again_after_every_retention_are_refused_not_counted(
+def test_old_events_sent_again_after_every_retention_go_to_history_only(
     calls: list[list[CallEvent]],
 ) -> None:
     events = [e for call in calls for e in call]
@@ -189,6 +192,32 @@ def test_old_events_sent_again_after_every_retention_are_refused_not_counted(
         if event.call_id in ended:
             floor.apply(event, NOW, arrived=later + timedelta(days=1, hours=2))
     registry = floor.core.calls.metrics.registry
-    refused = registry.get_sample_value("callpulse_aggregator_events_total", {"result": "too_late"})
-    assert refused == sum(e.call_id in ended for e in events)
+    late = registry.get_sample_value("callpulse_aggregator_events_total", {"result": "too_late"})
+    assert late == len(ended)  # each call's first event resent; the rest merge into its state
+    assert all(floor.calls[call_id].history_only for call_id in ended)
     assert _kpis(floor, NOW) == before
+
+
+def test_a_late_sale_for_a_forgotten_call_reaches_history_beside_the_call() -> None:
+    floor = Floor(rules=RULES)
+    start = NOW - timedelta(hours=3)
+    records = {}
+    for event in full_call("c1", "r1", start, talk=400):
+        for record in floor.apply(event, event.occurred_at, arrived=event.occurred_at).records:
+            records[record.call_id] = record
+    floor.forget_ended(NOW - timedelta(hours=1))
+    assert floor.calls["c1"].forgotten
+    sale = ev("call.outcome", "c1", NOW, rep_id="r1", outcome="sale", amount="99.5")
+    for record in floor.apply(sale, NOW, arrived=NOW).records:
+        records[record.call_id] = record
+    [late] = [r for r in records.values() if r.call_id != "c1"]
+    assert late.call_id.startswith("c1~")
+    assert {f.kpi for f in late.facts} == {"conversions", "revenue"}
+    history = Counter[str]()
+    for record in records.values():
+        for fact in record.facts:
+            history[fact.kpi] += fact.value
+    today = floor.snapshot("r1", NOW).windows["today"]  # type: ignore[index]
+    assert today.dials == history["dials"] == 1
+    assert today.conversions == history["conversions"] == 1
+    assert today.revenue == history["revenue"] == Decimal("99.5")
