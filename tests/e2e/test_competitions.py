@@ -15,6 +15,8 @@ import json
 import os
 import random
 import shutil
+import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +32,18 @@ from standardwebhooks import Webhook
 
 from services.api.competitions.wiring import service_of
 from services.standalone.main import create_app
-from tests.e2e.scenario import ADMIN_KEY, SECRET, free_port, signed
+from tests.e2e.scenario import (
+    ADMIN_KEY,
+    SECRET,
+    expected,
+    free_port,
+    midday_timezone,
+    post_batches,
+    process,
+    scenario,
+    signed,
+    wait_http,
+)
 
 pytestmark = pytest.mark.timeout(180)
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -440,3 +453,106 @@ async def test_wallboard_competitions_celebration_and_tv_mode(
                 await page.screenshot(f"competitions-tv-{lang}.png")
                 await page.until("document.body.dataset.tv === 'floor'", 10)
                 await page.until("document.body.dataset.tv === 'leaders'", 10)
+
+
+# ---------------------------------------------------------------- embedded and distributed
+
+
+def _standings_once_equal(base: str, competition: dict[str, Any], want: dict[str, float]) -> Any:
+    """Create the competition, then poll its standings until the scores are `want`."""
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        created = client.post("/v1/competitions", json=competition)
+        assert created.status_code == 201, created.text
+        path = f"/v1/competitions/{created.json()['id']}"
+        deadline = time.monotonic() + 90
+        got: dict[str, Any] = {}
+        try:
+            while time.monotonic() < deadline:
+                got = client.get(f"{path}/standings").json()
+                if {r["participant_id"]: r["score"] for r in got["rows"]} == want:
+                    return got
+                time.sleep(0.5)
+        finally:
+            client.delete(path)  # the test database is shared: leave nothing running in it
+    raise AssertionError(f"standings {got} never reached {want}")
+
+
+def test_same_standings_embedded_and_distributed(
+    kafka_bootstrap: str, postgres_url: str, tmp_path: Path
+) -> None:
+    """One scenario (a duplicate, an out-of-order pair, an outcome corrected, an inbound call
+    whose rep appears on answer) through `callpulse run` and through ingest + Faust + API: the
+    same standings, and the scores the reference fold's today KPIs give."""
+    run = f"cmp{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    tz = midday_timezone(now)
+    events, batches = scenario(run, now)
+    today = expected(events, now, tz)
+    reps = sorted(today)
+    competition = {
+        "name": "modes",
+        "timezone": tz,
+        "participants": {"rep_ids": reps},
+        "score": [
+            {"kpi": "conversions", "weight": 10},
+            {"kpi": "talk_seconds", "weight": 0.01},
+            {"kpi": "dials", "weight": 1},
+        ],
+        "minimums": [{"kpi": "connects", "at_least": 1}],
+        "period": {"kind": "daily"},
+    }
+    want = {
+        rep: round(10 * k["conversions"] + 0.01 * k["talk_seconds"] + k["dials"], 6)
+        for rep, k in today.items()
+    }
+    common = {
+        "CALLPULSE_WEBHOOK_SECRET": SECRET,
+        "CALLPULSE_TIMEZONE": tz,
+        "CALLPULSE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+    }
+    port = free_port()
+    embedded_url = f"http://127.0.0.1:{port}"
+    args = ["services.cli", "run", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    with process(args, common, tmp_path / "run.log") as server:
+        wait_http(f"{embedded_url}/readyz", proc=server)
+        post_batches(embedded_url, batches)
+        embedded = _standings_once_equal(embedded_url, competition, want)
+
+    topics = {
+        f"CALLPULSE_{name.upper()}_TOPIC": f"{run}.{name}"
+        for name in ("events", "facts", "kpis", "calls", "alerts", "roster")
+    }
+    env = {
+        **common,
+        **topics,
+        "CALLPULSE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CALLPULSE_DATABASE_URL": postgres_url,
+        "CALLPULSE_APP_ID": f"{run}-aggregator",
+        "CALLPULSE_PARTITIONS": "3",
+        "CALLPULSE_WEB_PORT": str(free_port()),
+        "CALLPULSE_DATA_DIR": str(tmp_path / "faust"),
+        "CALLPULSE_CONSUMER_GROUP_PREFIX": run,
+    }
+    ingest_port, api_port = free_port(), free_port()
+    ingest_url, api_url = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}"
+    with (
+        process(["services.cli", "aggregator", "--loglevel", "warning"], env, tmp_path / "agg.log"),
+        process(
+            ["services.cli", "ingest", "--port", str(ingest_port)], env, tmp_path / "in.log"
+        ) as ingest,
+        process(["services.cli", "api", "--port", str(api_port)], env, tmp_path / "api.log") as api,
+    ):
+        wait_http(f"{ingest_url}/readyz", proc=ingest)
+        wait_http(f"{api_url}/healthz", proc=api)
+        post_batches(ingest_url, batches)
+        distributed = _standings_once_equal(api_url, competition, want)
+
+    def table(standings: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [
+            (r["participant_id"], r["rank"], r["score"], r["qualified"], r["kpis"])
+            for r in standings["rows"]
+        ]
+
+    assert table(embedded) == table(distributed)
+    assert embedded["period"] == distributed["period"]

@@ -56,6 +56,8 @@ LAST_HOUR = timedelta(hours=1)
 FULL_REFRESH_SECONDS = 300.0
 """A full sum of a running period this often: a call that moved to another rep leaves its old
 rep's credit, which no stored record of that rep points to."""
+FREEZES_PER_ROUND = 5
+"""Most periods one board freezes per round of `tick`."""
 PARTIAL_MAX = 500
 """Most participants summed again by name; more and the whole period is summed."""
 LOOK_BACK = timedelta(seconds=60)
@@ -463,10 +465,16 @@ class CompetitionService:
                 await self._freeze_ended(board, now, recheck=due)
 
     async def _freeze_ended(self, board: Board, now: datetime, *, recheck: bool) -> None:
-        horizon = now - self.correction_horizon
+        """Freeze ended periods, a few per round (a recurring competition that starts far in
+        the past catches up over several rounds instead of holding the lock for all of them);
+        re-check the recent ones."""
+        horizon, frozen = now - self.correction_horizon, 0
         for span in board.schedule.ended(now - self.freeze_grace):
             if span.key not in board.frozen:
-                await self._freeze(board, span)
+                if frozen >= FREEZES_PER_ROUND:
+                    break
+                await self._freeze(board, span, announce=span.end > horizon)
+                frozen += 1
             elif recheck and span.end > horizon:
                 await self._recheck(board, span)
 
@@ -475,7 +483,7 @@ class CompetitionService:
             totals = await self._totals(session, board, span)
         return await asyncio.to_thread(scoring.rank, board.competition, totals, self._always(board))
 
-    async def _freeze(self, board: Board, span: Span) -> None:
+    async def _freeze(self, board: Board, span: Span, *, announce: bool = True) -> None:
         rows, now = await self._score(board, span), self.clock()
         winners = scoring.leaders(rows)
         async with self.sessions.begin() as session:
@@ -497,7 +505,8 @@ class CompetitionService:
         board.frozen.add(span.key)
         if froze:
             log.info("competition_frozen", competition_id=board.competition.id, period=span.key)
-            await self._announce(board, "winners", span, f"winners:{span.key}", rows=rows)
+            if announce:  # a period long over (a catch-up) is recorded, not announced
+                await self._announce(board, "winners", span, f"winners:{span.key}", rows=rows)
 
     async def _recheck(self, board: Board, span: Span) -> None:
         """Score an ended period again; record a correction if its result moved."""

@@ -46,104 +46,122 @@ async def test_competition_lifecycle(api_factory: ApiFactory, unique: str) -> No
     assert created.status_code == 201, created.text
     competition = created.json()
     cid = competition["id"]
-    assert competition["timezone"] == "Asia/Shanghai"
+    try:
+        assert competition["timezone"] == "Asia/Shanghai"
 
-    store = calls_store(service.sessions, 300, after=service.on_stored)
-    at = day.replace(hour=9)
-    a1 = record(f"{unique}-a1", alice, team, at, talk=400, sale=Decimal("120"), version=3)
-    a2 = record(f"{unique}-a2", alice, team, at + timedelta(hours=1), talk=200)
-    b1 = record(f"{unique}-b1", bob, team, at, talk=350, sale=Decimal("50"))
-    b2 = record(f"{unique}-b2", bob, team, at + timedelta(hours=2), talk=310, sale=Decimal("10"))
-    c1 = record(f"{unique}-c1", carol, team, at, talk=30, sale=Decimal("10"))  # avg talk < 120
-    await store([a1, a2, b1, b2, c1])
+        store = calls_store(service.sessions, 300, after=service.on_stored)
+        at = day.replace(hour=9)
+        a1 = record(f"{unique}-a1", alice, team, at, talk=400, sale=Decimal("120"), version=3)
+        a2 = record(f"{unique}-a2", alice, team, at + timedelta(hours=1), talk=200)
+        b1 = record(f"{unique}-b1", bob, team, at, talk=350, sale=Decimal("50"))
+        b2 = record(
+            f"{unique}-b2", bob, team, at + timedelta(hours=2), talk=310, sale=Decimal("10")
+        )
+        c1 = record(f"{unique}-c1", carol, team, at, talk=30, sale=Decimal("10"))  # avg talk < 120
+        await store([a1, a2, b1, b2, c1])
 
-    standings = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
-    assert standings["period"]["key"] == "2026-03-10"
-    assert standings["period"]["start"] == "2026-03-10T00:00:00+08:00"
-    # alice 10 + 1 = 11; bob 20 + 2 = 22; carol 10 but unqualified (avg talk 30 s)
-    assert _rows(standings) == {
-        bob: (1, 22.0, True),
-        alice: (2, 11.0, True),
-        carol: (None, 10.0, False),
-    }
-    assert standings["leaders"] == [bob]
-    assert standings["participants"] == 3
-    page = (await api.client.get(f"/v1/competitions/{cid}/standings?offset=1&limit=1")).json()
-    assert [r["participant_id"] for r in page["rows"]] == [alice]
+        standings = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
+        assert standings["period"]["key"] == "2026-03-10"
+        assert standings["period"]["start"] == "2026-03-10T00:00:00+08:00"
+        # alice 10 + 1 = 11; bob 20 + 2 = 22; carol 10 but unqualified (avg talk 30 s)
+        assert _rows(standings) == {
+            bob: (1, 22.0, True),
+            alice: (2, 11.0, True),
+            carol: (None, 10.0, False),
+        }
+        assert standings["leaders"] == [bob]
+        assert standings["participants"] == 3
+        page = (await api.client.get(f"/v1/competitions/{cid}/standings?offset=1&limit=1")).json()
+        assert [r["participant_id"] for r in page["rows"]] == [alice]
 
-    # A second replica, which stored none of these records, catches up at its next refresh
-    # (it asks the history which calls were stored since it last looked).
-    replica = await api_factory()
-    other = service_of(replica.app)
-    other.clock, other.refresh_seconds = (lambda: now), 0
-    await other.tick()
-    await store([record(f"{unique}-b3", bob, team, at, talk=30)])
-    await other.tick()
-    seen = (await replica.client.get(f"/v1/competitions/{cid}/standings")).json()
-    assert _rows(seen) == _rows((await api.client.get(f"/v1/competitions/{cid}/standings")).json())
-    assert seen["rows"][0]["kpis"]["avg_talk_seconds"] == 230.0  # bob's third call counted
-    assert "share a rank" in standings["tie_rule"]
-    by_id = {r["participant_id"]: r for r in standings["rows"]}
-    assert by_id[alice]["gap_to_leader"] == 11.0
-    assert by_id[alice]["gap_to_target"] == 14.0
-    assert by_id[alice]["kpis"]["avg_talk_seconds"] == 300.0
+        # A second replica, which stored none of these records, catches up at its next refresh
+        # (it asks the history which calls were stored since it last looked).
+        replica = await api_factory()
+        other = service_of(replica.app)
+        other.clock, other.refresh_seconds = (lambda: now), 0
+        await other.tick()
+        await store([record(f"{unique}-b3", bob, team, at, talk=30)])
+        await other.tick()
+        seen = (await replica.client.get(f"/v1/competitions/{cid}/standings")).json()
+        assert _rows(seen) == _rows(
+            (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
+        )
+        assert seen["rows"][0]["kpis"]["avg_talk_seconds"] == 230.0  # bob's third call counted
+        assert "share a rank" in standings["tie_rule"]
+        by_id = {r["participant_id"]: r for r in standings["rows"]}
+        assert by_id[alice]["gap_to_leader"] == 11.0
+        assert by_id[alice]["gap_to_target"] == 14.0
+        assert by_id[alice]["kpis"]["avg_talk_seconds"] == 300.0
 
-    # An older version and a duplicate change nothing; a newer one replaces the call's credit:
-    # a2 becomes a sale: alice gains 10 (its talk is under the conversation minimum).
-    await store([a1, record(f"{unique}-a1", alice, team, at, talk=400, version=1)])
-    assert _rows((await api.client.get(f"/v1/competitions/{cid}/standings")).json())[alice] == (
-        2,
-        11.0,
-        True,
-    )
-    a2_sale = record(
-        f"{unique}-a2", alice, team, at + timedelta(hours=1), talk=200, sale=Decimal("5"), version=9
-    )
-    await store([a2_sale, a2_sale])
-    tied = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
-    assert _rows(tied)[alice] == (2, 21.0, True)
-    assert tied["leaders"] == [bob]
+        # An older version and a duplicate change nothing; a newer one replaces the call's credit:
+        # a2 becomes a sale: alice gains 10 (its talk is under the conversation minimum).
+        await store([a1, record(f"{unique}-a1", alice, team, at, talk=400, version=1)])
+        assert _rows((await api.client.get(f"/v1/competitions/{cid}/standings")).json())[alice] == (
+            2,
+            11.0,
+            True,
+        )
+        a2_sale = record(
+            f"{unique}-a2",
+            alice,
+            team,
+            at + timedelta(hours=1),
+            talk=200,
+            sale=Decimal("5"),
+            version=9,
+        )
+        await store([a2_sale, a2_sale])
+        tied = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
+        assert _rows(tied)[alice] == (2, 21.0, True)
+        assert tied["leaders"] == [bob]
 
-    # The drill-down lists the calls behind alice's score and what each added.
-    calls = await api.client.get(
-        f"/v1/reps/{alice}/calls", params={"competition_id": cid, "kpi": "conversions"}
-    )
-    assert calls.status_code == 200, calls.text
-    drill = calls.json()
-    assert {c["call_id"]: c["points"] for c in drill["calls"]} == {
-        f"{unique}-a1": 11.0,
-        f"{unique}-a2": 10.0,
-    }
-    assert drill["totals"]["conversions"] == 2
-    assert drill["calls"][0]["talk_seconds"] == 400
+        # The drill-down lists the calls behind alice's score and what each added.
+        calls = await api.client.get(
+            f"/v1/reps/{alice}/calls", params={"competition_id": cid, "kpi": "conversions"}
+        )
+        assert calls.status_code == 200, calls.text
+        drill = calls.json()
+        assert {c["call_id"]: c["points"] for c in drill["calls"]} == {
+            f"{unique}-a1": 11.0,
+            f"{unique}-a2": 10.0,
+        }
+        assert drill["totals"]["conversions"] == 2
+        assert drill["calls"][0]["talk_seconds"] == 400
 
-    # The day ends: after the grace the period is frozen with its winner.
-    now = day + timedelta(days=1, minutes=5)
-    await service.tick()
-    results = (await api.client.get(f"/v1/competitions/{cid}/results")).json()
-    [result] = results
-    assert result["period"]["key"] == "2026-03-10"
-    assert result["winners"] == [bob]
-    assert result["revision"] == 1
-    assert result["corrections"] == []
+        # The day ends: after the grace the period is frozen with its winner.
+        now = day + timedelta(days=1, minutes=5)
+        await service.tick()
+        results = (await api.client.get(f"/v1/competitions/{cid}/results")).json()
+        [result] = results
+        assert result["period"]["key"] == "2026-03-10"
+        assert result["winners"] == [bob]
+        assert result["revision"] == 1
+        assert result["corrections"] == []
 
-    # A late sale of alice's in the closed day changes the winner: a correction, not silence.
-    late = record(f"{unique}-a3", alice, team, at + timedelta(hours=5), talk=300, sale=Decimal("1"))
-    await store([late])
-    [result] = (await api.client.get(f"/v1/competitions/{cid}/results")).json()
-    assert result["winners"] == [alice]
-    assert result["revision"] == 2
-    [correction] = result["corrections"]
-    assert correction["previous_winners"] == [bob]
-    assert correction["winners"] == [alice]
-    assert correction["changed"] == {alice: [21.0, 32.0]}
+        # A late sale of alice's in the closed day changes the winner: a correction, not silence.
+        late = record(
+            f"{unique}-a3", alice, team, at + timedelta(hours=5), talk=300, sale=Decimal("1")
+        )
+        await store([late])
+        [result] = (await api.client.get(f"/v1/competitions/{cid}/results")).json()
+        assert result["winners"] == [alice]
+        assert result["revision"] == 2
+        [correction] = result["corrections"]
+        assert correction["previous_winners"] == [bob]
+        assert correction["winners"] == [alice]
+        assert correction["changed"] == {alice: [21.0, 32.0]}
 
-    kinds = [
-        a["kind"] for a in (await api.client.get(f"/v1/competitions/{cid}/announcements")).json()
-    ]
-    assert kinds[0] == "start"
-    assert "winners" in kinds
-    assert "correction" in kinds
+        kinds = [
+            a["kind"]
+            for a in (await api.client.get(f"/v1/competitions/{cid}/announcements")).json()
+        ]
+        assert kinds[0] == "start"
+        assert "winners" in kinds
+        assert "correction" in kinds
+    finally:
+        # The database is shared with every other test: leave no competition running in it.
+        assert (await api.client.delete(f"/v1/competitions/{cid}")).status_code == 204
+    assert (await api.client.get(f"/v1/competitions/{cid}")).status_code == 404
 
 
 async def test_validation_and_roles(api_factory: ApiFactory, unique: str) -> None:
