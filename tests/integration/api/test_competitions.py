@@ -192,3 +192,55 @@ async def test_validation_and_roles(api_factory: ApiFactory, unique: str) -> Non
         await api.client.post("/v1/competitions", json=body, headers=headers)
     ).status_code == 403
     assert (await api.client.get("/v1/competitions", headers=headers)).status_code == 200
+
+
+async def test_lead_changes_are_rate_limited_and_the_last_hour_announced(
+    api_factory: ApiFactory, unique: str
+) -> None:
+    api = await api_factory()
+    service = service_of(api.app)
+    team = f"t-{unique}"
+    ann, bo = f"ann-{unique}", f"bo-{unique}"
+    start = datetime(2026, 4, 7, 9, tzinfo=ZONE)
+    now = start + timedelta(minutes=30)
+    service.clock = lambda: now
+    body = {
+        "name": "Morning race",
+        "timezone": "Asia/Shanghai",
+        "participants": {"team_ids": [team]},
+        "score": [{"kpi": "conversions"}],
+        "period": {"kind": "once", "start": "2026-04-07T09:00:00", "end": "2026-04-07T12:00:00"},
+        "lead_change_minutes": 15,
+    }
+    cid = (await api.client.post("/v1/competitions", json=body)).json()["id"]
+    store = calls_store(service.sessions, 300, after=service.on_stored)
+
+    def sale(n: int, rep: str) -> Any:
+        return record(f"{unique}-{n}", rep, team, start + timedelta(minutes=n), sale=Decimal(1))
+
+    try:
+        await store([sale(1, bo)])  # a first leader: no change to announce
+        await store([sale(2, ann), sale(3, ann)])  # ann takes the lead: announced
+        await store([sale(4, bo), sale(5, bo)])  # bo back in front within 15 min: not
+        now = start + timedelta(minutes=50)
+        await store([sale(6, ann), sale(7, ann)])  # a new 15-minute slot: announced
+        now = start + timedelta(hours=2, minutes=10)  # the last hour
+        await service.tick()
+        now = start + timedelta(hours=3, minutes=5)
+        await service.tick()
+        got = (await api.client.get(f"/v1/competitions/{cid}/announcements")).json()
+        # Oldest first; the start and the first lead change share a moment.
+        assert sorted((a["kind"], a["leaders"]) for a in got) == [
+            ("last_hour", [ann]),
+            ("lead_change", [ann]),
+            ("lead_change", [ann]),
+            ("start", []),
+            ("winners", [ann]),
+        ]
+        assert [a["kind"] for a in got][-2:] == ["last_hour", "winners"]
+        by_kind = {a["kind"]: a for a in got}
+        assert "takes the lead" in by_kind["lead_change"]["message_en"]
+        assert "领先者变为" in by_kind["lead_change"]["message_zh"]
+        assert "最后一小时" in by_kind["last_hour"]["message_zh"]
+    finally:
+        assert (await api.client.delete(f"/v1/competitions/{cid}")).status_code == 204
