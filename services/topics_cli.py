@@ -20,6 +20,7 @@ from services.kit.kafka import (
     check_topics,
     connection,
     create_topics,
+    quiet_client_logs,
     refuse_start,
     topic_plan,
 )
@@ -35,15 +36,18 @@ def create() -> None:
     specs = topic_plan(s, app_id=s.APP_ID)
     target = connection(s)
     try:
-        made = asyncio.run(
-            create_topics(
-                target,
-                specs,
-                replication_factor=s.REPLICATION_FACTOR,
-                min_insync_replicas=s.MIN_INSYNC_REPLICAS,
+        with quiet_client_logs():
+            made = asyncio.run(
+                create_topics(
+                    target,
+                    specs,
+                    replication_factor=s.REPLICATION_FACTOR,
+                    min_insync_replicas=s.MIN_INSYNC_REPLICAS,
+                )
             )
-        )
-        problems = asyncio.run(check_topics(target, specs, replication_factor=s.REPLICATION_FACTOR))
+            problems = asyncio.run(
+                check_topics(target, specs, replication_factor=s.REPLICATION_FACTOR)
+            )
     except KafkaSetupError as exc:
         raise SystemExit(f"callpulse topics create: {exc}") from None
     for spec in specs:
@@ -62,9 +66,10 @@ def check() -> None:
     s = load_or_exit(AggregatorSettings, "topics check")
     specs = topic_plan(s, app_id=s.APP_ID)
     try:
-        problems = asyncio.run(
-            check_topics(connection(s), specs, replication_factor=s.REPLICATION_FACTOR)
-        )
+        with quiet_client_logs():
+            problems = asyncio.run(
+                check_topics(connection(s), specs, replication_factor=s.REPLICATION_FACTOR)
+            )
     except KafkaSetupError as exc:
         raise SystemExit(f"callpulse topics check: {exc}") from None
     _report(problems, len(specs))

@@ -16,6 +16,8 @@
 #     brokers' certificate (SAN 127.0.0.1, localhost) in DIR/tls/ (ca.pem for clients), and the
 #     SCRAM-SHA-256/512 user CALLPULSE_KAFKA_SASL_USERNAME (default callpulse) with password
 #     CALLPULSE_KAFKA_SASL_PASSWORD (default callpulse-secret); PLAIN accepts the same user.
+#     CALLPULSE_KAFKA_SSL_CLIENT_AUTH=required|requested (default none) asks clients for a
+#     certificate signed by the CA too (mTLS; DIR/tls/client.pem and client.key are one).
 #   `kill NODE` SIGKILLs one node of the cluster (failure tests); `start` brings it back.
 set -euo pipefail
 
@@ -35,6 +37,7 @@ SASL_SSL="${CALLPULSE_KAFKA_SASL_SSL:-0}"
 SASL_USER="${CALLPULSE_KAFKA_SASL_USERNAME:-callpulse}"
 SASL_PASSWORD="${CALLPULSE_KAFKA_SASL_PASSWORD:-callpulse-secret}"
 TLS="$KDIR/tls"
+CLIENT_AUTH="${CALLPULSE_KAFKA_SSL_CLIENT_AUTH:-none}"
 HEAP="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
@@ -136,10 +139,11 @@ fetch_jars() {
   mv "$LIBS.tmp" "$LIBS"  # atomic: an interrupted download never looks complete
 }
 
-# A CA, and the brokers' key and certificate (PKCS12, SAN 127.0.0.1 and localhost) signed by it;
-# made once per DIR. Clients trust DIR/tls/ca.pem.
+# A CA, the brokers' key and certificate (PKCS12, SAN 127.0.0.1 and localhost) and a client
+# certificate for mTLS (client.pem, client.key), both signed by it; made once per DIR. Clients
+# trust DIR/tls/ca.pem.
 make_tls() {
-  [[ -f $TLS/broker.p12 ]] && return 0
+  [[ -f $TLS/client.pem ]] && return 0
   command -v openssl >/dev/null || die "openssl not found (apt-get install -y openssl)"
   mkdir -p "$TLS.tmp"
   (
@@ -152,6 +156,9 @@ make_tls() {
       -extfile san.ext -out broker.pem
     openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem \
       -passout pass:callpulse -out broker.p12
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=callpulse" -keyout client.key -out client.csr
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -out client.pem
   ) >"$KDIR/tls.log" 2>&1 || { cat "$KDIR/tls.log" >&2; die "openssl could not make the certificates"; }
   rm -rf "$TLS"; mv "$TLS.tmp" "$TLS"
 }
@@ -211,7 +218,9 @@ listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.p
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$TLS/broker.p12
 ssl.keystore.password=callpulse
-ssl.client.auth=none
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS/ca.pem
+listener.name.sasl_ssl.ssl.client.auth=$CLIENT_AUTH
 EOF
   fi
   log4j_props "$NDIR/log4j.properties" "$LOG" INFO

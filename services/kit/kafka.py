@@ -9,9 +9,10 @@ the Faust app. `topic_plan` says which topics a service needs and how each is ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -143,12 +144,13 @@ def topic_plan(
     calls = TopicSpec(s.CALLS_TOPIC, n, compacted=True)
     alerts = TopicSpec(s.ALERTS_TOPIC, n)
     roster = TopicSpec(s.ROSTER_TOPIC, n, compacted=True)
+    dead_letters = TopicSpec(s.DEAD_LETTERS_TOPIC, n)
     internal = internal_topics(settings, app_id) if app_id else []
     if service == "ingest":
         return [events]
     if service == "api":
         return [kpis, calls, alerts, roster]
-    return [events, facts, kpis, calls, alerts, roster, *internal]
+    return [events, facts, kpis, calls, alerts, roster, dead_letters, *internal]
 
 
 def internal_topics(settings: CommonSettings, app_id: str) -> list[TopicSpec]:
@@ -212,7 +214,8 @@ def _connect_failure(target: Target, exc: BaseException) -> str:
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return (
             f"{where}: TLS handshake failed ({text}); check CALLPULSE_KAFKA_SSL_CAFILE, "
-            "CALLPULSE_KAFKA_SSL_CHECK_HOSTNAME and CALLPULSE_KAFKA_SECURITY_PROTOCOL"
+            "CALLPULSE_KAFKA_SSL_CHECK_HOSTNAME, CALLPULSE_KAFKA_SECURITY_PROTOCOL and, for "
+            "brokers that require a client certificate, CALLPULSE_KAFKA_SSL_CERTFILE and _KEYFILE"
         )
     lowered = text.lower()
     if "authentication" in lowered or "sasl" in lowered:
@@ -348,14 +351,21 @@ def refuse_start(
     own: Sequence[TopicSpec] = (),
 ) -> None:
     """Entry-point helper: prepare the topics or exit with one line naming the problem."""
-    # aiokafka logs each failed connection on its own; the line below says what it means.
+    try:
+        with quiet_client_logs():
+            asyncio.run(prepare_topics(settings, specs, own=own))
+    except (KafkaSetupError, ValueError) as exc:
+        raise SystemExit(f"callpulse {service}: {exc}") from None
+
+
+@contextlib.contextmanager
+def quiet_client_logs() -> Iterator[None]:
+    """aiokafka logs each failed connection on its own; KafkaSetupError says what it means."""
     client_log = logging.getLogger("aiokafka")
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)
     try:
-        asyncio.run(prepare_topics(settings, specs, own=own))
-    except (KafkaSetupError, ValueError) as exc:
-        raise SystemExit(f"callpulse {service}: {exc}") from None
+        yield
     finally:
         client_log.setLevel(level)
 

@@ -41,6 +41,7 @@ class LocalKafka:
     port: int
     brokers: int
     sasl_ssl: bool
+    client_auth: str = "none"
 
     def env(self) -> dict[str, str]:
         """kafka.sh's environment for this deployment."""
@@ -50,6 +51,7 @@ class LocalKafka:
             "CALLPULSE_KAFKA_DIR": str(self.home),
             "CALLPULSE_KAFKA_BROKERS": str(self.brokers),
             "CALLPULSE_KAFKA_SASL_SSL": "1" if self.sasl_ssl else "0",
+            "CALLPULSE_KAFKA_SSL_CLIENT_AUTH": self.client_auth,
         }
 
     def script(self, *args: str) -> str:
@@ -85,8 +87,16 @@ class LocalKafka:
         """The CA that signed the brokers' certificate."""
         return self.home / "tls" / "ca.pem"
 
-    def sasl_env(self, password: str = SASL_PASSWORD, ca: Path | None = None) -> dict[str, str]:
-        """The services' settings for SASL_SSL with SCRAM-SHA-512."""
+    def sasl_env(
+        self, password: str = SASL_PASSWORD, ca: Path | None = None, *, client_cert: bool = True
+    ) -> dict[str, str]:
+        """The services' settings for SASL_SSL with SCRAM-SHA-512 (and kafka.sh's client
+        certificate, for mTLS)."""
+        tls = self.home / "tls"
+        cert = {
+            "CALLPULSE_KAFKA_SSL_CERTFILE": str(tls / "client.pem"),
+            "CALLPULSE_KAFKA_SSL_KEYFILE": str(tls / "client.key"),
+        }
         return {
             "CALLPULSE_KAFKA_BOOTSTRAP": self.sasl_bootstrap,
             "CALLPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -94,13 +104,16 @@ class LocalKafka:
             "CALLPULSE_KAFKA_SASL_USERNAME": SASL_USERNAME,
             "CALLPULSE_KAFKA_SASL_PASSWORD": password,
             "CALLPULSE_KAFKA_SSL_CAFILE": str(ca or self.ca),
+            **(cert if client_cert else {}),
         }
 
 
 @contextmanager
-def local_kafka(home: Path, *, brokers: int = 1, sasl_ssl: bool = False) -> Iterator[LocalKafka]:
+def local_kafka(
+    home: Path, *, brokers: int = 1, sasl_ssl: bool = False, client_auth: str = "none"
+) -> Iterator[LocalKafka]:
     """Start the deployment, yield it, stop it (whatever the test did to its nodes)."""
-    kafka = LocalKafka(home, _free_block(3 * brokers), brokers, sasl_ssl)
+    kafka = LocalKafka(home, _free_block(3 * brokers), brokers, sasl_ssl, client_auth)
     kafka.script("start")
     try:
         yield kafka

@@ -1,5 +1,6 @@
-"""The distributed services over SASL_SSL with SCRAM-SHA-512 (a broker of the test's own,
-whose CA and SCRAM user kafka.sh generates), and the refusals a wrong password or an untrusted
+"""The distributed services over SASL_SSL with SCRAM-SHA-512 and a client certificate (a broker
+of the test's own that requires both; kafka.sh generates its CA, certificates and SCRAM user),
+and the refusals a wrong password, an untrusted broker certificate or a missing client
 certificate get at start."""
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    with local_kafka(tmp_path_factory.mktemp("kafka-sasl"), sasl_ssl=True) as kafka:
+    home = tmp_path_factory.mktemp("kafka-sasl")
+    with local_kafka(home, sasl_ssl=True, client_auth="required") as kafka:
         yield kafka
 
 
@@ -52,7 +54,7 @@ def callpulse(args: list[str], env: dict[str, str]) -> subprocess.CompletedProce
     )
 
 
-def test_the_services_run_end_to_end_over_sasl_ssl_with_scram_sha_512(
+def test_the_services_run_end_to_end_over_sasl_ssl_with_scram_sha_512_and_mtls(
     secured: LocalKafka, postgres_url: str, tmp_path: Path
 ) -> None:
     run = f"sasl{uuid.uuid4().hex[:8]}"
@@ -113,3 +115,13 @@ def test_an_untrusted_certificate_is_refused_at_start_with_one_clear_line(
     assert line.startswith(f"callpulse aggregator: Kafka at {secured.sasl_bootstrap}: TLS ")
     assert "CERTIFICATE_VERIFY_FAILED" in line
     assert "check CALLPULSE_KAFKA_SSL_CAFILE" in line
+
+
+def test_a_missing_client_certificate_is_refused_at_start_with_one_clear_line(
+    secured: LocalKafka,
+) -> None:
+    result = callpulse(["api", "--port", "1"], secured.sasl_env(client_cert=False))
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"callpulse api: Kafka at {secured.sasl_bootstrap}: TLS ")
+    assert "CALLPULSE_KAFKA_SSL_CERTFILE" in line
