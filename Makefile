@@ -49,7 +49,7 @@ lock: ## Regenerate requirements.lock (every Python dependency, pinned with hash
 run: $(STAMP) ## Run callpulse embedded: one process, SQLite, in-process bus, on :8000 (PORT=8001 for another)
 	$(BIN)/callpulse run --port $(PORT)
 
-demo: $(STAMP) ## Run embedded mode with a simulated floor of ~50 reps
+demo: $(STAMP) ## Run embedded mode with a live floor of 50 named reps, targets and alert rules; prints a wallboard link
 	$(BIN)/callpulse run --port $(PORT) --demo
 
 infra: ## Start the local Kafka and PostgreSQL (installed on first use)

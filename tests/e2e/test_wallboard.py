@@ -88,7 +88,8 @@ def browse(browser: str, url: str, profile: Path, *extra: str) -> str:
 
 
 class Board(HTMLParser):
-    """What the rendered page shows: tiles by KPI, rep rows by rep_id, the live state."""
+    """What the rendered page shows: tiles by KPI, the rep table's rows by rep_id, the live
+    state."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,6 +100,7 @@ class Board(HTMLParser):
         self.text: list[str] = []
         self._row: str | None = None
         self._tile: str | None = None
+        self._in_reps = False  # inside the rep table's body (other views have rep rows too)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -108,7 +110,9 @@ class Board(HTMLParser):
         elif tag == "div" and "value" in cls and self._tile:
             self.tiles[self._tile] = a.get("data-value", "")
             self._tile = None
-        elif tag == "tr" and "data-rep-id" in a:
+        elif tag == "tbody":
+            self._in_reps = a.get("id") == "reps-body"
+        elif tag == "tr" and "data-rep-id" in a and self._in_reps:
             self._row = a["data-rep-id"]
             self.rows[self._row] = {}
             self.statuses[self._row] = a.get("data-status", "")
@@ -120,6 +124,8 @@ class Board(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "tr":
             self._row = None
+        elif tag == "tbody":
+            self._in_reps = False
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
@@ -231,12 +237,12 @@ def test_wallboard_shows_the_team_live_in_a_browser(tmp_path: Path) -> None:
             tmp_path / "profile-shot",
             f"--screenshot={tmp_path / 'wallboard.png'}",
         )
-        zh = browse(browser, f"{url}/?{query}&lang=zh", tmp_path / "profile-zh", "--dump-dom")
+        zh = browse(browser, f"{url}/?{query}&lang=zh-CN", tmp_path / "profile-zh", "--dump-dom")
 
     board = Board()
     board.feed(html)
     reps = {f"{run}-{name}" for name in ("alice", "bob", "carol")}
-    assert set(board.rows) == reps, html[-3000:]
+    assert set(board.rows) == reps, (sorted(board.rows), html[-3000:])
     assert board.tiles["dials"] == str(dials)
     assert board.tiles["conversions"] == "1"
     assert {rep: row["dials"] for rep, row in board.rows.items()} == {
