@@ -250,6 +250,15 @@ class DigestStage(_Frozen):
     previous_rate: float | None
 
 
+class DigestCompetition(_Frozen):
+    """A competition period of the team's that ended within the digest's period."""
+
+    competition_id: int
+    name: str
+    period_key: str
+    winners: list[str] = Field(description="Rep ids (or team ids, team against team).")
+
+
 class Digest(_Frozen):
     """A team's daily or weekly summary, as sent (the webhook body; `text` for chats and mail)."""
 
@@ -264,5 +273,8 @@ class Digest(_Frozen):
     movers: list[DigestRep] = Field(description="Biggest changes in conversions, up or down.")
     below: list[DigestFinding] = Field(description="Reps below the team, with the finding.")
     funnel: list[DigestStage]
+    competitions: list[DigestCompetition] = Field(
+        default=[], description="Results of the team's competitions that ended in the period."
+    )
     title: str
     text: str

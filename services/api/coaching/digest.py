@@ -3,10 +3,12 @@ with the finding, and the team's funnel against the period before; rendered in z
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from schemas.coaching import (
     Digest,
+    DigestCompetition,
     DigestFinding,
     DigestKind,
     DigestRep,
@@ -45,8 +47,9 @@ _HEAD = {
         "Team funnel",
         "vs previous",
         "nothing to report",
+        "Competition results",
     ),
-    "zh-CN": ("成交榜", "变化最大", "低于团队", "团队漏斗", "上期", "暂无"),
+    "zh-CN": ("成交榜", "变化最大", "低于团队", "团队漏斗", "上期", "暂无", "竞赛结果"),
 }
 
 
@@ -72,7 +75,7 @@ def _name(rep: DigestRep | DigestFinding) -> str:
 def render(digest: Digest) -> str:
     """The digest as plain text in its language (chat robots and e-mail)."""
     lang = digest.language
-    top, movers, below, funnel, vs, none = _HEAD[lang]
+    top, movers, below, funnel, vs, none, contests = _HEAD[lang]
     lines = [digest.title, "", f"## {top}"]
     lines += [f"{i}. {_name(r)}: {r.conversions:g}" for i, r in enumerate(digest.top, 1)] or [none]
     lines += ["", f"## {movers}"]
@@ -84,11 +87,22 @@ def render(digest: Digest) -> str:
     for s in digest.funnel:
         rate = "" if s.stage == "dials" else f" ({_pct(s.rate)}; {vs} {_pct(s.previous_rate)})"
         lines.append(f"- {_STAGE[lang][s.stage]}: {s.count} ({vs} {s.previous_count}){rate}")
+    if digest.competitions:
+        lines += ["", f"## {contests}"]
+        lines += [
+            f"- {c.name} ({c.period_key}): {', '.join(c.winners) or none}"
+            for c in digest.competitions
+        ]
     return "\n".join(lines) + "\n"
 
 
 def build(
-    scores: TeamScores, kind: DigestKind, period_key: str, language: Language, at: datetime
+    scores: TeamScores,
+    kind: DigestKind,
+    period_key: str,
+    language: Language,
+    at: datetime,
+    competitions: Sequence[DigestCompetition] = (),
 ) -> Digest:
     """The digest of a team's scores (its period is the scores' period)."""
     members = scores.data.members
@@ -129,6 +143,7 @@ def build(
         movers=movers[:MOVERS],
         below=below,
         funnel=funnel,
+        competitions=list(competitions),
         title=title,
         text="",
     )

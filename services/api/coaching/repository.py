@@ -3,6 +3,7 @@ grid, all over the stored call facts (`call_facts`) the reports sum. Never commi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.kpis import ADDITIVE, Kpis
 from services.api.coaching.heatmap import Cells
-from services.api.db.models import Call, CallFactRow, DigestRun, DigestSettingsRow
+from services.api.db.models import (
+    Call,
+    CallFactRow,
+    CompetitionResultRow,
+    CompetitionRow,
+    DigestRun,
+    DigestSettingsRow,
+)
 
 _FLOAT_COUNTERS = frozenset(n for n in ADDITIVE if Kpis.model_fields[n].annotation is float)
 HEAT_COUNTERS = ("dials", "inbound_calls", "connects", "conversions")
@@ -203,3 +211,31 @@ async def finish_digest(
             payload=payload,
         )
     )
+
+
+async def competition_results(
+    session: AsyncSession, team_id: str, rep_ids: Sequence[str], start: datetime, end: datetime
+) -> list[tuple[int, str, str, list[str]]]:
+    """(competition id, name, period, winners) of the frozen results of the team's competitions
+    (by team or by any of its reps) whose period ended in (start, end]."""
+    stmt = (
+        select(
+            CompetitionRow.id,
+            CompetitionRow.name,
+            CompetitionRow.definition,
+            CompetitionResultRow.period_key,
+            CompetitionResultRow.winners,
+        )
+        .join(CompetitionResultRow, CompetitionResultRow.competition_id == CompetitionRow.id)
+        .where(CompetitionResultRow.period_end > start, CompetitionResultRow.period_end <= end)
+        .order_by(CompetitionResultRow.period_end, CompetitionRow.id)
+    )
+    reps = set(rep_ids)
+    out = []
+    for competition_id, name, definition, period_key, winners in await session.execute(stmt):
+        participants = (definition or {}).get("participants", {})
+        if team_id in participants.get("team_ids", []) or reps & set(
+            participants.get("rep_ids", [])
+        ):
+            out.append((int(competition_id), str(name), str(period_key), list(winners)))
+    return out

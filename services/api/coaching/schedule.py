@@ -22,7 +22,14 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from schemas.coaching import Digest, DigestKind, DigestSettings, Language, Period
+from schemas.coaching import (
+    Digest,
+    DigestCompetition,
+    DigestKind,
+    DigestSettings,
+    Language,
+    Period,
+)
 from services.api.alerts.channels import Channel
 from services.api.coaching import delivery
 from services.api.coaching import digest as digests
@@ -102,7 +109,15 @@ class DigestScheduler:
         if kind == "weekly":
             year, week, _ = day.isocalendar()
             key = f"{year}-W{week:02d}"
-        return digests.build(scores, kind, key, language, at)
+        async with self.sessions() as session:
+            ended = await repo.competition_results(
+                session, team_id, scores.data.members, scores.period.start, scores.period.end
+            )
+        competitions = [
+            DigestCompetition(competition_id=c, name=n, period_key=p, winners=w)
+            for c, n, p, w in ended
+        ]
+        return digests.build(scores, kind, key, language, at, competitions)
 
     async def tick(self) -> list[Digest]:
         """Send every due digest this replica claims; returns them."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ from services.aggregator.domain.reference import fold
 from services.api.coaching.periods import span
 from services.api.db import repository
 from services.api.db.engine import create_engine, create_sessionmaker
+from services.api.db.models import CompetitionResultRow, CompetitionRow
 from services.standalone.main import create_app as create_embedded
 from tests.integration.api.coaching_history import RULES, History, PlannedCall, generate
 from tests.integration.api.conftest import ApiFactory
@@ -341,6 +342,33 @@ async def test_digest_settings_and_preview(api_factory: ApiFactory, unique: str)
     assert got["enabled"] is True
     bad = await api.client.put(f"/v1/teams/{team}/digest", json={"emails": ["not-an-address"]})
     assert bad.status_code == 422
+    # a competition of the team whose daily period ended within that week, and one of another
+    sessions = api.app.state.callpulse_api.sessions
+    async with sessions.begin() as session:
+        for name, teams in (("Spring sprint", [team]), ("Elsewhere", [f"x-{unique}"])):
+            row = CompetitionRow(
+                name=name,
+                timezone="Asia/Shanghai",
+                definition={"participants": {"team_ids": teams}},
+                created_at=datetime(2026, 3, 1, tzinfo=UTC),
+                updated_at=datetime(2026, 3, 1, tzinfo=UTC),
+            )
+            session.add(row)
+            await session.flush()
+            session.add(
+                CompetitionResultRow(
+                    competition_id=row.id,
+                    period_key="2026-03-10",
+                    period_start=datetime(2026, 3, 9, 16, tzinfo=UTC),
+                    period_end=datetime(2026, 3, 10, 16, tzinfo=UTC),
+                    frozen_at=datetime(2026, 3, 10, 16, 1, tzinfo=UTC),
+                    revision=1,
+                    winners=["r-ada"],
+                    rows=[],
+                    corrections=[],
+                    updated_at=datetime(2026, 3, 10, 16, 1, tzinfo=UTC),
+                )
+            )
     preview = await api.client.get(
         f"/v1/teams/{team}/digest/preview", params={"kind": "weekly", "date": "2026-03-11"}
     )
@@ -349,6 +377,10 @@ async def test_digest_settings_and_preview(api_factory: ApiFactory, unique: str)
     assert body["digest_id"] == f"{team}:weekly:2026-W11"
     assert body["title"] == f"Weekly digest · team {team} · 2026-W11"
     assert body["text"].startswith(body["title"])
+    assert [(c["name"], c["winners"]) for c in body["competitions"]] == [
+        ("Spring sprint", ["r-ada"])
+    ]
+    assert "Spring sprint (2026-03-10): r-ada" in body["text"]
     # nothing was sent or claimed by a preview
     async with api.app.state.callpulse_api.sessions() as session:
         claimed = await session.execute(
