@@ -74,6 +74,17 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
 )
 
 
+# The competition the demo floor runs (`make demo` shows it on the wallboard).
+COMPETITION: dict[str, Any] = {
+    "name": "Daily champion 今日冠军",
+    "description": "10 points a sale, 1 a conversation; ranked with an average talk of 2 min.",
+    "score": [{"kpi": "conversions", "weight": 10}, {"kpi": "conversations", "weight": 1}],
+    "minimums": [{"kpi": "avg_talk_seconds", "at_least": 120}],
+    "default_target": 60,
+    "period": {"kind": "daily"},
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DemoSetup:
     """What the demo set up: its teams (id, name) and a wallboard link with a viewer key."""
@@ -187,7 +198,7 @@ async def set_up(
 
 
 async def _configure(base_url: str, api_key: str, config: FloorConfig) -> None:
-    """PUT the roster, then each team's targets and alert rules."""
+    """PUT the roster, then each team's targets and alert rules; start the daily competition."""
     headers = {"authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as client:
         await register(client, config)
@@ -198,6 +209,11 @@ async def _configure(base_url: str, api_key: str, config: FloorConfig) -> None:
             ):
                 response = await client.put(f"/v1/teams/{team.team_id}/{path}", json=body)
                 response.raise_for_status()
+        running = (await client.get("/v1/competitions")).json()
+        if not any(c["name"] == COMPETITION["name"] for c in running):
+            teams = [team.team_id for team in roster(config)]
+            competition = {**COMPETITION, "participants": {"team_ids": teams}}
+            (await client.post("/v1/competitions", json=competition)).raise_for_status()
 
 
 def announce(setup: DemoSetup) -> str:
