@@ -99,7 +99,7 @@ def _printed(log: Path, marker: str, timeout: float = 20) -> str:
 
 def _check_setup(url: str, printed: str) -> None:
     """Item 11 of issue 16: the printed team ids and names, a viewer key in the wallboard link,
-    and teams whose reps have names and the design's targets."""
+    and teams with alert rules whose reps have names and the design's targets."""
     for team_id, name in (("team-1", "North Star"), ("team-2", "长城组"), ("team-5", "Summit")):
         assert re.search(rf"^\s+{team_id}\s+{name}$", printed, re.M), printed
     link = re.search(r"^\s+(http://\S+/\?key=\S+)$", printed, re.M)
@@ -120,6 +120,9 @@ def _check_setup(url: str, printed: str) -> None:
     names = {rep["rep_name"] for rep in reps}
     assert any(re.search(r"[\u4e00-\u9fff]", n or "") for n in names), names  # Chinese
     assert any(re.fullmatch(r"[A-Z][a-z]+ [A-Z]\.", n or "") for n in names), names  # English
+    rules = httpx.get(f"{url}/v1/teams/team-1/alert-rules", headers=viewer, timeout=10)
+    assert rules.status_code == 200, rules.text
+    assert {r["kind"] for r in rules.json()["rules"]} >= {"threshold", "idle"}, rules.text
     targets = {(t["kpi"], t["window"], t["target"]) for t in reps[0]["targets"]}
     assert {
         ("dials", "today", 50),
