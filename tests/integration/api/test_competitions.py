@@ -244,3 +244,49 @@ async def test_lead_changes_are_rate_limited_and_the_last_hour_announced(
         assert "最后一小时" in by_kind["last_hour"]["message_zh"]
     finally:
         assert (await api.client.delete(f"/v1/competitions/{cid}")).status_code == 204
+
+
+async def test_team_against_team_and_editing(api_factory: ApiFactory, unique: str) -> None:
+    api = await api_factory()
+    service = service_of(api.app)
+    north, south = f"north-{unique}", f"south-{unique}"
+    day = datetime(2026, 5, 4, tzinfo=ZONE)
+    service.clock = lambda: day.replace(hour=17)
+    body = {
+        "name": "North v South",
+        "timezone": "Asia/Shanghai",
+        "participants": {"mode": "teams", "team_ids": [north, south]},
+        "score": [{"kpi": "revenue", "weight": 0.5}],
+        "targets": {north: 100},
+        "period": {"kind": "weekly"},
+    }
+    cid = (await api.client.post("/v1/competitions", json=body)).json()["id"]
+    try:
+        store = calls_store(service.sessions, 300, after=service.on_stored)
+        at = day.replace(hour=10)
+        await store(
+            [
+                record(f"{unique}-n1", f"n1-{unique}", north, at, talk=60, sale=Decimal("120")),
+                record(f"{unique}-n2", f"n2-{unique}", north, at, talk=60, sale=Decimal("30.5")),
+                record(f"{unique}-s1", f"s1-{unique}", south, at, talk=60, sale=Decimal("200")),
+                record(f"{unique}-x1", f"x1-{unique}", f"x-{unique}", at, sale=Decimal("999")),
+            ]
+        )
+        got = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
+        assert got["period"]["key"] == "2026-W19"
+        assert _rows(got) == {south: (1, 100.0, True), north: (2, 75.25, True)}
+        north_row = next(r for r in got["rows"] if r["participant_id"] == north)
+        assert (north_row["target"], north_row["gap_to_target"]) == (100, 24.75)
+
+        listed = (await api.client.get("/v1/competitions", params={"team_id": north})).json()
+        assert [c["id"] for c in listed] == [cid]
+        edited = await api.client.put(
+            f"/v1/competitions/{cid}", json=body | {"score": [{"kpi": "conversions"}]}
+        )
+        assert edited.status_code == 200, edited.text
+        got = (await api.client.get(f"/v1/competitions/{cid}/standings")).json()
+        assert _rows(got) == {north: (1, 2.0, True), south: (2, 1.0, True)}
+        missing = await api.client.put("/v1/competitions/999999999", json=body)
+        assert missing.status_code == 404
+    finally:
+        assert (await api.client.delete(f"/v1/competitions/{cid}")).status_code == 204
