@@ -179,9 +179,14 @@ def test_a_file_that_is_not_a_certificate_is_refused(tmp_path: Path) -> None:
 def test_each_service_checks_the_topics_it_uses() -> None:
     s = CommonSettings(PARTITIONS=6)
     plan = {spec.name: spec for spec in topic_plan(s)}
-    assert sorted(plan) == sorted(
-        [s.EVENTS_TOPIC, s.FACTS_TOPIC, s.KPIS_TOPIC, s.CALLS_TOPIC, s.ALERTS_TOPIC, s.ROSTER_TOPIC]
-    )
+    assert {
+        s.EVENTS_TOPIC,
+        s.FACTS_TOPIC,
+        s.KPIS_TOPIC,
+        s.CALLS_TOPIC,
+        s.ALERTS_TOPIC,
+        s.ROSTER_TOPIC,
+    } <= set(plan)
     assert {n for n, spec in plan.items() if spec.compacted} == {
         s.KPIS_TOPIC,
         s.CALLS_TOPIC,

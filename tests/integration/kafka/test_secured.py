@@ -77,7 +77,7 @@ def test_the_services_run_end_to_end_over_sasl_ssl_with_scram_sha_512_and_mtls(
     }
     created = callpulse(["topics", "create"], env)
     assert created.returncode == 0, created.stderr
-    assert created.stdout.splitlines()[-1] == "all 9 topics are as callpulse needs them"
+    assert created.stdout.splitlines()[-1].endswith(" topics are as callpulse needs them")
 
     ingest_port, api_port = free_port(), free_port()
     ingest_url, api_url = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}"

@@ -65,14 +65,17 @@ def test_topics_create_makes_every_topic_and_check_agrees(kafka_bootstrap: str) 
     created = callpulse(["topics", "create"], env)
     assert created.returncode == 0, created.stderr
     lines = created.stdout.splitlines()
-    assert sum(line.startswith("created") for line in lines) == 9  # 6 topics, Faust's 3
-    assert f"created  {run}.kpis (3 partitions, compacted)" in lines
-    assert f"created  {run}-agg-__assignor-__leader (1 partition)" in lines
-    assert lines[-1] == "all 9 topics are as callpulse needs them"
+    made = [line for line in lines if line.startswith("created")]
+    assert len(made) >= 9  # the services' topics, Faust's changelogs and leader topic
+    assert f"created  {run}.events (3 partitions)" in made
+    assert f"created  {run}.kpis (3 partitions, compacted)" in made
+    assert f"created  {run}-agg-reps-changelog (3 partitions, compacted)" in made
+    assert f"created  {run}-agg-__assignor-__leader (1 partition)" in made
+    assert lines[-1] == f"all {len(made)} topics are as callpulse needs them"
 
     again = callpulse(["topics", "create"], env)
     assert again.returncode == 0, again.stderr
-    assert sum(line.startswith("exists") for line in again.stdout.splitlines()) == 9
+    assert sum(line.startswith("exists") for line in again.stdout.splitlines()) == len(made)
     assert callpulse(["topics", "check"], env).returncode == 0
 
     kpis = asyncio.run(topic_configs(kafka_bootstrap, f"{run}.kpis"))
@@ -121,8 +124,8 @@ def test_the_aggregator_refuses_a_topic_with_the_wrong_partition_count(
         },
     )
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
         f"callpulse aggregator: topic {run}.events has 2 partitions, callpulse needs 3: set "
-        "CALLPULSE_PARTITIONS=2, or delete the topic and run `callpulse topics create` "
-        "(and 5 more)"
-    ]
+        "CALLPULSE_PARTITIONS=2, or delete the topic and run `callpulse topics create` (and "
+    )
