@@ -131,6 +131,7 @@ def run(ctx: Context) -> list[Row]:
         "CALLPULSE_DATABASE_URL": f"sqlite+aiosqlite:///{ctx.workdir / 'api.db'}",
         "CALLPULSE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
         "CALLPULSE_CONSUMER_GROUP_PREFIX": run_id,
+        "CALLPULSE_CREATE_TOPICS": "true",  # the run's own topics: the API only checks them
         **{f"CALLPULSE_{n.upper()}_TOPIC": t for n, t in topics.items()},
     }
     auth = f"Authorization: Bearer {ADMIN_KEY}"
