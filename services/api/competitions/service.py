@@ -324,11 +324,17 @@ class CompetitionService:
                 board.totals.pop(participant, None)
             board.totals.update(fresh)
             await self._rank(board)
-        times = [f.at for r in records if board.participant_of(r) for f in r.facts]
-        now = self.clock()
-        for ended in board.schedule.ended(now, since=now - self.correction_horizon):
-            if ended.key in board.frozen and any(ended.contains(t) for t in times):
-                await self._recheck(board, ended)
+        # However late: a frozen period that one of these facts lands in is scored again.
+        closed: dict[str, Span] = {}
+        for record in records:
+            if board.participant_of(record) is None:
+                continue
+            for fact in record.facts:
+                period = board.schedule.at(fact.at)
+                if period is not None and period.key in board.frozen:
+                    closed[period.key] = period
+        for period in closed.values():
+            await self._recheck(board, period)
 
     async def _totals(
         self, session: AsyncSession, board: Board, span: Span, only: Sequence[str] | None = None

@@ -138,7 +138,9 @@ async def test_competition_lifecycle(api_factory: ApiFactory, unique: str) -> No
         assert result["revision"] == 1
         assert result["corrections"] == []
 
-        # A late sale of alice's in the closed day changes the winner: a correction, not silence.
+        # A late sale of alice's in the closed day changes the winner: a correction, not silence,
+        # even days later (beyond the 2 days in which ended periods are also re-checked).
+        now = day + timedelta(days=6)
         late = record(
             f"{unique}-a3", alice, team, at + timedelta(hours=5), talk=300, sale=Decimal("1")
         )
