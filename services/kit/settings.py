@@ -92,6 +92,21 @@ class CommonSettings(BaseSettings):
         ),
     )
 
+    @field_validator(
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CAFILE",
+        "KAFKA_SSL_CERTFILE",
+        "KAFKA_SSL_KEYFILE",
+        "MIN_INSYNC_REPLICAS",
+        mode="before",
+    )
+    @classmethod
+    def _blank_kafka_is_unset(cls, value: object) -> object:
+        # `CALLPULSE_KAFKA_SSL_CAFILE=` in an env file or a manifest means "not configured".
+        return None if value == "" else value
+
     @field_validator("REPLICATION_FACTOR")
     @classmethod
     def _replication(cls, value: int) -> int:

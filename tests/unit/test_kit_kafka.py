@@ -222,3 +222,18 @@ def test_a_wrong_setting_stops_a_command_with_one_line(monkeypatch: pytest.Monke
     monkeypatch.setenv("CALLPULSE_KAFKA_SECURITY_PROTOCOL", "TLS")
     with pytest.raises(SystemExit, match=r"^callpulse ingest: CALLPULSE_KAFKA_SECURITY_PROTOCOL: "):
         load_or_exit(CommonSettings, "ingest")
+
+
+def test_blank_kafka_settings_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD", "SSL_CAFILE", "SSL_KEYFILE"):
+        monkeypatch.setenv(f"CALLPULSE_KAFKA_{name}", "")
+    monkeypatch.setenv("CALLPULSE_KAFKA_SSL_CERTFILE", "")
+    monkeypatch.setenv("CALLPULSE_MIN_INSYNC_REPLICAS", "")
+    settings = CommonSettings(KAFKA_BOOTSTRAP="k1:9092")
+    assert settings.KAFKA_SSL_CAFILE is None
+    assert settings.KAFKA_SASL_PASSWORD is None
+    assert settings.MIN_INSYNC_REPLICAS is None
+    assert connection(settings).kwargs() == {
+        "bootstrap_servers": "k1:9092",
+        "security_protocol": "PLAINTEXT",
+    }
