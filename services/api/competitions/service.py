@@ -10,9 +10,10 @@ of the API share the consumer group of call records, so each also sums every boa
 `refresh_seconds`: a replica that did not store a batch catches up within that time.
 
 A period is frozen `freeze_grace_seconds` after it ends (records of its last moments are still
-on their way), once, whichever replica gets there first. Ended periods within
-`correction_horizon` are scored again on every full refresh and after call records whose facts
-fall inside them; a changed outcome moves the result to its next revision with a correction.
+on their way), once, whichever replica gets there first. A frozen period is scored again after
+call records whose facts land in it (however late), and those that ended within
+`correction_horizon` also on every refresh round (for records another replica stored); a
+changed outcome moves the result to its next revision with a correction.
 """
 
 from __future__ import annotations
