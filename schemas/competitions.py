@@ -33,6 +33,8 @@ TIE_RULE = (
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)]
+FIRST, LAST = datetime(1971, 1, 1), datetime(9998, 12, 1)
+"""Period bounds stay where every month and week around them can be computed."""
 
 
 def _finite(value: float) -> float:
@@ -87,6 +89,8 @@ class Period(BaseModel):
             raise ValueError("a local time without offset (the competition's time zone applies)")
         if value.second or value.microsecond:
             raise ValueError("to the minute: seconds must be 0")
+        if not FIRST <= value <= LAST:
+            raise ValueError(f"must be within {FIRST:%Y-%m-%d} .. {LAST:%Y-%m-%d}")
         return value
 
     @model_validator(mode="after")

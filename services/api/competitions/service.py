@@ -463,13 +463,23 @@ class CompetitionService:
         now = self.clock()
         async with self._lock:
             for board in list(self.boards.values()):
-                span = board.schedule.at(now)
-                due = time.monotonic() - board.refreshed >= self.refresh_seconds
-                if span != board.span or due:
-                    await self._refresh(board)
-                if span is not None and span.end - now <= LAST_HOUR < span.end - span.start:
-                    await self._announce(board, "last_hour", span, f"last_hour:{span.key}")
-                await self._freeze_ended(board, now, recheck=due)
+                try:
+                    await self._round(board, now)
+                except Exception as exc:  # one board's failure must not stop the others
+                    log.warning(
+                        "competition_round_failed",
+                        competition_id=board.competition.id,
+                        error=repr(exc),
+                    )
+
+    async def _round(self, board: Board, now: datetime) -> None:
+        span = board.schedule.at(now)
+        due = time.monotonic() - board.refreshed >= self.refresh_seconds
+        if span != board.span or due:
+            await self._refresh(board)
+        if span is not None and span.end - now <= LAST_HOUR < span.end - span.start:
+            await self._announce(board, "last_hour", span, f"last_hour:{span.key}")
+        await self._freeze_ended(board, now, recheck=due)
 
     async def _freeze_ended(self, board: Board, now: datetime, *, recheck: bool) -> None:
         """Freeze ended periods, a few per round (a recurring competition that starts far in

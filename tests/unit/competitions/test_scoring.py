@@ -163,6 +163,8 @@ def test_one_off_and_ended_periods() -> None:
         {"kind": "once", "start": "2026-03-01T09:00:00", "end": "2026-03-01T08:00:00"},
         {"kind": "daily", "start": "2026-03-01T09:00:30"},
         {"kind": "daily", "start": "2026-03-01T09:00:00+08:00"},
+        {"kind": "daily", "start": "9999-12-31T23:00:00"},  # no next day to end on
+        {"kind": "once", "start": "0001-01-01T00:00:00", "end": "0001-01-02T00:00:00"},
     ],
 )
 def test_invalid_periods(period: dict[str, str]) -> None:
