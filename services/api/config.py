@@ -105,8 +105,8 @@ class ApiSettings(CommonSettings):
     COACHING_CACHE_SECONDS: float = Field(
         default=30.0,
         ge=0,
-        description="How long a team's scorecards and heatmaps are reused (0: never); coaching "
-        "shows calls stored since at most this late.",
+        description="How long a team's scorecards and heatmaps are reused (0: never); then they "
+        "are served while recomputed, so coaching shows calls stored at most twice this late.",
     )
 
     @field_validator("DATABASE_URL")

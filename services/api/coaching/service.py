@@ -3,7 +3,6 @@ and the heatmap in the team's time zone."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -24,6 +23,7 @@ from services.api.coaching import heatmap as heatmaps
 from services.api.coaching import repository as repo
 from services.api.coaching.periods import WINDOW, Span, last_weeks, span
 from services.api.coaching.repository import Subject
+from services.api.coaching.reuse import Reuse
 from services.api.coaching.scorecard import TeamPeriod, TeamScores, sum_totals, values_of
 from services.api.roster import RosterCache
 from services.kit.problems import Problem
@@ -36,28 +36,22 @@ NO_CAMPAIGN = "none"
 class CoachingService:
     """Answers coaching queries from the call history, in the team's time zone.
 
-    A team's scores and heatmaps are kept for `cache_seconds`: they sum days and weeks of
-    history, so a page polled by many supervisors reads the database once per team and period
-    in that time, and shows calls stored since at most that late.
+    A team's scores and heatmaps are reused for `cache_seconds`, then served stale while one task
+    recomputes them (`Reuse`): they sum days and weeks of history, so a page polled by many
+    supervisors reads the database about once per team and period in that time and never
+    waits for it after the first time; it shows calls stored since at most twice that late.
     """
 
     sessions: async_sessionmaker[AsyncSession]
     roster: RosterCache
     default_timezone: str = "UTC"
     cache_seconds: float = 30.0
-    max_cached: int = 1000
-    _cache: dict[tuple[object, ...], tuple[float, object]] = field(default_factory=dict)
+    _scores: Reuse[TeamScores] = field(init=False)
+    _heatmaps: Reuse[tuple[Heatmap, bytes]] = field(init=False)
 
-    def _cached(self, key: tuple[object, ...]) -> object | None:
-        hit = self._cache.get(key)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
-
-    def _keep(self, key: tuple[object, ...], value: object) -> None:
-        if self.cache_seconds <= 0:
-            return
-        if len(self._cache) >= self.max_cached:
-            self._cache.clear()
-        self._cache[key] = (time.monotonic() + self.cache_seconds, value)
+    def __post_init__(self) -> None:
+        self._scores = Reuse(self.cache_seconds)
+        self._heatmaps = Reuse(self.cache_seconds)
 
     async def timezone(self, team_id: str | None) -> str:
         """The team's time zone (the service's default without a known team)."""
@@ -74,26 +68,24 @@ class CoachingService:
         roster = await self.roster.team(team_id)
         timezone = roster.team.timezone if roster.team else self.default_timezone
         s = span(period, day or self._today(timezone), timezone)
-        key = ("scores", team_id, period, s.start)
-        cached = self._cached(key)
-        if isinstance(cached, TeamScores):
-            return cached
-        who = Subject(team_id=team_id)
-        async with self.sessions() as session:
-            current = await repo.totals_by_rep(session, s.start, s.end, who)
-            previous = await repo.totals_by_rep(session, s.previous_start, s.previous_end, who)
-        members = sorted({r.rep_id for r in roster.reps} | set(current))
-        data = TeamPeriod(
-            members=members,
-            current=current,
-            previous=previous,
-            targets=roster.targets,
-            names={r.rep_id: r.name for r in roster.reps},
-            window=WINDOW[period],
-        )
-        scores = TeamScores(data, s.out(), team_id)
-        self._keep(key, scores)
-        return scores
+
+        async def compute() -> TeamScores:
+            who = Subject(team_id=team_id)
+            async with self.sessions() as session:
+                current = await repo.totals_by_rep(session, s.start, s.end, who)
+                previous = await repo.totals_by_rep(session, s.previous_start, s.previous_end, who)
+            members = sorted({r.rep_id for r in roster.reps} | set(current))
+            data = TeamPeriod(
+                members=members,
+                current=current,
+                previous=previous,
+                targets=roster.targets,
+                names={r.rep_id: r.name for r in roster.reps},
+                window=WINDOW[period],
+            )
+            return TeamScores(data, s.out(), team_id)
+
+        return await self._scores.get(("scores", team_id, period, s.start), compute)
 
     async def rep_scorecard(self, rep_id: str, period: Period, day: date | None) -> RepScorecard:
         """A rep's scorecard against its roster team (the rep alone without one)."""
@@ -187,55 +179,27 @@ class CoachingService:
         weeks: int,
         min_dials: int,
         day: date | None,
-    ) -> Heatmap:
-        """Rates by the team's local weekday x hour over the last `weeks` weeks up to `day`."""
+    ) -> tuple[Heatmap, bytes]:
+        """Rates by the team's local weekday x hour over the last `weeks` weeks up to `day`,
+        and its JSON (serialised once per computed heatmap)."""
         timezone = await self.timezone(team_id)
         start, end = last_weeks(day or self._today(timezone), weeks, timezone)
-        key = ("heatmap", team_id, campaign_id, start, end, min_dials)
-        cached = self._cached(key)
-        if isinstance(cached, Heatmap):
-            return cached
-        who = Subject(team_id=team_id, campaign_id=campaign_id)
-        async with self.sessions() as session:
-            grid = await repo.heat(session, start, end, who, timezone)
-        heatmap = Heatmap(
-            team_id=team_id,
-            campaign_id=campaign_id,
-            timezone=timezone,
-            weeks=weeks,
-            min_dials=min_dials,
-            start=start,
-            end=end,
-            cells=heatmaps.cells(grid, min_dials),
-        )
-        self._keep(key, heatmap)
-        return heatmap
 
-    async def heatmap_json(
-        self,
-        team_id: str | None,
-        campaign_id: str | None,
-        *,
-        weeks: int,
-        min_dials: int,
-        day: date | None,
-    ) -> bytes:
-        """The heatmap as JSON, serialised once per cached heatmap."""
-        heatmap = await self.heatmap(
-            team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day
-        )
-        key = (
-            "heatmap-json",
-            heatmap.team_id,
-            heatmap.campaign_id,
-            heatmap.start,
-            heatmap.end,
-            heatmap.min_dials,
-        )
-        cached = self._cached(key)
-        # the bytes of this very heatmap (held in the entry), not of an expired one
-        if isinstance(cached, tuple) and cached[0] is heatmap:
-            return bytes(cached[1])
-        body = heatmap.model_dump_json().encode()
-        self._keep(key, (heatmap, body))
-        return body
+        async def compute() -> tuple[Heatmap, bytes]:
+            who = Subject(team_id=team_id, campaign_id=campaign_id)
+            async with self.sessions() as session:
+                grid = await repo.heat(session, start, end, who, timezone)
+            heatmap = Heatmap(
+                team_id=team_id,
+                campaign_id=campaign_id,
+                timezone=timezone,
+                weeks=weeks,
+                min_dials=min_dials,
+                start=start,
+                end=end,
+                cells=heatmaps.cells(grid, min_dials),
+            )
+            return heatmap, heatmap.model_dump_json().encode()
+
+        key = ("heatmap", team_id, campaign_id, start, end, min_dials)
+        return await self._heatmaps.get(key, compute)

@@ -173,7 +173,7 @@ async def heatmap(
     min_dials: Annotated[int, Query(ge=0, le=100_000)] = 20,
 ) -> Response:
     """A heatmap (serialised once per cached heatmap)."""
-    body = await coaching.heatmap_json(
+    _heatmap, body = await coaching.heatmap(
         team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day
     )
     return Response(body, media_type="application/json")
