@@ -392,6 +392,14 @@ MEASURE = """(() => {
   }).map((row) => row.dataset.repId);
   const all = (sel) => [...document.querySelectorAll(sel)];
   const height = (el) => el.getBoundingClientRect().height;
+  // Rows a viewer sees whole: inside their scrolling box, not squeezed to nothing.
+  const whole = (items, box) => {
+    const frame = box.getBoundingClientRect();
+    return items.filter((el) => {
+      const r = el.getBoundingClientRect();
+      return r.height > 0 && r.top >= frame.top - 1 && r.bottom <= frame.bottom + 1;
+    }).length;
+  };
   return {
     labels: all(".tile .label").map((el) => ({ text: el.textContent, px: px(el), cut: cut(el) })),
     captionsCut: all(".tile .sub, .tile .target, .reps th, .reps .name, .bar").filter(cut)
@@ -417,6 +425,8 @@ MEASURE = """(() => {
       border: getComputedStyle(el).borderTopStyle,
     })),
     wide: document.documentElement.scrollWidth > innerWidth,
+    repRows: whole(rows, document.getElementById("reps-wrap")),
+    leaders: whole(all("#leaders li[data-rank]"), document.getElementById("leaders")),
   };
 })()"""
 
@@ -509,6 +519,9 @@ def test_demo_wallboard_reads_from_across_the_room(tmp_path: Path) -> None:
         assert page["captionPx"] >= min(14, 1.0 * vw), where
         assert page["thPx"] >= min(14, 1.0 * vw), where
         assert page["headPx"] >= 1.4 * vw, where
+        # Whatever else the board shows (a competition), reps and leaders keep their rows.
+        assert page["repRows"] >= (4 if width >= 1920 else 3), where
+        assert page["leaders"] >= (5 if width >= 1920 else 4), where
         # Numbers in target columns sit on their row's line; the bars can be seen.
         assert not page["misaligned"], where
         assert page["cellBars"], where
