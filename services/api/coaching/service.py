@@ -3,6 +3,7 @@ and the heatmap in the team's time zone."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -83,7 +84,11 @@ class CoachingService:
                 names={r.rep_id: r.name for r in roster.reps},
                 window=WINDOW[period],
             )
-            return TeamScores(data, s.out(), team_id)
+            scores = TeamScores(data, s.out(), team_id)
+            # The team view's JSON, built off the event loop: 200 reps' scorecards and their
+            # serialisation would stall every other request for tens of milliseconds.
+            scores.json = await asyncio.to_thread(self._team_json, scores)
+            return scores
 
         return await self._scores.get(("scores", team_id, period, s.start), compute)
 
@@ -112,11 +117,12 @@ class CoachingService:
         return TeamScores(data, s.out(), None).scorecard(rep_id)
 
     async def team_scorecard_json(self, team_id: str, period: Period, day: date | None) -> bytes:
-        """The team view as JSON, serialised once per cached team scores."""
+        """The team view as JSON, serialised once per computed team scores."""
         scores = await self.team_scores(team_id, period, day)
-        if scores.json is None:
-            scores.json = self.team_view(scores).model_dump_json().encode()
-        return scores.json
+        return scores.json if scores.json is not None else self._team_json(scores)
+
+    def _team_json(self, scores: TeamScores) -> bytes:
+        return self.team_view(scores).model_dump_json().encode()
 
     def team_view(self, scores: TeamScores) -> TeamScorecard:
         """The team view of a team's scores."""
