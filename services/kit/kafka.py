@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
@@ -290,6 +291,8 @@ async def check_topics(
                 break
             await asyncio.sleep(1)
             found = {t["topic"]: t for t in await admin.describe_topics()}
+        compacted = [spec.name for spec in specs if spec.compacted and spec.name in found]
+        policies = await _cleanup_policies(admin, compacted) if compacted else {}
     finally:
         await admin.close()
     problems = []
@@ -313,7 +316,30 @@ async def check_topics(
                 f"for {replication_factor}: reassign its partitions, or delete the topic and run "
                 f"`{FIX_COMMAND}`"
             )
+            continue
+        policy = policies.get(spec.name, "compact")
+        if spec.compacted and "compact" not in policy.split(","):
+            problems.append(
+                f"topic {spec.name} has cleanup.policy={policy}, callpulse needs compact: set it "
+                "(kafka-configs --alter --add-config cleanup.policy=compact), or delete the topic "
+                f"and run `{FIX_COMMAND}`"
+            )
     return problems
+
+
+async def _cleanup_policies(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str]:
+    """cleanup.policy of each named topic (those the broker could describe)."""
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, configs={"cleanup.policy": None})
+        for name in names
+    ]
+    policies: dict[str, str] = {}
+    for response in await admin.describe_configs(resources):
+        for error_code, _message, _type, name, entries, *_ in response.resources:
+            if error_code == 0:
+                values = {entry[0]: entry[1] for entry in entries}
+                policies[name] = values.get("cleanup.policy", "delete")
+    return policies
 
 
 async def prepare_topics(

@@ -129,3 +129,26 @@ def test_the_aggregator_refuses_a_topic_with_the_wrong_partition_count(
         f"callpulse aggregator: topic {run}.events has 2 partitions, callpulse needs 3: set "
         "CALLPULSE_PARTITIONS=2, or delete the topic and run `callpulse topics create` (and "
     )
+
+
+def test_the_api_refuses_a_kpis_topic_that_is_not_compacted(
+    kafka_bootstrap: str, postgres_url: str
+) -> None:
+    run = f"tk{uuid.uuid4().hex[:8]}"
+    env = topics_env(run)
+    asyncio.run(ensure_topics(kafka_bootstrap, env.values(), partitions=2))  # none compacted
+    result = callpulse(
+        ["api", "--port", "1"],
+        {
+            **env,
+            "CALLPULSE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "CALLPULSE_DATABASE_URL": postgres_url,
+            "CALLPULSE_PARTITIONS": "2",
+        },
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"callpulse api: topic {run}.kpis has cleanup.policy=delete, callpulse needs compact: "
+        "set it (kafka-configs --alter --add-config cleanup.policy=compact), or delete the topic "
+        "and run `callpulse topics create` (and 2 more)"
+    ]
