@@ -17,3 +17,7 @@ CALLS = "callpulse.calls"
 
 ROSTER = "callpulse.roster"
 """Teams, reps and targets, compacted, key: `team:<id>` / `rep:<id>`."""
+
+DEAD_LETTERS = "callpulse.dead-letters"
+"""Messages the aggregator could not read (an event that does not validate, a facts pack that
+does not decode), as JSON with the reason and where they came from, key: the original key."""

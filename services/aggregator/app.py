@@ -56,15 +56,25 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     worker = Worker(app, settings)
     size, within = settings.BATCH_MAX_EVENTS, settings.BATCH_SECONDS
 
+    # Any exception in a batch stops the worker hard: Faust would ack the batch and commit past
+    # it (failstop.py). Nothing is committed before what was sent is confirmed in Kafka.
     @app.agent(app.topic(settings.EVENTS_TOPIC, key_type=bytes, value_type=bytes))
     async def assemble(stream: Any) -> None:
         async for batch in stream.take_events(size, within=within):
-            await worker.assemble(batch)
+            try:
+                await worker.assemble(batch)
+            except Exception as error:  # fail-stop on anything
+                worker.fail_stop("stage 1 could not process a batch", error)
 
     @app.agent(app.topic(settings.FACTS_TOPIC, key_type=bytes, value_type=bytes))
     async def accumulate(stream: Any) -> None:
         async for batch in stream.take(size, within=settings.FACTS_BATCH_SECONDS):
-            await worker.accumulate(batch)
+            try:
+                await worker.accumulate(batch)
+            except Exception as error:  # fail-stop on anything
+                worker.fail_stop("stage 2 could not process a batch", error)
+
+    faust_compat.before_commit(app, worker.confirm)
 
     for seconds, job in (
         (settings.SNAPSHOT_INTERVAL_SECONDS, worker.flush),

@@ -143,6 +143,8 @@ class CallBatch:
     facts: list[tuple[RepFact, float]] = field(default_factory=list)
     states: dict[str, CallState | None] = field(default_factory=dict)
     records: list[CallRecord] = field(default_factory=list)
+    invalid: list[tuple[bytes, str]] = field(default_factory=list)
+    """Records that are not a valid event, and why: for the dead-letter topic."""
     too_late: list[CallEvent] = field(default_factory=list)
     """Events that arrived too long after they occurred for a call not held: their call goes
     to history only, not to the live windows."""
@@ -180,7 +182,7 @@ class CallStage:
         out = CallBatch()
         loaded: dict[str, CallState | None] = {}
         for raw, arrived, partition in batch:
-            event = self._decode(raw)
+            event = self._decode(raw, out)
             if arrived > self.read.get(partition, 0.0):
                 self.read[partition] = arrived
             if event is None:
@@ -251,13 +253,14 @@ class CallStage:
         raw = self.store.get(call_id.encode())
         return None if raw is None else CallState.from_dict(loads(raw))
 
-    def _decode(self, raw: CallEvent | bytes) -> CallEvent | None:
+    def _decode(self, raw: CallEvent | bytes, out: CallBatch) -> CallEvent | None:
         if not isinstance(raw, bytes):
             return raw
         try:
             return event_from_json(raw)
-        except ValidationError:
+        except ValidationError as error:
             self.metrics.events_invalid.inc()
+            out.invalid.append((raw, _reason(error)))
             return None
 
 
@@ -271,6 +274,13 @@ def _expiring(call: dict[str, Any], now: datetime, read: dict[int, float], rules
         return False
     latest = max(datetime.fromisoformat(call["last_event_at"]).timestamp(), call["arrived_at"])
     return bool(clock - latest > kept_for(rules, forgotten=bool(call.get("forgotten"))))
+
+
+def _reason(error: ValidationError) -> str:
+    """The first problems of a validation error, in one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()[:3]
+    )
 
 
 def _utc(epoch: float) -> datetime:

@@ -1,9 +1,11 @@
 """Every use of faust-streaming's and aiokafka's internals, in one place, checked at start.
 
-The Faust driver needs four things the libraries do not offer publicly: the worker's own
+The Faust driver needs five things the libraries do not offer publicly: the worker's own
 aiokafka producer (the outbox appends record batches to it, and Faust's commit flushes it), a
 table's underlying dict (the outbox writes the changelog records itself), whether table
-recovery has completed, and two patches of Faust's consumer that restore at-least-once:
+recovery has completed, a hook before each commit of offsets (`before_commit`: the driver awaits
+its own sends there, since Faust's flush does not raise on a failed one), and two patches of
+Faust's consumer that restore at-least-once:
 
 1. *Rewind partitions that have no committed offset.* Faust drops messages it has already
    fetched whenever its flow stops (rebalances, the end of table recovery) and relies on a
@@ -29,7 +31,7 @@ import importlib.metadata
 import inspect
 import time
 import weakref
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -60,6 +62,7 @@ def problems() -> list[str]:
             found.append(f"{package} {installed} is installed; checked against {versions}")
     methods = (
         (Consumer, "_new_offset"),
+        (Consumer, "_commit_offsets"),
         (AIOKafkaConsumerThread, "seek_to_committed"),
         (AIOKafkaConsumerThread, "call_thread"),
         (AIOKafkaConsumerThread, "_ensure_consumer"),
@@ -89,6 +92,7 @@ def check() -> None:
 
 
 _faust_new_offset = Consumer._new_offset  # noqa: SLF001
+_faust_commit_offsets = Consumer._commit_offsets  # noqa: SLF001
 
 
 def install() -> None:
@@ -96,6 +100,25 @@ def install() -> None:
     check()
     AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign,assignment]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]  # noqa: SLF001
+    Consumer._commit_offsets = _commit_offsets  # type: ignore[method-assign]  # noqa: SLF001
+
+
+BeforeCommit = Callable[[], Awaitable[None]]
+_before_commit: weakref.WeakKeyDictionary[Any, BeforeCommit] = weakref.WeakKeyDictionary()
+
+
+def before_commit(app: Any, hook: BeforeCommit) -> None:
+    """Run `hook` before each commit of the app's offsets: Faust's own flush of the producer
+    does not raise when a send failed, so the driver awaits what it sent itself (and stops
+    the worker, never committing, when something was not delivered)."""
+    _before_commit[app] = hook
+
+
+async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+    hook = _before_commit.get(self.app)
+    if hook is not None:
+        await hook()
+    return await _faust_commit_offsets(self, offsets, start_new_transaction)
 
 
 # -- accessors the driver uses ---------------------------------------------------------------

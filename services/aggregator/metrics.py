@@ -39,6 +39,18 @@ class Metrics:
             ["kind", "state"],
             registry=self.registry,
         )
+        self.dead_letters = Counter(
+            "callpulse_aggregator_dead_letters_total",
+            "Messages sent to the dead-letter topic instead of being applied, by source topic.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.fail_stops = Counter(
+            "callpulse_aggregator_fail_stops_total",
+            "Times this worker (by its data folder) stopped hard instead of committing past a "
+            "failure; counted again at the next start.",
+            registry=self.registry,
+        )
         # label children bound once: `labels()` per event was a twentieth of stage 1's time
         self.events_applied = self.events.labels("applied")
         self.events_duplicate = self.events.labels("duplicate")

@@ -12,14 +12,15 @@ import functools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
+import orjson
 import structlog
 from pydantic import ValidationError
 
 from schemas.roster import RosterRecord
-from services.aggregator import faust_compat
+from services.aggregator import failstop, faust_compat
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.core import (
     Aggregator,
@@ -93,6 +94,9 @@ class Worker:
             client_id="callpulse-aggregator",
         )
         self.stage1 = asyncio.Lock()  # the sweep and the agent never interleave on a call
+        self.unconfirmed: list[asyncio.Future[Any]] = []
+        """Sends not known to be in Kafka yet (`confirm` awaits them before each commit)."""
+        self.metrics.fail_stops.inc(failstop.fail_stops(settings.DATA_DIR))
         self.assembled: dict[Any, int] = {}
         """events partition -> the last offset stage 1 assembled."""
         self.generation = 0
@@ -120,10 +124,13 @@ class Worker:
 
     async def assemble(self, events: list[Any]) -> None:
         """Stage 1 on a batch: facts durable first, then call states, then records."""
+        failstop.raise_once("stage1", [e.value for e in events])
         async with self.stage1:
             batch = self.core.calls.assemble(
                 (e.value, e.message.timestamp or time.time(), e.message.partition) for e in events
             )
+            for value, reason in batch.invalid:
+                self.dead_letter(self.settings.EVENTS_TOPIC, value, f"invalid event: {reason}")
             await self.finish_calls(batch)
             for e in events:
                 tp = e.message.tp
@@ -160,14 +167,43 @@ class Worker:
         for record in batch.records:
             key, value = record.call_id.encode(), record.model_dump_json().encode()
             self.sends.add(self.settings.CALLS_TOPIC, key, value)
-        await self.changelog.send()  # delivered by the commit's flush at the latest
-        await self.sends.send()
+        await self.send()
 
     async def accumulate(self, packs: list[bytes]) -> None:
-        """Stage 2 on a batch of fact packs."""
-        facts = [fact for value in packs for fact in unpack(value)]
+        """Stage 2 on a batch of fact packs (one that does not decode is dead-lettered)."""
+        failstop.raise_once("stage2", packs)
+        facts = []
+        for value in packs:
+            try:
+                facts += list(unpack(value))
+            except Exception as error:  # any undecodable pack is poison
+                self.dead_letter(self.settings.FACTS_TOPIC, value, f"invalid facts pack: {error}")
         self.core.reps.accumulate(facts, datetime.now(UTC))
-        await self.changelog.send()
+        await self.send()
+
+    def dead_letter(self, topic: str, value: bytes, reason: str) -> None:
+        """A message that cannot be applied goes to the dead-letter topic, with why and whence."""
+        self.metrics.dead_letters.labels(topic).inc()
+        log.warning("dead_lettered", topic=topic, reason=reason)
+        record = {"reason": reason, "topic": topic, "value": value.decode("utf-8", "replace")}
+        self.sends.add(self.settings.DEAD_LETTERS_TOPIC, topic.encode(), orjson.dumps(record))
+
+    async def send(self) -> None:
+        """Hand the changelog records, then the other records, to the producer; their delivery
+        is confirmed before the next commit of offsets (`confirm`)."""
+        self.unconfirmed += await self.changelog.send()
+        self.unconfirmed += await self.sends.send()
+
+    async def confirm(self) -> None:
+        """Before Faust commits offsets: everything sent is in Kafka, or the worker stops."""
+        pending, self.unconfirmed = self.unconfirmed, []
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, BaseException):
+                self.fail_stop("a record was not delivered to Kafka", result)
+
+    def fail_stop(self, reason: str, error: BaseException | None = None) -> NoReturn:
+        """Exit at once, committing nothing: the restart reads the failed batch again."""
+        failstop.stop(self.settings.DATA_DIR, reason, error)
 
     async def publish(self, out: Publication) -> None:
         for snap in out.snapshots:
@@ -176,8 +212,7 @@ class Worker:
         for alert in out.alerts:
             key, value = alert.rep_id.encode(), alert.model_dump_json().encode()
             self.sends.add(self.settings.ALERTS_TOPIC, key, value)
-        await self.changelog.send()  # alert states live in the reps: before the alerts
-        await self.sends.send()
+        await self.send()  # the changelog first: alert states live in the reps
 
     async def flush(self) -> None:
         """Snapshots of the reps changed since the last flush."""

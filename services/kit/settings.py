@@ -67,6 +67,7 @@ class CommonSettings(BaseSettings):
     CALLS_TOPIC: str = topics.CALLS
     ALERTS_TOPIC: str = topics.ALERTS
     ROSTER_TOPIC: str = topics.ROSTER
+    DEAD_LETTERS_TOPIC: str = topics.DEAD_LETTERS
     PARTITIONS: int = Field(default=4, gt=0, description="Partitions of the topics it creates.")
     TIMEZONE: str = Field(default="UTC", description="Default team time zone (IANA name).")
     CONVERSATION_MIN_SECONDS: float = Field(

@@ -15,7 +15,7 @@ from services.kit.kafka import ensure_topics
 from tests.e2e.scenario import free_port, process, wait_http
 
 PARTITIONS = 4
-NAMES = ("events", "facts", "kpis", "calls", "alerts", "roster")
+NAMES = ("events", "facts", "kpis", "calls", "alerts", "roster", "dead_letters")
 
 
 class Deployment:
