@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.competitions import Competition, CompetitionIn, Result, Standings
 from schemas.kpis import ADDITIVE, KpiName
-from services.api.auth import AdminDep, SupervisorDep, ViewerDep
+from services.api.auth import AdminDep, RepDep, SupervisorDep, check_own_rep
 from services.api.competitions import repository
 from services.api.competitions.service import CompetitionService
 from services.api.routes.schemas import RepId, TeamFilter, problems
@@ -50,7 +50,7 @@ def _not_found(competition_id: int) -> Problem:
 
 @router.get("/competitions", response_model=list[Competition], summary="Competitions")
 async def list_competitions(
-    service: ServiceDep, _: ViewerDep, team_id: TeamFilter = None
+    service: ServiceDep, _: RepDep, team_id: TeamFilter = None
 ) -> list[Competition]:
     """Every competition, or those naming one team."""
     return await service.all(team_id)
@@ -77,7 +77,7 @@ async def create(service: ServiceDep, _: AdminDep, body: CompetitionIn) -> Compe
     summary="A competition",
     responses=problems(404),
 )
-async def get(service: ServiceDep, _: ViewerDep, competition_id: CompetitionId) -> Competition:
+async def get(service: ServiceDep, _: RepDep, competition_id: CompetitionId) -> Competition:
     """One competition."""
     found = await service.get(competition_id)
     if found is None:
@@ -126,7 +126,7 @@ async def delete(service: ServiceDep, _: AdminDep, competition_id: CompetitionId
 )
 async def standings(
     service: ServiceDep,
-    _: ViewerDep,
+    _: RepDep,
     competition_id: CompetitionId,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
@@ -148,7 +148,7 @@ async def standings(
 )
 async def results(
     service: ServiceDep,
-    _: ViewerDep,
+    _: RepDep,
     competition_id: CompetitionId,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
@@ -236,12 +236,13 @@ def _weights(competition: Competition | None) -> dict[str, float] | None:
     description="Each call whose facts for `kpi` (or a competition's score) land in "
     "[`from`, `to`): times, direction, talk seconds, outcome, amount and what it contributed, "
     "so any figure can be traced to calls. With `competition_id` and no range, the range is the "
-    "competition's running period. Call records hold no phone numbers, so none are shown.",
+    "competition's running period. Call records hold no phone numbers, so none are shown. A "
+    "`rep` key reads its own rep's calls only.",
     responses=problems(404),
 )
 async def rep_calls(
     request: Request,
-    _: ViewerDep,
+    principal: RepDep,
     rep_id: RepId,
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
@@ -250,6 +251,7 @@ async def rep_calls(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> RepCallsOut:
     """The drill-down."""
+    check_own_rep(principal, rep_id)
     service = _service(request)
     competition = None
     if competition_id is not None:

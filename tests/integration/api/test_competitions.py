@@ -196,6 +196,17 @@ async def test_validation_and_roles(api_factory: ApiFactory, unique: str) -> Non
         await api.client.post("/v1/competitions", json=body, headers=headers)
     ).status_code == 403
     assert (await api.client.get("/v1/competitions", headers=headers)).status_code == 200
+    # A rep's own key reads the competitions and the calls behind its own number only.
+    mine = await create_key(service_of(api.app).sessions, "me", "rep", rep_id=f"r-{unique}")
+    as_rep = {"Authorization": f"Bearer {mine.key}"}
+    week = {"from": "2026-03-02T00:00:00Z", "to": "2026-03-09T00:00:00Z"}
+    own = await api.client.get(f"/v1/reps/r-{unique}/calls", params=week, headers=as_rep)
+    assert own.status_code == 200, own.text
+    other = await api.client.get(f"/v1/reps/x-{unique}/calls", params=week, headers=as_rep)
+    assert other.status_code == 403
+    assert (await api.client.get("/v1/competitions", headers=as_rep)).status_code == 200
+    posted = await api.client.post("/v1/competitions", json=body, headers=as_rep)
+    assert posted.status_code == 403
 
 
 async def test_lead_changes_are_rate_limited_and_the_last_hour_announced(
