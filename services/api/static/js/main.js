@@ -1,8 +1,9 @@
 /* callpulse wallboard: plain JavaScript modules, no build step, no third-party code.
  *
- * Data: GET v1/teams/{team}/kpis (totals and a row per rep), GET v1/leaderboard, GET v1/alerts
- * and the live stream GET v1/stream?team_id= read with fetch() (EventSource cannot send the
- * Authorization header). Every `kpi` event updates the rep's status at once and schedules a
+ * Data: GET v1/teams/{team}/kpis (totals and a row per rep), GET v1/teams (team names),
+ * GET v1/leaderboard, GET v1/alerts (with acknowledgements, every 15 s) and the live stream
+ * GET v1/stream?team_id= read with fetch() (EventSource cannot send the Authorization
+ * header). Every `kpi` event updates the rep's status at once and schedules a
  * re-read of the team (at most one per second); when the stream is down the page polls every
  * 5 s and reconnects with backoff. URL parameters: key, team, window, lang, sort, metric,
  * currency. Every URL is relative to the page, so the board also works behind a reverse proxy's
