@@ -15,6 +15,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -176,7 +178,14 @@ def test_daily_and_weekly_digests_go_out_once_with_two_processes(
                 bodies = [json.loads(body) for _, body in posts]
                 return [b for b in bodies if b.get("team_id") == team]
 
-            _wait(lambda: len(mine()) >= 2 and len(box.messages) >= 2)
+            def mails() -> list[EmailMessage]:
+                parsed = [
+                    message_from_bytes(m.content, _class=EmailMessage, policy=policy.default)
+                    for m in box.messages
+                ]
+                return [m for m in parsed if team in str(m["subject"])]
+
+            _wait(lambda: len(mine()) >= 2 and len(mails()) >= 2)
             time.sleep(3)  # both processes tick ~15 more times: nothing more may arrive
             first.terminate()
             first.wait(timeout=20)
@@ -200,12 +209,17 @@ def test_daily_and_weekly_digests_go_out_once_with_two_processes(
             "conversions",
         ]
 
-        assert len(box.messages) == 2
-        subjects = sorted(
-            m.content.decode().split("Subject: ", 1)[1].split("\n", 1)[0] for m in box.messages
-        )
-        assert all(team in s or "=?utf-8?" in s for s in subjects)
-        for message in box.messages:
-            assert sorted(message.rcpt_tos) == ["coach@example.com", "lead@example.com"]
+        subjects = sorted(str(m["subject"]) for m in mails())
+        assert subjects == [
+            f"每周简报 · 团队 {team} · 2026-W11",
+            f"每日简报 · 团队 {team} · 2026-03-11",
+        ]
+        for mail in mails():
+            assert sorted(a.addr_spec for a in mail["to"].addresses) == [
+                "coach@example.com",
+                "lead@example.com",
+            ]
+            body = mail.get_content()
+            assert "团队漏斗" in body
     finally:
         _forget(postgres_url, team)

@@ -18,15 +18,17 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from schemas.competitions import CompetitionIn
 from schemas.events import CallEvent
 from schemas.kpis import ADDITIVE, KPI_NAMES, kpi_values
 from services.aggregator.domain.reference import fold
 from services.api.coaching.periods import span
 from services.api.db import repository
 from services.api.db.engine import create_engine, create_sessionmaker
-from services.api.db.models import CompetitionResultRow, CompetitionRow
+from services.api.db.models import CompetitionResultRow, CompetitionRow, DigestSettingsRow
 from services.standalone.main import create_app as create_embedded
 from tests.integration.api.coaching_history import RULES, History, PlannedCall, generate
 from tests.integration.api.conftest import ApiFactory
@@ -321,7 +323,7 @@ async def test_a_rep_key_reads_its_own_scorecard_only(api_factory: ApiFactory, u
         got = await api.client.get(f"/v1/reps/{rep}/scorecard", params=bad)
         assert got.status_code == 422, bad
     assert (await api.client.get("/v1/reports/heatmap", params={"weeks": 0})).status_code == 422
-    late = {"weeks": 53, "date": "9998-12-31"}
+    late: dict[str, str | int] = {"weeks": 53, "date": "9998-12-31"}
     assert (await api.client.get("/v1/reports/heatmap", params=late)).status_code == 200
     unknown = await api.client.get(f"/v1/reps/nobody-{unique}/scorecard")
     assert unknown.status_code == 404
@@ -334,44 +336,33 @@ async def test_digest_settings_and_preview(api_factory: ApiFactory, unique: str)
         await api.client.put(f"/v1/teams/{team}", json={"timezone": "Asia/Shanghai"})
     ).is_success
     assert (await api.client.get(f"/v1/teams/{team}/digest")).json()["enabled"] is False
-    settings = {"language": "en", "daily_at": "17:30", "emails": ["a@example.com"]}
-    put = await api.client.put(f"/v1/teams/{team}/digest", json=settings)
-    assert put.status_code == 200, put.text
-    got = (await api.client.get(f"/v1/teams/{team}/digest")).json()
-    assert got["daily_at"] == "17:30:00"
-    assert got["enabled"] is True
-    bad = await api.client.put(f"/v1/teams/{team}/digest", json={"emails": ["not-an-address"]})
-    assert bad.status_code == 422
-    # a competition of the team whose daily period ended within that week, and one of another
     sessions = api.app.state.callpulse_api.sessions
-    async with sessions.begin() as session:
-        for name, teams in (("Spring sprint", [team]), ("Elsewhere", [f"x-{unique}"])):
-            row = CompetitionRow(
-                name=name,
-                timezone="Asia/Shanghai",
-                definition={"participants": {"team_ids": teams}},
-                created_at=datetime(2026, 3, 1, tzinfo=UTC),
-                updated_at=datetime(2026, 3, 1, tzinfo=UTC),
+    created: list[int] = []
+    try:
+        settings = {"language": "en", "daily_at": "17:30", "emails": ["a@example.com"]}
+        put = await api.client.put(f"/v1/teams/{team}/digest", json=settings)
+        assert put.status_code == 200, put.text
+        got = (await api.client.get(f"/v1/teams/{team}/digest")).json()
+        assert got["daily_at"] == "17:30:00"
+        assert got["enabled"] is True
+        bad = await api.client.put(f"/v1/teams/{team}/digest", json={"emails": ["not-an-address"]})
+        assert bad.status_code == 422
+        # a competition of the team whose daily period ended within that week, and one of another
+        async with sessions.begin() as session:
+            for name, teams in (("Spring sprint", [team]), ("Elsewhere", [f"x-{unique}"])):
+                created.append(await _competition_with_result(session, name, teams))
+        preview = await api.client.get(
+            f"/v1/teams/{team}/digest/preview", params={"kind": "weekly", "date": "2026-03-11"}
+        )
+    finally:  # other tests' APIs share the database: their schedulers would send these
+        async with sessions.begin() as session:
+            await session.execute(
+                delete(DigestSettingsRow).where(DigestSettingsRow.team_id == team)
             )
-            session.add(row)
-            await session.flush()
-            session.add(
-                CompetitionResultRow(
-                    competition_id=row.id,
-                    period_key="2026-03-10",
-                    period_start=datetime(2026, 3, 9, 16, tzinfo=UTC),
-                    period_end=datetime(2026, 3, 10, 16, tzinfo=UTC),
-                    frozen_at=datetime(2026, 3, 10, 16, 1, tzinfo=UTC),
-                    revision=1,
-                    winners=["r-ada"],
-                    rows=[],
-                    corrections=[],
-                    updated_at=datetime(2026, 3, 10, 16, 1, tzinfo=UTC),
-                )
+            await session.execute(
+                delete(CompetitionResultRow).where(CompetitionResultRow.competition_id.in_(created))
             )
-    preview = await api.client.get(
-        f"/v1/teams/{team}/digest/preview", params={"kind": "weekly", "date": "2026-03-11"}
-    )
+            await session.execute(delete(CompetitionRow).where(CompetitionRow.id.in_(created)))
     assert preview.status_code == 200, preview.text
     body = preview.json()
     assert body["digest_id"] == f"{team}:weekly:2026-W11"
@@ -387,3 +378,40 @@ async def test_digest_settings_and_preview(api_factory: ApiFactory, unique: str)
             text("SELECT count(*) FROM digest_runs WHERE team_id = :t"), {"t": team}
         )
         assert claimed.scalar_one() == 0
+
+
+async def _competition_with_result(session: AsyncSession, name: str, teams: list[str]) -> int:
+    """A valid one-off competition of `teams` with a frozen result for 2026-03-10 (Shanghai)."""
+    definition = CompetitionIn(
+        name=name,
+        participants={"team_ids": teams},
+        score=[{"kpi": "conversions", "weight": 1}],
+        period={"kind": "once", "start": "2026-03-10T00:00", "end": "2026-03-11T00:00"},
+        announce=False,
+    )
+    created = datetime(2026, 3, 1, tzinfo=UTC)
+    row = CompetitionRow(
+        name=name,
+        timezone="Asia/Shanghai",
+        definition=definition.model_dump(mode="json"),
+        created_at=created,
+        updated_at=created,
+    )
+    session.add(row)
+    await session.flush()
+    frozen = datetime(2026, 3, 10, 16, 1, tzinfo=UTC)
+    session.add(
+        CompetitionResultRow(
+            competition_id=row.id,
+            period_key="2026-03-10",
+            period_start=datetime(2026, 3, 9, 16, tzinfo=UTC),
+            period_end=datetime(2026, 3, 10, 16, tzinfo=UTC),
+            frozen_at=frozen,
+            revision=1,
+            winners=["r-ada"],
+            rows=[],
+            corrections=[],
+            updated_at=frozen,
+        )
+    )
+    return row.id
