@@ -62,7 +62,8 @@ def _page(tab: Tab, url: str, width: int = 1440, height: int = 1640) -> dict[str
           cells: document.querySelectorAll('#heatmap [data-cell]').length,
           colored: [...document.querySelectorAll('#heatmap .cell:not(.sparse)')].length,
           rankings: document.querySelectorAll('#ranking table').length,
-          hidden: [...document.querySelectorAll('.team-only')].map((s) => s.hidden),
+          hidden: [...document.querySelectorAll('section.team-only')].map((s) => s.hidden),
+          campaigns: [...document.querySelectorAll('#campaign option')].map((o) => o.value),
           title: document.querySelector('h1').textContent,
           lang: document.documentElement.lang,
         }))()"""
@@ -119,6 +120,7 @@ def test_the_coaching_page_in_a_browser(postgres_url: str, tmp_path: Path) -> No
             assert shown["cells"] == 7 * 24
             assert shown["colored"] > 0
             assert shown["rankings"] == 4
+            assert shown["campaigns"] == ["", "none", "renewal", "spring"]
             assert shown["hidden"] == [False, False, False]
             assert "Ava Chen" in shown["title"]
             tab.screenshot(shots["en"])

@@ -27,6 +27,8 @@ from services.api.db.models import (
 
 _FLOAT_COUNTERS = frozenset(n for n in ADDITIVE if Kpis.model_fields[n].annotation is float)
 HEAT_COUNTERS = ("dials", "inbound_calls", "connects", "conversions")
+NO_CAMPAIGN = "none"
+"""The campaign_id that names calls without one (in filters and in the KPIs per campaign)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,9 @@ def _where(start: datetime, end: datetime, who: Subject) -> ColumnElement[bool]:
         condition = and_(condition, CallFactRow.team_id == who.team_id)
     if who.rep_id is not None:
         condition = and_(condition, CallFactRow.rep_id == who.rep_id)
-    if who.campaign_id is not None:
+    if who.campaign_id == NO_CAMPAIGN:
+        condition = and_(condition, Call.campaign_id.is_(None))
+    elif who.campaign_id is not None:
         condition = and_(condition, Call.campaign_id == who.campaign_id)
     return condition
 

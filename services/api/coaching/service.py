@@ -23,14 +23,11 @@ from services.api.coaching import funnel as funnels
 from services.api.coaching import heatmap as heatmaps
 from services.api.coaching import repository as repo
 from services.api.coaching.periods import WINDOW, Span, last_weeks, span
-from services.api.coaching.repository import Subject
+from services.api.coaching.repository import NO_CAMPAIGN, Subject
 from services.api.coaching.reuse import Reuse
 from services.api.coaching.scorecard import TeamPeriod, TeamScores, sum_totals, values_of
 from services.api.roster import RosterCache
 from services.kit.problems import Problem
-
-NO_CAMPAIGN = "none"
-"""The campaign_id reports show for calls that carry none."""
 
 
 @dataclass

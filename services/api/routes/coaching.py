@@ -41,7 +41,15 @@ PeriodQuery = Annotated[
 ]
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 RepFilter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=_PRINTABLE)]
-CampaignFilter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=_PRINTABLE)]
+CampaignFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        pattern=_PRINTABLE,
+        description="One campaign; `none`: calls without a campaign_id.",
+    ),
+]
 
 
 FIRST_DAY, LAST_DAY = date(1971, 1, 1), date(9998, 12, 31)

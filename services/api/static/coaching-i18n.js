@@ -3,7 +3,7 @@
 
 const WORDS = {
   en: {
-    title: "Coaching", team: "Team", rep: "Rep", period: "Period", date: "Date", day: "Day",
+    title: "Coaching", campaign: "Campaign", allCampaigns: "All", team: "Team", rep: "Rep", period: "Period", date: "Date", day: "Day",
     week: "Week", month: "Month", key: "API key", open: "Open", scorecard: "Scorecard",
     findings: "Findings", trend: "Trend over weeks", funnel: "Sales funnel",
     heatmap: "Best time to call", ranking: "Below the team", kpi: "KPI", value: "Value",
@@ -18,7 +18,7 @@ const WORDS = {
     nobody: "Nobody below the median.", error: "Could not load: {e}", forbidden: "This key may not read that.",
   },
   zh: {
-    title: "辅导", team: "团队", rep: "坐席", period: "周期", date: "日期", day: "日", week: "周",
+    title: "辅导", campaign: "活动", allCampaigns: "全部", team: "团队", rep: "坐席", period: "周期", date: "日期", day: "日", week: "周",
     month: "月", key: "API 密钥", open: "打开", scorecard: "成绩单", findings: "辅导要点",
     trend: "周趋势", funnel: "销售漏斗", heatmap: "最佳拨打时段", ranking: "低于团队",
     kpi: "指标", value: "数值", target: "目标", median: "团队中位数", percentile: "百分位",

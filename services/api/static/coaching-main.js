@@ -18,6 +18,7 @@ const state = {
   rep: params.get("rep") || "",
   period: params.get("period") || "week",
   date: params.get("date") || new Date().toISOString().slice(0, 10),
+  campaign: params.get("campaign") || "",
   glossary: {},
 };
 lang.current = (params.get("lang") || navigator.language || "en").startsWith("zh") ? "zh" : "en";
@@ -63,7 +64,7 @@ function shiftDays(iso, days) {
 
 function syncUrl() {
   const shown = query({ team: state.team, rep: state.rep, period: state.period, date: state.date,
-    lang: lang.current === "zh" ? "zh" : "" });
+    campaign: state.campaign, lang: lang.current === "zh" ? "zh" : "" });
   history.replaceState(null, "", `${location.pathname}?${shown}`);
 }
 
@@ -124,10 +125,20 @@ async function load() {
   renderTrend(trend, state.glossary);
 
   if (!restricted) {
-    const [funnel, heat] = await Promise.all([
-      api(`v1/reports/funnel?${query({ rep_id: state.rep, ...when })}`),
-      api(`v1/reports/heatmap?${query({ team_id: state.team, weeks: TREND_WEEKS, date: state.date })}`),
+    const campaign = state.campaign;
+    const [funnel, heat, campaigns] = await Promise.all([
+      api(`v1/reports/funnel?${query({ rep_id: state.rep, campaign_id: campaign, ...when })}`),
+      api(`v1/reports/heatmap?${query({
+        team_id: state.team, campaign_id: campaign, weeks: TREND_WEEKS, date: state.date,
+      })}`),
+      api(`v1/reports/campaigns?${query({ team_id: state.team, ...when })}`),
     ]);
+    const choice = document.getElementById("campaign");
+    choice.replaceChildren(
+      h("option", { value: "", text: t("allCampaigns") }),
+      ...campaigns.campaigns.map((c) => h("option", { value: c.campaign_id, text: c.campaign_id })),
+    );
+    choice.value = campaign;
     renderFunnel(funnel);
     renderHeatmap(heat);
     if (team) renderRanking(team, state.glossary);

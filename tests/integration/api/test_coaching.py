@@ -275,6 +275,13 @@ async def test_coaching_equals_the_reference_fold_in_both_modes(
             "/v1/reports/heatmap", team_id=team, campaign_id="spring", weeks=5, date="2026-03-22"
         )
         spring_cells = _cells([c for c in calls if c.campaign_id == "spring"], start, end, zone)
+        untagged = await both(
+            "/v1/reports/heatmap", team_id=team, campaign_id="none", weeks=5, date="2026-03-22"
+        )
+        none_cells = _cells([c for c in calls if c.campaign_id is None], start, end, zone)
+        assert sum(c["dials"] for c in untagged["cells"]) == sum(
+            v["dials"] for v in none_cells.values()
+        )
         assert {(c["weekday"], c["hour"]): c["dials"] for c in spring["cells"] if c["dials"]} == {
             k: v["dials"] for k, v in spring_cells.items() if v["dials"]
         }
