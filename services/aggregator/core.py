@@ -276,6 +276,10 @@ def _expiring(call: dict[str, Any], now: datetime, read: dict[int, float], rules
     return bool(clock - latest > kept_for(rules, forgotten=bool(call.get("forgotten"))))
 
 
+def _outbox_key(alert: Alert) -> str:
+    return f"{alert.alert_id}/{alert.state}"
+
+
 def _reason(error: ValidationError) -> str:
     """The first problems of a validation error, in one line."""
     return "; ".join(
@@ -333,6 +337,8 @@ class RepStage:
         self.teams: dict[str, str | None] = {}
         """rep -> the team its last snapshot showed (which reps a team's roster change touches)."""
         self.next_flush = 0.0
+        self.unsent: set[str] | None = None
+        """Reps with alert transitions not known to be delivered (None: not looked for yet)."""
 
     # -- facts and the roster -----------------------------------------------------------------
 
@@ -408,7 +414,8 @@ class RepStage:
         return Publication.merge(self.judge_slices(now)).alerts
 
     def judge_slices(self, now: datetime) -> Iterator[Publication]:
-        """`judge` a slice of the reps at a time."""
+        """`judge` a slice of the reps at a time (first, alerts not delivered yet, again)."""
+        yield Publication(alerts=self.undelivered(now))
         for part in slices(self.held()):
             out = Publication()
             for rep_id in part:
@@ -449,6 +456,7 @@ class RepStage:
 
     def forget(self, rep_ids: Iterable[str] | None = None) -> None:
         """Drop decoded copies and publication memory (all, or of reps that moved away)."""
+        self.unsent = None  # found again in the store: reps may have moved
         if rep_ids is None:
             self.live.clear()
             self.published.clear()
@@ -499,10 +507,38 @@ class RepStage:
     ) -> list[Alert]:
         fired = evaluate(state.alerts, ctx.alert_rules, snap, ctx.shift, ctx.targets, now)
         if fired:
-            self.save(rep_id)  # the rules' state lives in the rep: persist it with the news
             for alert in fired:
                 self.metrics.alerts.labels(alert.kind, alert.state).inc()
+                state.outbox[_outbox_key(alert)] = [now.timestamp(), alert.model_dump_json()]
+            self.save(rep_id)  # the rules' state and the news, in one write
+            if self.unsent is not None:
+                self.unsent.add(rep_id)
         return fired
+
+    # -- alert delivery ---------------------------------------------------------------------
+
+    def delivered(self, alerts: Iterable[Alert]) -> None:
+        """The driver has these alert transitions delivered: take them out of the reps' outboxes."""
+        for alert in alerts:
+            state = self.state(alert.rep_id)
+            if state.outbox.pop(_outbox_key(alert), None) is not None:
+                self.save(alert.rep_id)
+            if not state.outbox and self.unsent is not None:
+                self.unsent.discard(alert.rep_id)
+
+    def undelivered(self, now: datetime) -> list[Alert]:
+        """Alert transitions queued at least one alert tick ago and still not delivered (a
+        worker killed between saving a rep and sending its alerts): to send again."""
+        if self.unsent is None:  # after a start or a rebalance: find them in the store
+            self.unsent = {key.decode() for key, raw in self.store.items() if b'"outbox":{"' in raw}
+        due = now.timestamp() - self.cadence.alert_evaluation
+        out = []
+        for rep_id in list(self.unsent):
+            outbox = self.state(rep_id).outbox
+            if not outbox:
+                self.unsent.discard(rep_id)
+            out += [Alert.model_validate_json(raw) for at, raw in outbox.values() if at <= due]
+        return out
 
 
 SLICE = 500

@@ -213,6 +213,10 @@ class Worker:
             key, value = alert.rep_id.encode(), alert.model_dump_json().encode()
             self.sends.add(self.settings.ALERTS_TOPIC, key, value)
         await self.send()  # the changelog first: alert states live in the reps
+        if out.alerts:  # rare: wait for them, then take them out of the reps' outboxes
+            await self.confirm()
+            self.core.reps.delivered(out.alerts)
+            await self.send()
 
     async def flush(self) -> None:
         """Snapshots of the reps changed since the last flush."""

@@ -198,7 +198,9 @@ class EmbeddedEngine:
                     out = next(parts, None)
                 if out is None:
                     return
-                self._note(out.alerts)
+                with self._step():
+                    self._note(out.alerts)  # stored with the checkpoint that holds this state
+                    self.core.reps.delivered(out.alerts)
             await self._deliver(out)
             await asyncio.sleep(0)
 

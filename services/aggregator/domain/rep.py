@@ -55,6 +55,10 @@ class RepState:
     last_event_at: datetime | None = None
     late_dropped: int = 0
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outbox: dict[str, list[Any]] = field(default_factory=dict)
+    """Alert transitions not known to be delivered: `<alert_id>/<state>` -> [queued at (epoch
+    s), the alert's JSON]. Saved with the rule state that made them, cleared once delivered, so
+    a kill in between neither loses a notification nor sends it twice (its id is stable)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -70,6 +74,7 @@ class RepState:
             "last_event_at": None if self.last_event_at is None else self.last_event_at.isoformat(),
             "late_dropped": self.late_dropped,
             "alerts": self.alerts,
+            "outbox": self.outbox,
         }
 
     @classmethod
@@ -87,6 +92,7 @@ class RepState:
             last_event_at=_dt(d.get("last_event_at")),
             late_dropped=d.get("late_dropped", 0),
             alerts=dict(d.get("alerts", {})),
+            outbox=dict(d.get("outbox", {})),
         )
 
 

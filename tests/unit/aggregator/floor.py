@@ -78,9 +78,7 @@ class Floor:
         self.calls = _Calls(self.core.calls.store)  # type: ignore[arg-type]
         self.reps = _Reps(self.core)
 
-    def apply(
-        self, event: CallEvent, now: datetime, arrived: datetime | None = None
-    ) -> CallBatch:
+    def apply(self, event: CallEvent, now: datetime, arrived: datetime | None = None) -> CallBatch:
         """Stage 1 then stage 2 for one event, arrived at `arrived` (default: when it occurred,
         as live traffic does, or `now` if that is earlier): what stage 1 made of it."""
         arrival = arrived or min(event.occurred_at, now)
@@ -114,8 +112,10 @@ class Floor:
         return self.core.reps.snapshot(rep_id, now)
 
     def alerts(self, snap: RepSnapshot, now: datetime) -> list[Alert]:
-        """Judge the rep's rules at `now`: the transitions to notify."""
-        return [a for a in self.core.reps.judge(now) if a.rep_id == snap.rep_id]
+        """Judge the rep's rules at `now`: the transitions to notify (delivered at once)."""
+        judged = self.core.reps.judge(now)
+        self.core.reps.delivered(judged)
+        return [a for a in judged if a.rep_id == snap.rep_id]
 
     def _tz(self, rep_id: str, state: RepState):  # type: ignore[no-untyped-def]
         from zoneinfo import ZoneInfo

@@ -150,3 +150,27 @@ def test_alert_state_survives_serialisation_so_a_restart_does_not_renotify() -> 
     assert alerts(floor, NOON) == [("firing", "pace")]
     floor.reps["r1"] = RepState.from_dict(floor.reps["r1"].to_dict())
     assert alerts(floor, NOON + timedelta(minutes=1)) == []
+
+
+def test_an_alert_not_delivered_before_a_kill_is_sent_again_once_with_its_id() -> None:
+    from services.aggregator.core import Aggregator
+    from services.aggregator.metrics import Metrics
+
+    floor = floor_with(PACE)
+    dial(floor, 5, NOON)
+    [fired] = floor.core.reps.judge(NOON)  # saved with the rule's state; the send never happens
+    assert fired.state == "firing"
+    # the worker is killed; another starts on the same stores (the changelogs)
+    again = Aggregator.build(
+        floor.core.calls.store,
+        floor.core.reps.store,
+        rules=floor.rules,
+        roster=floor.roster,
+        metrics=Metrics(),
+    )
+    assert again.reps.judge(NOON + timedelta(seconds=5)) == []  # not yet: it may be in flight
+    [resent] = again.reps.judge(NOON + timedelta(seconds=15))
+    assert resent == fired  # the same transition, same id: receivers keep it once
+    again.reps.delivered([resent])
+    assert again.reps.judge(NOON + timedelta(seconds=30)) == []
+    assert again.reps.state("r1").outbox == {}
