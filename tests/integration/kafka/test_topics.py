@@ -152,3 +152,23 @@ def test_the_api_refuses_a_kpis_topic_that_is_not_compacted(
         "set it (kafka-configs --alter --add-config cleanup.policy=compact), or delete the topic "
         "and run `callpulse topics create` (and 2 more)"
     ]
+
+
+def test_ingest_refuses_a_topic_with_fewer_replicas_than_asked(kafka_bootstrap: str) -> None:
+    run = f"tr{uuid.uuid4().hex[:8]}"
+    env = topics_env(run)
+    asyncio.run(ensure_topics(kafka_bootstrap, [env["CALLPULSE_EVENTS_TOPIC"]], partitions=4))
+    result = callpulse(
+        ["ingest", "--port", "1"],
+        {
+            **env,
+            "CALLPULSE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "CALLPULSE_REPLICATION_FACTOR": "3",
+            "CALLPULSE_WEBHOOK_SECRET": "",
+        },
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"callpulse ingest: topic {run}.events has 1 replicas, CALLPULSE_REPLICATION_FACTOR asks "
+        "for 3: reassign its partitions, or delete the topic and run `callpulse topics create`"
+    ]
