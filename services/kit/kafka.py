@@ -166,25 +166,40 @@ def internal_topics(settings: CommonSettings, app_id: str) -> list[TopicSpec]:
 
 
 async def _admin(target: Target, wait_seconds: float) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(
-        **client_kwargs(target),
-        client_id="callpulse-topics",
-        request_timeout_ms=int(wait_seconds * 1000),
-    )
-    try:
-        async with asyncio.timeout(wait_seconds):
-            await admin.start()
-    except TimeoutError:
-        await admin.close()
-        raise KafkaSetupError(
-            f"Kafka at {_address(target)} did not answer within {wait_seconds:g} s"
-        ) from None
-    except Exception as exc:
-        await admin.close()
-        # The admin client only says it could not bootstrap; one direct connection says why.
-        cause = await _probe(target, wait_seconds) or exc
-        raise KafkaSetupError(_connect_failure(target, cause)) from exc
-    return admin
+    """A started admin client. A cluster that refuses connections (still starting, say) is
+    tried again until `wait_seconds`; refused credentials or certificates fail at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        admin = AIOKafkaAdminClient(
+            **client_kwargs(target),
+            client_id="callpulse-topics",
+            request_timeout_ms=int(wait_seconds * 1000),
+        )
+        try:
+            async with asyncio.timeout(max(deadline - loop.time(), 1.0)):
+                await admin.start()
+        except TimeoutError:
+            await admin.close()
+            raise KafkaSetupError(
+                f"Kafka at {_address(target)} did not answer within {wait_seconds:g} s"
+            ) from None
+        except Exception as exc:
+            await admin.close()
+            # The admin client only says it could not bootstrap; one direct connection says why.
+            cause = await _probe(target, min(wait_seconds, 10.0)) or exc
+            if _refused_us(cause) or loop.time() + 1 >= deadline:
+                raise KafkaSetupError(_connect_failure(target, cause)) from exc
+            await asyncio.sleep(1)
+            continue
+        return admin
+
+
+def _refused_us(exc: BaseException) -> bool:
+    """A TLS or SASL failure: trying again cannot help."""
+    chain = [exc, exc.__cause__, exc.__context__]
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(isinstance(e, ssl.SSLError) for e in chain) or "authentication" in text
 
 
 async def _probe(target: Target, wait_seconds: float) -> BaseException | None:

@@ -17,7 +17,7 @@ SASL_USERNAME = "callpulse"
 SASL_PASSWORD = "callpulse-secret"  # kafka.sh's default SCRAM user
 
 
-def _free_block(size: int) -> int:
+def free_block(size: int) -> int:
     """The first of `size` consecutive free loopback ports (kafka.sh lays a node out on 3)."""
     for _ in range(50):
         base = free_port()
@@ -113,7 +113,7 @@ def local_kafka(
     home: Path, *, brokers: int = 1, sasl_ssl: bool = False, client_auth: str = "none"
 ) -> Iterator[LocalKafka]:
     """Start the deployment, yield it, stop it (whatever the test did to its nodes)."""
-    kafka = LocalKafka(home, _free_block(3 * brokers), brokers, sasl_ssl, client_auth)
+    kafka = LocalKafka(home, free_block(3 * brokers), brokers, sasl_ssl, client_auth)
     kafka.script("start")
     try:
         yield kafka

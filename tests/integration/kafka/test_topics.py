@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -15,6 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.kit.kafka import ensure_topics
 from tests.e2e.scenario import ROOT
+from tests.integration.kafka.cluster import LocalKafka, free_block
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
@@ -172,3 +174,30 @@ def test_ingest_refuses_a_topic_with_fewer_replicas_than_asked(kafka_bootstrap: 
         f"callpulse ingest: topic {run}.events has 1 replicas, CALLPULSE_REPLICATION_FACTOR asks "
         "for 3: reassign its partitions, or delete the topic and run `callpulse topics create`"
     ]
+
+
+def test_topics_create_waits_for_a_cluster_that_is_still_starting(tmp_path: Path) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", free_block(3), brokers=1, sasl_ssl=False)
+    run = f"tw{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        **topics_env(run),
+        "CALLPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "CALLPULSE_APP_ID": f"{run}-agg",
+    }
+    creating = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "topics", "create"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        kafka.script("start")  # nothing listened when `topics create` began
+        out, err = creating.communicate(timeout=120)
+    finally:
+        creating.kill()
+        kafka.script("stop")
+    assert creating.returncode == 0, err
+    assert out.splitlines()[-1].endswith(" topics are as callpulse needs them")
