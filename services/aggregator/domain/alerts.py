@@ -51,10 +51,12 @@ class RuleState:
     state: Literal["firing", "resolved"]
     fired_at: datetime
     resolved_at: datetime | None = None
+    rule: dict[str, Any] | None = None
+    """The rule as it fired: a firing alert whose rule is removed is resolved with it."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored (JSON) form."""
-        return {
+        """The stored (JSON) form (`rule` only when known: states from before it lack it)."""
+        stored = {
             "key": self.key,
             "episode": self.episode,
             "alert_id": self.alert_id,
@@ -62,6 +64,7 @@ class RuleState:
             "fired_at": self.fired_at.isoformat(),
             "resolved_at": None if self.resolved_at is None else self.resolved_at.isoformat(),
         }
+        return stored if self.rule is None else {**stored, "rule": self.rule}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RuleState:
@@ -74,6 +77,7 @@ class RuleState:
             state=d["state"],
             fired_at=datetime.fromisoformat(d["fired_at"]),
             resolved_at=None if resolved_at is None else datetime.fromisoformat(resolved_at),
+            rule=d.get("rule"),
         )
 
 
@@ -261,6 +265,7 @@ def advance(
         alert_id=f"{rule.rule_id}:{rep_id}:{reading.key}:{episode}",
         state="firing",
         fired_at=now,
+        rule=rule.model_dump(mode="json"),
     )
 
 
@@ -286,7 +291,11 @@ def evaluate(
             states[rule.rule_id] = moved.to_dict()
             out.append(_alert(rule, snap, moved, reading, now))
     for rule_id in [r for r in states if r not in {rule.rule_id for rule in rules}]:
-        del states[rule_id]  # the rule was removed: forget it (a firing one stays in history)
+        # the rule was removed: its firing alert resolves ("no longer applies"), then it goes
+        held = RuleState.from_dict(states.pop(rule_id))
+        if held.state == "firing" and held.rule is not None:
+            gone = replace(held, state="resolved", resolved_at=now)
+            out.append(_alert(AlertRule.model_validate(held.rule), snap, gone, None, now))
     return out
 
 

@@ -174,3 +174,14 @@ def test_an_alert_not_delivered_before_a_kill_is_sent_again_once_with_its_id() -
     again.reps.delivered([resent])
     assert again.reps.judge(NOON + timedelta(seconds=30)) == []
     assert again.reps.state("r1").outbox == {}
+
+
+def test_removing_a_rule_resolves_its_firing_alert_once() -> None:
+    floor = floor_with(PACE)
+    dial(floor, 5, NOON)
+    assert alerts(floor, NOON) == [("firing", "pace")]
+    floor.roster.apply(RosterRecord(alert_rules=AlertRules(subject="team", subject_id="t1")))
+    [resolved] = floor.alerts(floor.snapshot("r1", NOON), NOON + timedelta(seconds=20))
+    assert (resolved.state, resolved.alert_id) == ("resolved", "pace-dials:r1:2026-03-10:1")
+    assert "no longer applies" in resolved.message_en
+    assert alerts(floor, NOON + timedelta(seconds=40)) == []
