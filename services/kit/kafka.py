@@ -145,12 +145,13 @@ def topic_plan(
     calls = TopicSpec(s.CALLS_TOPIC, n, compacted=True)
     alerts = TopicSpec(s.ALERTS_TOPIC, n)
     roster = TopicSpec(s.ROSTER_TOPIC, n, compacted=True)
+    dead_letters = TopicSpec(s.DEAD_LETTERS_TOPIC, n)
     internal = internal_topics(settings, app_id) if app_id else []
     if service == "ingest":
         return [events]
     if service == "api":
         return [kpis, calls, alerts, roster]
-    return [events, facts, kpis, calls, alerts, roster, *internal]
+    return [events, facts, kpis, calls, alerts, roster, dead_letters, *internal]
 
 
 def internal_topics(settings: CommonSettings, app_id: str) -> list[TopicSpec]:
