@@ -39,7 +39,7 @@ from schemas.events import event_from_json, event_to_json
 from services.kit.kafka import ensure_topics
 
 PARTITIONS = 4
-NAMES = ("events", "facts", "kpis", "calls", "alerts", "roster")
+NAMES = ("events", "facts", "kpis", "calls", "alerts", "roster", "dead_letters")
 REPS = 10_000
 WORKER_ARGS = ["services.cli", "aggregator", "--loglevel", "warning"]
 

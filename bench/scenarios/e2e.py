@@ -37,7 +37,7 @@ PROBE_EVERY = 0.5  # seconds between probes; each polls on its own
 POLL_SECONDS = 0.05
 PROBE_TIMEOUT = 15.0
 ADMIN_KEY = "cp_bench_admin_key_0123456789abcdef"
-NAMES = ("events", "facts", "kpis", "calls", "alerts", "roster")
+NAMES = ("events", "facts", "kpis", "calls", "alerts", "roster", "dead_letters")
 
 
 def run(ctx: Context) -> list[Row]:
