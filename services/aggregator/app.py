@@ -127,6 +127,7 @@ def _ops_pages(app: faust.App, worker: Worker) -> None:
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         # aiohttp takes the charset apart from the content type (it refused the whole header)
+        worker.observe_commits()
         registry = worker.metrics.registry
         return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 

@@ -166,10 +166,24 @@ def head_is_missing(acked: list[int], committed: int | None) -> bool:
 
 def _new_offset(self: Any, tp: Any) -> int | None:
     committed = self._committed_offset[tp]
+    held = _held.setdefault(self, {})
     if not self._gap[tp] and head_is_missing(self._acked[tp], committed):
+        held.setdefault(tp, time.monotonic())
         _read_again(self, tp, committed)
         return None
+    held.pop(tp, None)
     return _faust_new_offset(self, tp)
+
+
+_held: weakref.WeakKeyDictionary[Any, dict[Any, float]] = weakref.WeakKeyDictionary()
+"""Per consumer: since when (monotonic) each partition's commit has been held."""
+
+
+def held_commits(app: Any) -> dict[tuple[str, int], float]:
+    """(topic, partition) -> seconds its commit has been held by a missing head (none: 0)."""
+    consumer = getattr(app, "_consumer", None)
+    now = time.monotonic()
+    return {(tp.topic, tp.partition): now - at for tp, at in _held.get(consumer, {}).items()}
 
 
 RESEEK_SECONDS = 5.0

@@ -51,6 +51,13 @@ class Metrics:
             "failure; counted again at the next start.",
             registry=self.registry,
         )
+        self.commit_held = Gauge(
+            "callpulse_aggregator_commit_held_seconds",
+            "How long a partition's commit has been held because the message at its committed "
+            "offset was never processed (the worker reads it again); 0 once it moves on.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
         # label children bound once: `labels()` per event was a twentieth of stage 1's time
         self.events_applied = self.events.labels("applied")
         self.events_duplicate = self.events.labels("duplicate")

@@ -94,6 +94,7 @@ class Worker:
             client_id="callpulse-aggregator",
         )
         self.stage1 = asyncio.Lock()  # the sweep and the agent never interleave on a call
+        self.commit_gauges: set[tuple[str, str]] = set()
         self.unconfirmed: list[asyncio.Future[Any]] = []
         """Sends not known to be in Kafka yet (`confirm` awaits them before each commit)."""
         self.metrics.fail_stops.inc(failstop.fail_stops(settings.DATA_DIR))
@@ -200,6 +201,15 @@ class Worker:
         for result in await asyncio.gather(*pending, return_exceptions=True):
             if isinstance(result, BaseException):
                 self.fail_stop("a record was not delivered to Kafka", result)
+
+    def observe_commits(self) -> None:
+        """Held commits onto the gauge (partitions no longer held go back to 0)."""
+        held = {(t, str(p)): s for (t, p), s in faust_compat.held_commits(self.app).items()}
+        for labels in self.commit_gauges - set(held):
+            self.metrics.commit_held.labels(*labels).set(0)
+        for labels, seconds in held.items():
+            self.metrics.commit_held.labels(*labels).set(round(seconds, 1))
+        self.commit_gauges = set(held)
 
     def fail_stop(self, reason: str, error: BaseException | None = None) -> NoReturn:
         """Exit at once, committing nothing: the restart reads the failed batch again."""

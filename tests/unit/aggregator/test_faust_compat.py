@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 
 import pytest
@@ -45,3 +46,35 @@ def test_the_worker_refuses_to_start_with_one_clear_line(monkeypatch: pytest.Mon
         app.run_worker(AggregatorSettings())
     assert str(stopped.value).startswith("callpulse aggregator: ")
     assert "aiokafka 0.14.0 is installed" in str(stopped.value)
+
+
+async def test_a_held_commit_is_measured_until_the_missing_message_is_processed() -> None:
+    from types import SimpleNamespace
+
+    from aiokafka import TopicPartition
+    from intervaltree import IntervalTree
+
+    tp = TopicPartition("events", 2)
+    sought: list[int] = []
+
+    async def seek(partition: TopicPartition, offset: int) -> None:
+        sought.append(offset)
+
+    class FakeConsumer:  # the state Faust's Consumer keeps, as its __init__ sets it
+        def __init__(self) -> None:
+            self._committed_offset = {tp: 212}
+            self._gap = {tp: IntervalTree()}
+            self._acked = {tp: [213, 214]}
+            self._acked_index = {tp: {213, 214}}
+            self.seek = seek
+
+    consumer = FakeConsumer()
+    app = SimpleNamespace(_consumer=consumer)
+    assert faust_compat._new_offset(consumer, tp) is None  # noqa: SLF001 - the patch itself
+    await asyncio.sleep(0)
+    assert sought == [212]  # read again from the missing message
+    assert set(faust_compat.held_commits(app)) == {("events", 2)}
+    consumer._acked[tp] = [212, 213, 214]  # noqa: SLF001
+    consumer._acked_index[tp] = {212, 213, 214}  # noqa: SLF001
+    assert faust_compat._new_offset(consumer, tp) == 215  # noqa: SLF001 - Faust's answer again
+    assert faust_compat.held_commits(app) == {}
