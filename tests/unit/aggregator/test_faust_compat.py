@@ -52,7 +52,7 @@ async def test_a_held_commit_is_measured_until_the_missing_message_is_processed(
     from types import SimpleNamespace
 
     from aiokafka import TopicPartition
-    from intervaltree import IntervalTree
+    from intervaltree import IntervalTree  # type: ignore[import-untyped]
 
     tp = TopicPartition("events", 2)
     sought: list[int] = []
@@ -78,3 +78,67 @@ async def test_a_held_commit_is_measured_until_the_missing_message_is_processed(
     consumer._acked_index[tp] = {212, 213, 214}  # noqa: SLF001
     assert faust_compat._new_offset(consumer, tp) == 215  # noqa: SLF001 - Faust's answer again
     assert faust_compat.held_commits(app) == {}
+
+
+class _Recovery:
+    """The parts of Faust's Recovery (and its app and consumer) that on_recovery_completed
+    touches, recording the order in which the consumer is sought and resumed."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        calls: list[str] = []
+        self.calls = calls
+
+        async def noop(*args: object, **kwargs: object) -> None:
+            return None
+
+        async def perform_seek() -> None:
+            await asyncio.sleep(0)  # the seek takes a turn of the loop, as Kafka's does
+            calls.append("seek")
+
+        consumer = SimpleNamespace(
+            assignment=lambda: {"events-0", "calls-changelog-0"},
+            perform_seek=perform_seek,
+            resume_partitions=lambda tps: calls.append(f"resume {sorted(tps)}"),
+            resume_flow=lambda: calls.append("flow"),
+        )
+        self.app = SimpleNamespace(
+            consumer=consumer,
+            on_rebalance_complete=SimpleNamespace(send=noop),
+            consumer_generation_id=0,
+            conf=SimpleNamespace(broker_request_timeout=5),
+            flow_control=SimpleNamespace(resume=lambda: None),
+            _fetcher=SimpleNamespace(maybe_start=noop),
+            assignor=SimpleNamespace(assigned_standbys=lambda: []),
+            on_rebalance_end=lambda: None,
+        )
+        self.log = SimpleNamespace(info=lambda *a: None, dev=lambda *a: None, warning=print)
+        self.tables = SimpleNamespace(
+            values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None
+        )
+        self.actives_for_table: dict[object, object] = {}
+        self.standbys_for_table: dict[object, object] = {}
+        self.completed = asyncio.Event()
+
+    def _set_recovery_ended(self) -> None:
+        pass
+
+    def _is_changelog_tp(self, tp: str) -> bool:
+        return "changelog" in tp
+
+    async def _wait(self, coro: object, timeout: float) -> None:  # noqa: ASYNC109 - Faust's
+        await coro  # type: ignore[misc]
+
+
+async def test_faust_resumes_stream_partitions_before_seeking_them() -> None:
+    recovery = _Recovery()
+    await faust_compat._faust_recovery_completed(recovery, 0)  # type: ignore[arg-type]  # noqa: SLF001
+    assert recovery.calls == ["resume ['events-0']", "seek", "flow"]  # the race: a window
+
+
+async def test_the_patched_recovery_seeks_before_resuming() -> None:
+    recovery = _Recovery()
+    await faust_compat._on_recovery_completed(recovery, 0)  # noqa: SLF001
+    assert recovery.calls == ["seek", "resume ['events-0']", "flow"]
+    assert recovery.completed.is_set()
