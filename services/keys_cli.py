@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.config import ApiSettings
 from services.api.db.engine import create_engine, database
-from services.api.keys import KeyInfo, NewKey, create_key, list_keys, revoke_key
+from services.api.keys import TEAM_ROLES, KeyInfo, NewKey, create_key, list_keys, revoke_key
 from services.kit import logging as kit_logging
 from services.standalone import datadir
 
@@ -150,6 +150,8 @@ def _row(key: KeyInfo) -> dict[str, object]:
         "id": key.id,
         "name": key.name,
         "role": key.role,
+        "team_id": key.team_id,
+        "rep_id": key.rep_id,
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
     }
@@ -159,19 +161,37 @@ def _row(key: KeyInfo) -> dict[str, object]:
 def create(
     name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. `tv-floor-2`.")],
     role: Annotated[RoleOption, typer.Option(help="What the key may do.")] = RoleOption.viewer,
+    team: Annotated[
+        str | None,
+        typer.Option(
+            help="Scope the key to this team id: it reads (a supervisor: acts on) that team "
+            "only. Viewer and supervisor keys only; an admin key is never scoped.",
+            show_default=False,
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = Path(datadir.DEFAULT_DATA_DIR),
 ) -> None:
     """Create a key and print its secret, the only time it is shown."""
     if not name.strip() or len(name) > 200:
         raise typer.BadParameter("give 1 to 200 characters", param_hint="--name")
+    if team is not None:
+        if role.value not in TEAM_ROLES:
+            raise typer.BadParameter(
+                f"a {role.value} key is never scoped to a team; give --role viewer or supervisor",
+                param_hint="--team",
+            )
+        team = team.strip()
+        if not team or len(team) > 200 or not team.isprintable():
+            raise typer.BadParameter("give a team id of 1 to 200 characters", param_hint="--team")
 
     async def action(sessions: Sessions) -> NewKey:
-        return await create_key(sessions, name.strip(), role.value)
+        return await create_key(sessions, name.strip(), role.value, team_id=team)
 
     new = _run(database_url, data_dir, action)
+    scope = f", team {team!r} only" if team is not None else ""
     typer.echo(
-        f"Created key {new.info.id} {new.info.name!r} ({new.info.role}). "
+        f"Created key {new.info.id} {new.info.name!r} ({new.info.role}{scope}). "
         "This is the only time it is shown:",
         err=True,
     )
@@ -215,14 +235,29 @@ def list_(
     if not rows:
         typer.echo("No keys.", err=True)
         return
-    table = [["ID", "NAME", "ROLE", "CREATED", "STATE"]]
+    table = [["ID", "NAME", "ROLE", "SCOPE", "CREATED", "STATE"]]
     table += [
-        [str(r["id"]), str(r["name"]), str(r["role"]), str(r["created_at"]), _revoked(r)]
+        [
+            str(r["id"]),
+            str(r["name"]),
+            str(r["role"]),
+            _scope(r),
+            str(r["created_at"]),
+            _revoked(r),
+        ]
         for r in rows
     ]
     widths = [max(len(line[col]) for line in table) for col in range(len(table[0]))]
     for line in table:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+
+
+def _scope(row: dict[str, object]) -> str:
+    if row["team_id"] is not None:
+        return f"team {row['team_id']}"
+    if row["rep_id"] is not None:
+        return f"rep {row['rep_id']}"
+    return "all"
 
 
 def _revoked(row: dict[str, object]) -> str:

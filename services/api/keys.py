@@ -1,4 +1,5 @@
-"""API keys: random `cp_…` secrets shown once, stored as SHA-256, with a role."""
+"""API keys: random `cp_…` secrets shown once, stored as SHA-256, with a role (and optionally
+the one team a `viewer` or `supervisor` key is scoped to)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ Role = Literal["rep", "viewer", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 KEY_PREFIX = "cp_"
+TEAM_ROLES: tuple[Role, ...] = ("viewer", "supervisor")
+"""The roles a key scoped to one team may have (an admin key is never team-bound)."""
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -36,6 +39,8 @@ class KeyInfo:
     role: Role
     created_at: datetime
     revoked_at: datetime | None
+    team_id: str | None = None
+    rep_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,25 +64,37 @@ def hash_key(key: str) -> str:
 def info(row: ApiKey) -> KeyInfo:
     """A key row without its hash."""
     role: Role = row.role if row.role in RANK else "viewer"  # type: ignore[assignment]
-    return KeyInfo(row.id, row.name, role, row.created_at, row.revoked_at)
+    return KeyInfo(row.id, row.name, role, row.created_at, row.revoked_at, row.team_id, row.rep_id)
 
 
 async def create_key(
-    sessions: Sessions, name: str, role: Role, key: str | None = None, *, rep_id: str | None = None
+    sessions: Sessions,
+    name: str,
+    role: Role,
+    key: str | None = None,
+    *,
+    rep_id: str | None = None,
+    team_id: str | None = None,
 ) -> NewKey:
     """Create a key (random unless given) and return it with its secret, the only time it is.
 
-    A `rep` key needs the `rep_id` it is restricted to; other roles take none."""
+    A `rep` key needs the `rep_id` it is restricted to; other roles take none. A `viewer` or
+    `supervisor` key may be scoped to one `team_id`; admin and rep keys never are."""
     if role not in RANK:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if (role == "rep") != (rep_id is not None):
         raise ValueError("a rep key needs a rep_id, and only a rep key takes one")
+    if team_id is not None and role not in TEAM_ROLES:
+        raise ValueError(f"only a {' or '.join(TEAM_ROLES)} key can be scoped to a team")
+    if team_id is not None and not team_id.strip():
+        raise ValueError("a team_id must not be empty")
     secret = key or generate_key()
     async with sessions.begin() as session:
         row = await repository.add_key(session, name, role, hash_key(secret))
         row.rep_id = rep_id
+        row.team_id = team_id
         created = info(row)
-    log.info("api_key_created", key_id=created.id, name=name, role=role)
+    log.info("api_key_created", key_id=created.id, name=name, role=role, team_id=team_id)
     return NewKey(created, secret)
 
 
@@ -121,12 +138,14 @@ async def ensure_bootstrap_key(sessions: Sessions, bootstrap: SecretStr | None) 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's id, name and role (and a `rep` key's rep)."""
+    """Who is calling: the key's id, name and role (and a `rep` key's rep, a team key's team)."""
 
     key_id: int
     name: str
     role: Role
     rep_id: str | None = None
+    team_id: str | None = None
+    """Set: the key reads and acts on this team only (`services.api.auth.Scope`)."""
 
 
 @dataclass
@@ -154,7 +173,9 @@ class Authenticator:
             self._cache.pop(key_hash, None)
             return None
         key_info = info(row)
-        principal = Principal(key_info.id, key_info.name, key_info.role, row.rep_id)
+        principal = Principal(
+            key_info.id, key_info.name, key_info.role, row.rep_id, key_info.team_id
+        )
         if self.ttl > 0:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()

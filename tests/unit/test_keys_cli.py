@@ -125,3 +125,20 @@ def test_list_of_an_empty_database(url: str) -> None:
     assert code == 0
     assert out == ""
     assert "No keys" in err
+
+
+def test_a_team_key_carries_its_team_and_an_admin_key_never_does(url: str) -> None:
+    code, out, err = keys(url, "create", "--name", "lead-a", "--role", "supervisor", "--team", "a")
+    assert code == 0, err
+    assert "team 'a' only" in err
+    principal = authenticate(url, out.strip())
+    assert principal is not None
+    assert (principal.role, principal.team_id) == ("supervisor", "a")
+    code, out, _ = keys(url, "create", "--name", "root", "--role", "admin", "--team", "a")
+    assert (code, out) == (2, "")
+    code, out, _ = keys(url, "create", "--name", "x", "--team", "  ")
+    assert (code, out) == (2, "")
+    _, listed, _ = keys(url, "list", "--json")
+    assert [(r["name"], r["team_id"]) for r in json.loads(listed)] == [("lead-a", "a")]
+    _, table, _ = keys(url, "list")
+    assert "team a" in table

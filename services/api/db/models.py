@@ -119,6 +119,8 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
     rep_id: Mapped[str | None] = mapped_column(String(200))
     """The one rep a `rep` key may read (its own scorecard); None for other roles."""
+    team_id: Mapped[str | None] = mapped_column(String(200))
+    """The one team a `viewer` or `supervisor` key is scoped to; None: every team."""
 
 
 class TeamRow(Base):

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from services.api.alerts.channels import redacted_url
 from services.api.alerts.service import StoredAlert, TeamChannels
-from services.api.auth import AdminDep, SupervisorDep, ViewerDep
+from services.api.auth import AdminDep, SupervisorDep, ViewerDep, check_team, scope_team
 from services.api.context import ContextDep
+from services.api.db import repository
 from services.api.db.models import utcnow
 from services.api.routes.schemas import (
     AlertId,
@@ -70,14 +71,17 @@ def channels_out(team: TeamChannels) -> ChannelsOut:
     summary="Alerts, newest first",
     description="From the alert history: each alert as of its latest transition (an alert "
     "goes firing → resolved, never back), with its acknowledgement and, per channel and "
-    "transition, its delivery (pending, sent or failed).",
+    "transition, its delivery (pending, sent or failed). A key scoped to a team lists that "
+    "team's alerts only.",
+    responses=problems(403),
 )
 async def list_alerts(
-    ctx: ContextDep, _: ViewerDep, query: Annotated[AlertsQuery, Query()]
+    ctx: ContextDep, principal: ViewerDep, query: Annotated[AlertsQuery, Query()]
 ) -> AlertsOut:
     """List alerts."""
+    team_id = scope_team(principal, query.team_id)
     found = await ctx.alerts.find(
-        state=query.state, team_id=query.team_id, rep_id=query.rep_id, limit=query.limit
+        state=query.state, team_id=team_id, rep_id=query.rep_id, limit=query.limit
     )
     return AlertsOut(alerts=[alert_out(a) for a in found], generated_at=utcnow())
 
@@ -88,10 +92,16 @@ async def list_alerts(
     responses=problems(403, 404),
     summary="Acknowledge an alert (supervisor)",
     description="Idempotent: acknowledging again keeps the first acknowledgement "
-    "(`acked_at`, `acked_by` = the API key's name).",
+    "(`acked_at`, `acked_by` = the API key's name). A key scoped to a team acknowledges that "
+    "team's alerts only.",
 )
 async def ack_alert(alert_id: AlertId, ctx: ContextDep, principal: SupervisorDep) -> AlertOut:
     """Acknowledge an alert."""
+    if principal.team_id is not None:
+        async with ctx.sessions() as session:
+            row = await repository.get_alert(session, alert_id)
+        if row is not None:  # an unknown id is the service's 404
+            check_team(principal, repository.alert_of(row).team_id or "")
     return alert_out(await ctx.alerts.ack(alert_id, principal.name))
 
 

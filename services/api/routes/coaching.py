@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemas.coaching import (
     CampaignReport,
@@ -21,7 +21,15 @@ from schemas.coaching import (
     RepScorecard,
     TeamScorecard,
 )
-from services.api.auth import AdminDep, RepDep, SupervisorDep, ViewerDep, check_own_rep
+from services.api.auth import (
+    AdminDep,
+    RepDep,
+    SupervisorDep,
+    ViewerDep,
+    check_rep,
+    check_team,
+    scope_team,
+)
 from services.api.coaching import repository as repo
 from services.api.coaching import wiring
 from services.api.coaching.repository import Subject
@@ -89,18 +97,19 @@ CoachingDep = Annotated[CoachingService, Depends(_service)]
     "median and the rep's percentile in the team, the change against the previous period, and "
     "findings in zh and en from the findings table (docs/coaching.md), each with its numbers. "
     "Summed from the call history exactly as the reports are. A `rep` key reads its own rep "
-    "only.",
+    "only, a key scoped to a team its team's reps only.",
     responses=problems(404),
 )
 async def rep_scorecard(
     coaching: CoachingDep,
+    ctx: ContextDep,
     principal: RepDep,
     rep_id: RepId,
     day: DayQuery,
     period: PeriodQuery = "week",
 ) -> RepScorecard:
     """A rep's scorecard (a `rep` key: its own only)."""
-    check_own_rep(principal, rep_id)
+    await check_rep(ctx, principal, rep_id)
     return await coaching.rep_scorecard(rep_id, period, day)
 
 
@@ -113,12 +122,13 @@ async def rep_scorecard(
 )
 async def team_scorecard(
     coaching: CoachingDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     team_id: TeamId,
     day: DayQuery,
     period: PeriodQuery = "week",
 ) -> Response:
     """A team's scorecard view (serialised once per cached team scores)."""
+    check_team(principal, team_id)
     body = await coaching.team_scorecard_json(team_id, period, day)
     return Response(body, media_type="application/json")
 
@@ -129,11 +139,13 @@ async def team_scorecard(
     summary="The sales funnel of a rep, team or campaign",
     description="Dials -> connects -> conversations -> conversions over the period with each "
     "stage's rate and the team's for comparison, and the period's dials that did not end in a "
-    "sale by end status (unanswered) or outcome code (answered). Filters combine.",
+    "sale by end status (unanswered) or outcome code (answered). Filters combine; a key scoped "
+    "to a team reads its team only.",
 )
 async def funnel(
     coaching: CoachingDep,
-    _: ViewerDep,
+    ctx: ContextDep,
+    principal: ViewerDep,
     day: DayQuery,
     team_id: TeamFilter = None,
     rep_id: RepFilter = None,
@@ -141,6 +153,9 @@ async def funnel(
     period: PeriodQuery = "week",
 ) -> Funnel:
     """A funnel."""
+    team_id = scope_team(principal, team_id)
+    if rep_id is not None:
+        await check_rep(ctx, principal, rep_id)
     who = Subject(team_id=team_id, rep_id=rep_id, campaign_id=campaign_id)
     return await coaching.funnel(who, period, day)
 
@@ -154,13 +169,13 @@ async def funnel(
 )
 async def campaigns(
     coaching: CoachingDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     day: DayQuery,
     team_id: TeamFilter = None,
     period: PeriodQuery = "week",
 ) -> CampaignReport:
     """KPIs per campaign."""
-    return await coaching.campaigns(team_id, period, day)
+    return await coaching.campaigns(scope_team(principal, team_id), period, day)
 
 
 @router.get(
@@ -173,7 +188,7 @@ async def campaigns(
 )
 async def heatmap(
     coaching: CoachingDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     day: DayQuery,
     team_id: TeamFilter = None,
     campaign_id: CampaignFilter = None,
@@ -182,7 +197,7 @@ async def heatmap(
 ) -> Response:
     """A heatmap (serialised once per cached heatmap)."""
     _heatmap, body = await coaching.heatmap(
-        team_id, campaign_id, weeks=weeks, min_dials=min_dials, day=day
+        scope_team(principal, team_id), campaign_id, weeks=weeks, min_dials=min_dials, day=day
     )
     return Response(body, media_type="application/json")
 
@@ -195,8 +210,9 @@ async def heatmap(
     "language, to the team's alert channels and to which e-mail addresses. The defaults until "
     "set; a team without settings gets no digests.",
 )
-async def get_digest(ctx: ContextDep, _: ViewerDep, team_id: TeamId) -> DigestSettings:
+async def get_digest(ctx: ContextDep, principal: ViewerDep, team_id: TeamId) -> DigestSettings:
     """A team's digest settings."""
+    check_team(principal, team_id)
     async with ctx.sessions() as session:
         stored = (await repo.digest_settings(session, team_id)).get(team_id)
     return DigestSettings.model_validate(stored or {"enabled": False})
@@ -210,9 +226,10 @@ async def get_digest(ctx: ContextDep, _: ViewerDep, team_id: TeamId) -> DigestSe
     "per team and period, whichever replica reaches its time first.",
 )
 async def put_digest(
-    ctx: ContextDep, _: SupervisorDep, team_id: TeamId, body: DigestSettings
+    ctx: ContextDep, principal: SupervisorDep, team_id: TeamId, body: DigestSettings
 ) -> DigestSettings:
     """Set a team's digest settings."""
+    check_team(principal, team_id)
     async with ctx.sessions.begin() as session:
         await repo.set_digest_settings(
             session, team_id, body.model_dump(mode="json"), datetime.now(UTC)
@@ -228,12 +245,13 @@ async def put_digest(
 async def preview_digest(
     coaching: Annotated[Coaching, Depends(_coaching)],
     ctx: ContextDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     team_id: TeamId,
     day: DayQuery,
     kind: DigestKind = "daily",
 ) -> Digest:
     """A digest as it would be sent for the period of `date`."""
+    check_team(principal, team_id)
     async with ctx.sessions() as session:
         stored = (await repo.digest_settings(session, team_id)).get(team_id)
     settings = DigestSettings.model_validate(stored or {})
@@ -244,16 +262,22 @@ async def preview_digest(
 
 
 class WhoAmI(BaseModel):
-    """The calling key's role and, for a `rep` key, its rep."""
+    """The calling key's role and, for a `rep` key, its rep; for a team key, its team."""
 
     role: str
     rep_id: str | None = None
+    team_id: str | None = None
 
 
-@router.get("/v1/coaching/whoami", response_model=WhoAmI, summary="The calling key's role and rep")
+@router.get(
+    "/v1/coaching/whoami",
+    response_model=WhoAmI,
+    response_model_exclude_none=True,
+    summary="The calling key's role and rep (or team)",
+)
 async def whoami(principal: RepDep) -> WhoAmI:
     """Who the coaching page is for."""
-    return WhoAmI(role=principal.role, rep_id=principal.rep_id)
+    return WhoAmI(role=principal.role, rep_id=principal.rep_id, team_id=principal.team_id)
 
 
 class RepKeyOut(BaseModel):
@@ -278,6 +302,44 @@ async def create_rep_key(ctx: ContextDep, _: AdminDep, rep_id: RepId) -> RepKeyO
     """A rep key."""
     made = await create_key(ctx.sessions, f"rep {rep_id}", "rep", rep_id=rep_id)
     return RepKeyOut(id=made.info.id, name=made.info.name, rep_id=rep_id, key=made.key)
+
+
+class TeamKeyIn(BaseModel):
+    """A key scoped to one team: who uses it and what it may do there."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=_PRINTABLE)
+    role: Literal["viewer", "supervisor"] = "viewer"
+
+
+class TeamKeyOut(BaseModel):
+    """A new team key: `key` is shown this once."""
+
+    id: int
+    name: str
+    role: str
+    team_id: str
+    key: str
+
+
+@router.post(
+    "/v1/teams/{team_id}/keys",
+    response_model=TeamKeyOut,
+    status_code=201,
+    summary="Create a key scoped to one team (admin)",
+    description="A `viewer` or `supervisor` key that reads (and, a supervisor, acts on) this "
+    "team only: its KPIs, leaderboard, reps, alerts, stream, reports, coaching views and the "
+    "competitions its team or one of its reps takes part in; another team's is a 403, lists "
+    "spanning teams keep its team. Admin keys are never scoped. Revoke it with `callpulse "
+    "keys revoke`.",
+)
+async def create_team_key(
+    ctx: ContextDep, _: AdminDep, team_id: TeamId, body: TeamKeyIn
+) -> TeamKeyOut:
+    """A team key."""
+    made = await create_key(ctx.sessions, body.name, body.role, team_id=team_id)
+    return TeamKeyOut(
+        id=made.info.id, name=made.info.name, role=made.info.role, team_id=team_id, key=made.key
+    )
 
 
 @router.get(

@@ -12,9 +12,11 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.competitions import Competition, CompetitionIn, Result, Standings
 from schemas.kpis import ADDITIVE, KpiName
-from services.api.auth import AdminDep, RepDep, SupervisorDep, check_own_rep
+from services.api.auth import AdminDep, RepDep, SupervisorDep, check_rep
 from services.api.competitions import repository
 from services.api.competitions.service import CompetitionService
+from services.api.context import ApiContext, ContextDep
+from services.api.keys import Principal
 from services.api.routes.schemas import RepId, TeamFilter, problems
 from services.kit.problems import Problem
 
@@ -48,12 +50,56 @@ def _not_found(competition_id: int) -> Problem:
     return Problem(404, "Not found", f"No competition {competition_id}.")
 
 
-@router.get("/competitions", response_model=list[Competition], summary="Competitions")
+def _not_taking_part(principal: Principal) -> Problem:
+    return Problem(
+        403, "Forbidden", f"Team {principal.team_id!r} does not take part in this competition."
+    )
+
+
+async def team_reps(ctx: ApiContext, team_id: str) -> set[str]:
+    """The reps of a team: the roster's and those whose KPI snapshots name the team."""
+    roster = await ctx.roster.cache.team(team_id)
+    return {r.rep_id for r in roster.reps} | {s.rep_id for s in ctx.readmodel.snapshots(team_id)}
+
+
+async def visible(ctx: ApiContext, principal: Principal, competition: Competition) -> bool:
+    """Whether a key reads a competition: a team key those whose participants include its team
+    or one of its reps; every other key all."""
+    team_id = principal.team_id
+    if team_id is None or team_id in competition.participants.team_ids:
+        return True
+    named = competition.participants.rep_ids
+    return bool(named) and not (await team_reps(ctx, team_id)).isdisjoint(named)
+
+
+async def _check_visible(
+    service: CompetitionService, ctx: ApiContext, principal: Principal, competition_id: int
+) -> None:
+    if principal.team_id is None:
+        return
+    found = await service.get(competition_id)
+    if found is None:
+        raise _not_found(competition_id)
+    if not await visible(ctx, principal, found):
+        raise _not_taking_part(principal)
+
+
+@router.get(
+    "/competitions",
+    response_model=list[Competition],
+    summary="Competitions",
+    description="Every competition, or those naming one team; a key scoped to a team lists "
+    "those whose participants include its team or one of its reps.",
+)
 async def list_competitions(
-    service: ServiceDep, _: RepDep, team_id: TeamFilter = None
+    service: ServiceDep,
+    ctx: ContextDep,
+    principal: RepDep,
+    team_id: TeamFilter = None,
 ) -> list[Competition]:
     """Every competition, or those naming one team."""
-    return await service.all(team_id)
+    found = await service.all(team_id)
+    return [c for c in found if await visible(ctx, principal, c)]
 
 
 @router.post(
@@ -75,13 +121,17 @@ async def create(service: ServiceDep, _: AdminDep, body: CompetitionIn) -> Compe
     "/competitions/{competition_id}",
     response_model=Competition,
     summary="A competition",
-    responses=problems(404),
+    responses=problems(403, 404),
 )
-async def get(service: ServiceDep, _: RepDep, competition_id: CompetitionId) -> Competition:
+async def get(
+    service: ServiceDep, ctx: ContextDep, principal: RepDep, competition_id: CompetitionId
+) -> Competition:
     """One competition."""
     found = await service.get(competition_id)
     if found is None:
         raise _not_found(competition_id)
+    if not await visible(ctx, principal, found):
+        raise _not_taking_part(principal)
     return found
 
 
@@ -122,16 +172,18 @@ async def delete(service: ServiceDep, _: AdminDep, competition_id: CompetitionId
     "`tie_rule` states how ties rank. `period` is null between periods. `rows` is the page "
     "[`offset`, `offset + limit`) of `participants` rows in rank order. The same standings "
     "stream as SSE `competition` events on `/v1/stream` (first 100 rows).",
-    responses=problems(404),
+    responses=problems(403, 404),
 )
 async def standings(
     service: ServiceDep,
-    _: RepDep,
+    ctx: ContextDep,
+    principal: RepDep,
     competition_id: CompetitionId,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
 ) -> Response:
     """A page of the standings, serialised once per change."""
+    await _check_visible(service, ctx, principal, competition_id)
     body = await service.standings_json(competition_id, offset, limit)
     if body is None:
         raise _not_found(competition_id)
@@ -144,17 +196,19 @@ async def standings(
     summary="Frozen results of ended periods, with winners",
     description="Newest period first: the champions of each period, the frozen standings and "
     "any corrections a late event made. `since`/`until` select periods by their end.",
-    responses=problems(404),
+    responses=problems(403, 404),
 )
 async def results(
     service: ServiceDep,
-    _: RepDep,
+    ctx: ContextDep,
+    principal: RepDep,
     competition_id: CompetitionId,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Result]:
     """The results."""
+    await _check_visible(service, ctx, principal, competition_id)
     found = await service.results(competition_id, since=since, until=until, limit=limit)
     if found is None:
         raise _not_found(competition_id)
@@ -167,11 +221,12 @@ async def results(
     responses=problems(403, 404),
 )
 async def announcements(
-    service: ServiceDep, _: SupervisorDep, competition_id: CompetitionId
+    service: ServiceDep, ctx: ContextDep, principal: SupervisorDep, competition_id: CompetitionId
 ) -> list[dict[str, Any]]:
     """The announcements, oldest first."""
     if await service.get(competition_id) is None:
         raise _not_found(competition_id)
+    await _check_visible(service, ctx, principal, competition_id)
     return await service.announcements(competition_id)
 
 
@@ -237,11 +292,12 @@ def _weights(competition: Competition | None) -> dict[str, float] | None:
     "[`from`, `to`): times, direction, talk seconds, outcome, amount and what it contributed, "
     "so any figure can be traced to calls. With `competition_id` and no range, the range is the "
     "competition's running period. Call records hold no phone numbers, so none are shown. A "
-    "`rep` key reads its own rep's calls only.",
-    responses=problems(404),
+    "`rep` key reads its own rep's calls only, a key scoped to a team its team's reps' only.",
+    responses=problems(403, 404),
 )
 async def rep_calls(
     request: Request,
+    ctx: ContextDep,
     principal: RepDep,
     rep_id: RepId,
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
@@ -251,13 +307,14 @@ async def rep_calls(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> RepCallsOut:
     """The drill-down."""
-    check_own_rep(principal, rep_id)
+    await check_rep(ctx, principal, rep_id)
     service = _service(request)
     competition = None
     if competition_id is not None:
         competition = await service.get(competition_id)
         if competition is None:
             raise _not_found(competition_id)
+        await _check_visible(service, ctx, principal, competition_id)
         running = await service.standings(competition_id)
         if running is not None and running.period is not None:
             start = start or running.period.start

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from schemas.kpis import WindowName
-from services.api.auth import ViewerDep
+from services.api.auth import ViewerDep, check_rep, check_team, scope_team
 from services.api.context import ContextDep
 from services.api.routes.schemas import (
     LAG_DESCRIPTION,
@@ -63,22 +63,23 @@ class LeaderboardQuery(BaseModel):
 @router.get(
     "/reps/{rep_id}/kpis",
     response_model=RepKpisOut,
-    responses=problems(404),
+    responses=problems(403, 404),
     summary="A rep's KPIs over one window",
     description="Served from memory. A rep the roster knows but with no activity gets zero "
     "counts and null ratios; an unknown rep is a 404. `lag_seconds`: " + LAG_DESCRIPTION,
 )
 async def rep_kpis(
-    rep_id: RepId, ctx: ContextDep, _: ViewerDep, window: WindowQuery = "today"
+    rep_id: RepId, ctx: ContextDep, principal: ViewerDep, window: WindowQuery = "today"
 ) -> RepKpisOut:
-    """A rep's KPIs."""
+    """A rep's KPIs (a team key: its team's reps only)."""
+    await check_rep(ctx, principal, rep_id)
     return await ctx.kpis.rep(rep_id, window)
 
 
 @router.get(
     "/teams/{team_id}/kpis",
     response_model=TeamKpisOut,
-    responses=problems(404),
+    responses=problems(403, 404),
     summary="Team totals and one row per rep (the wallboard payload)",
     description="Totals add the reps' additive counts and recompute the ratios. Reps on the "
     "roster without activity appear with zero counts. The payload is shared by concurrent "
@@ -87,14 +88,15 @@ async def rep_kpis(
 async def team_kpis(
     team_id: TeamId,
     ctx: ContextDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     window: WindowQuery = "today",
     include_hourly: Annotated[
         bool,
         Query(description="Also each rep's hourly connect profile (70 % of the payload)."),
     ] = False,
 ) -> Response:
-    """A team's KPIs."""
+    """A team's KPIs (a team key: its own team only)."""
+    check_team(principal, team_id)
     body = await ctx.kpis.team_json(team_id, window, hourly=include_hourly)
     return Response(body, media_type="application/json")
 
@@ -102,14 +104,15 @@ async def team_kpis(
 @router.get(
     "/leaderboard",
     response_model=LeaderboardOut,
+    responses=problems(403),
     summary="Reps ranked by one KPI",
     description="Highest first; equal values share a rank (1, 2, 2, 4). Reps whose metric is "
-    "null (no denominator) or below any `min_*` quality floor are not ranked.",
+    "null (no denominator) or below any `min_*` quality floor are not ranked. A key scoped to "
+    "a team ranks that team's reps only.",
 )
 async def leaderboard(
-    ctx: ContextDep, _: ViewerDep, query: Annotated[LeaderboardQuery, Query()]
+    ctx: ContextDep, principal: ViewerDep, query: Annotated[LeaderboardQuery, Query()]
 ) -> LeaderboardOut:
     """A leaderboard."""
-    return ctx.kpis.leaderboard(
-        query.metric, query.window, query.team_id, query.floors(), query.limit
-    )
+    team_id = scope_team(principal, query.team_id)
+    return ctx.kpis.leaderboard(query.metric, query.window, team_id, query.floors(), query.limit)

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.api.auth import ViewerDep
+from services.api.auth import ViewerDep, scope_team
 from services.api.context import ContextDep
 from services.api.routes.schemas import DailyReportOut, HourlyReportOut, TeamFilter, problems
 from services.kit.problems import Problem
 
 FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9999, 12, 30)  # room for time-zone offsets
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=problems(401, 422))
+router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=problems(401, 403, 422))
 
 
 @router.get(
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=problems(40
 )
 async def daily(
     ctx: ContextDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     team_id: TeamFilter = None,
     day: Annotated[
         date | None, Query(alias="date", description="Local date; today if omitted.")
@@ -35,7 +35,7 @@ async def daily(
     """A daily report."""
     if day is not None and not FIRST_DAY <= day <= LAST_DAY:
         raise Problem(422, "Invalid request", f"date must be within {FIRST_DAY}..{LAST_DAY}.")
-    return await ctx.reports.daily(day, team_id)
+    return await ctx.reports.daily(day, scope_team(principal, team_id))
 
 
 @router.get(
@@ -48,9 +48,9 @@ async def daily(
 )
 async def hourly(
     ctx: ContextDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     team_id: TeamFilter = None,
     days: Annotated[int, Query(ge=1, le=400)] = 7,
 ) -> HourlyReportOut:
     """An hourly profile."""
-    return await ctx.reports.hourly(team_id, days)
+    return await ctx.reports.hourly(scope_team(principal, team_id), days)

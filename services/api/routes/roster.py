@@ -8,7 +8,14 @@ from typing import Literal
 from fastapi import APIRouter
 
 from schemas.roster import AlertRules, Rep, Targets, Team
-from services.api.auth import AdminDep, SupervisorDep, ViewerDep
+from services.api.auth import (
+    AdminDep,
+    SupervisorDep,
+    ViewerDep,
+    check_rep,
+    check_team,
+    scope_team,
+)
 from services.api.context import ContextDep
 from services.api.db import repository
 from services.api.routes.schemas import (
@@ -65,9 +72,10 @@ async def put_rep(rep_id: RepId, body: RepIn, ctx: ContextDep, _: AdminDep) -> R
     description="Defaults for the team's reps." + PUBLISHED,
 )
 async def put_team_targets(
-    team_id: TeamId, body: TargetsIn, ctx: ContextDep, _: SupervisorDep
+    team_id: TeamId, body: TargetsIn, ctx: ContextDep, principal: SupervisorDep
 ) -> Targets:
     """Store and publish a team's targets."""
+    check_team(principal, team_id)
     targets = Targets(subject="team", subject_id=team_id, targets=body.targets)
     return await ctx.roster.put_targets(targets)
 
@@ -79,9 +87,10 @@ async def put_team_targets(
     description="Override the team's targets for the same KPI and window." + PUBLISHED,
 )
 async def put_rep_targets(
-    rep_id: RepId, body: TargetsIn, ctx: ContextDep, _: SupervisorDep
+    rep_id: RepId, body: TargetsIn, ctx: ContextDep, principal: SupervisorDep
 ) -> Targets:
     """Store and publish a rep's targets."""
+    await check_rep(ctx, principal, rep_id)
     targets = Targets(subject="rep", subject_id=rep_id, targets=body.targets)
     return await ctx.roster.put_targets(targets)
 
@@ -101,9 +110,10 @@ RULES = (
     description="Defaults for the team's reps." + RULES + PUBLISHED,
 )
 async def put_team_alert_rules(
-    team_id: TeamId, body: AlertRulesIn, ctx: ContextDep, _: SupervisorDep
+    team_id: TeamId, body: AlertRulesIn, ctx: ContextDep, principal: SupervisorDep
 ) -> AlertRules:
     """Store and publish a team's alert rules."""
+    check_team(principal, team_id)
     rules = AlertRules(subject="team", subject_id=team_id, rules=body.rules)
     return await ctx.roster.put_alert_rules(rules)
 
@@ -115,9 +125,10 @@ async def put_team_alert_rules(
     description="Override the team's rule of the same `rule_id`." + RULES + PUBLISHED,
 )
 async def put_rep_alert_rules(
-    rep_id: RepId, body: AlertRulesIn, ctx: ContextDep, _: SupervisorDep
+    rep_id: RepId, body: AlertRulesIn, ctx: ContextDep, principal: SupervisorDep
 ) -> AlertRules:
     """Store and publish a rep's alert rules."""
+    await check_rep(ctx, principal, rep_id)
     rules = AlertRules(subject="rep", subject_id=rep_id, rules=body.rules)
     return await ctx.roster.put_alert_rules(rules)
 
@@ -140,12 +151,16 @@ def _not_found(subject: Subject, subject_id: str) -> Problem:
     "/teams",
     response_model=TeamsOut,
     summary="Every team",
-    description="Teams by id, with name, time zone and shift.",
+    description="Teams by id, with name, time zone and shift; a key scoped to a team gets "
+    "that team only.",
 )
-async def get_teams(ctx: ContextDep, _: ViewerDep) -> TeamsOut:
+async def get_teams(ctx: ContextDep, principal: ViewerDep) -> TeamsOut:
     """Every team."""
     async with ctx.sessions() as session:
-        return TeamsOut(teams=await repository.list_teams(session))
+        teams = await repository.list_teams(session)
+    if principal.team_id is not None:
+        teams = [t for t in teams if t.team_id == principal.team_id]
+    return TeamsOut(teams=teams)
 
 
 @router.get(
@@ -154,8 +169,9 @@ async def get_teams(ctx: ContextDep, _: ViewerDep) -> TeamsOut:
     responses=problems(404),
     summary="One team",
 )
-async def get_team(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> Team:
+async def get_team(team_id: TeamId, ctx: ContextDep, principal: ViewerDep) -> Team:
     """One team, or 404."""
+    check_team(principal, team_id)
     async with ctx.sessions() as session:
         team = await repository.get_team(session, team_id)
     if team is None:
@@ -168,10 +184,11 @@ async def get_team(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> Team:
     response_model=RepsOut,
     summary="Every rep, or one team's",
     description="Reps by id, with name, team and provider agent ids; `team_id` keeps one "
-    "team's reps (as the roster assigns them).",
+    "team's reps (as the roster assigns them); a key scoped to a team gets its team's only.",
 )
-async def get_reps(ctx: ContextDep, _: ViewerDep, team_id: TeamFilter = None) -> RepsOut:
+async def get_reps(ctx: ContextDep, principal: ViewerDep, team_id: TeamFilter = None) -> RepsOut:
     """Every rep, or one team's."""
+    team_id = scope_team(principal, team_id)
     async with ctx.sessions() as session:
         if team_id is None:
             return RepsOut(reps=await repository.list_reps(session))
@@ -184,8 +201,9 @@ async def get_reps(ctx: ContextDep, _: ViewerDep, team_id: TeamFilter = None) ->
     responses=problems(404),
     summary="One rep",
 )
-async def get_rep(rep_id: RepId, ctx: ContextDep, _: ViewerDep) -> Rep:
+async def get_rep(rep_id: RepId, ctx: ContextDep, principal: ViewerDep) -> Rep:
     """One rep, or 404."""
+    await check_rep(ctx, principal, rep_id)
     async with ctx.sessions() as session:
         rep = await repository.get_rep(session, rep_id)
     if rep is None:
@@ -211,8 +229,9 @@ async def _rules(ctx: ContextDep, subject: Subject, subject_id: str) -> AlertRul
     summary="A team's targets",
     description="As last set with PUT (an empty list when never set).",
 )
-async def get_team_targets(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> Targets:
+async def get_team_targets(team_id: TeamId, ctx: ContextDep, principal: ViewerDep) -> Targets:
     """A team's targets."""
+    check_team(principal, team_id)
     return await _targets(ctx, "team", team_id)
 
 
@@ -223,8 +242,9 @@ async def get_team_targets(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> Ta
     description="The rep's overrides as last set with PUT (an empty list when never set); "
     "the targets in force, team defaults included, come with the rep's KPIs.",
 )
-async def get_rep_targets(rep_id: RepId, ctx: ContextDep, _: ViewerDep) -> Targets:
+async def get_rep_targets(rep_id: RepId, ctx: ContextDep, principal: ViewerDep) -> Targets:
     """A rep's own targets."""
+    await check_rep(ctx, principal, rep_id)
     return await _targets(ctx, "rep", rep_id)
 
 
@@ -234,8 +254,11 @@ async def get_rep_targets(rep_id: RepId, ctx: ContextDep, _: ViewerDep) -> Targe
     summary="A team's alert rules",
     description="As last set with PUT (an empty list when never set).",
 )
-async def get_team_alert_rules(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -> AlertRules:
+async def get_team_alert_rules(
+    team_id: TeamId, ctx: ContextDep, principal: ViewerDep
+) -> AlertRules:
     """A team's alert rules."""
+    check_team(principal, team_id)
     return await _rules(ctx, "team", team_id)
 
 
@@ -245,6 +268,7 @@ async def get_team_alert_rules(team_id: TeamId, ctx: ContextDep, _: ViewerDep) -
     summary="A rep's own alert rules",
     description="The rep's overrides of team rules (same `rule_id`), as last set with PUT.",
 )
-async def get_rep_alert_rules(rep_id: RepId, ctx: ContextDep, _: ViewerDep) -> AlertRules:
+async def get_rep_alert_rules(rep_id: RepId, ctx: ContextDep, principal: ViewerDep) -> AlertRules:
     """A rep's own alert rules."""
+    await check_rep(ctx, principal, rep_id)
     return await _rules(ctx, "rep", rep_id)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -13,14 +13,19 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from schemas.alerts import Alert
 from schemas.competitions import Standings
 from schemas.kpis import RepSnapshot
-from services.api.auth import ViewerDep
+from services.api.auth import ViewerDep, scope_team
 from services.api.competitions import wiring as competitions_wiring
 from services.api.competitions.feed import merged
-from services.api.context import ContextDep
+from services.api.competitions.service import CompetitionService
+from services.api.context import ApiContext, ContextDep
+from services.api.keys import Principal
 from services.api.readmodel import AlertEvent
+from services.api.routes.competitions import visible
 from services.api.routes.schemas import TeamFilter, problems
 
-router = APIRouter(prefix="/v1", tags=["stream"], responses=problems(401, 422))
+router = APIRouter(prefix="/v1", tags=["stream"], responses=problems(401, 403, 422))
+
+T = TypeVar("T")
 
 PING_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30
@@ -48,6 +53,41 @@ def _alert(alert: Alert, seq: int | None) -> ServerSentEvent:
     )
 
 
+def _competitions_of(
+    ctx: ApiContext, principal: Principal, competitions: CompetitionService
+) -> Callable[[Standings], Awaitable[bool]]:
+    """Whether a `competition` event goes to this key: every one for a key without a team; for
+    a team key those its team or one of its reps takes part in (decided once per competition
+    and stream)."""
+    shown: dict[int, bool] = {}
+
+    async def wanted(standings: Standings) -> bool:
+        if principal.team_id is None:
+            return True
+        seen = shown.get(standings.competition_id)
+        if seen is None:
+            found = await competitions.get(standings.competition_id)
+            seen = found is not None and await visible(ctx, principal, found)
+            if len(shown) < 10_000:
+                shown[standings.competition_id] = seen
+        return seen
+
+    return wanted
+
+
+async def _kept(
+    updates: AsyncIterator[T], wanted: Callable[[Standings], Awaitable[bool]]
+) -> AsyncIterator[T]:
+    """`updates` without the standings not `wanted` (closing this closes `updates`)."""
+    try:
+        async for update in updates:
+            if not isinstance(update, Standings) or await wanted(update):
+                yield update
+    finally:
+        if isinstance(updates, AsyncGenerator):
+            await updates.aclose()
+
+
 def parse_last_event_id(value: str | None) -> int | None:
     """The alert cursor a reconnecting client sends back; anything else is ignored."""
     if value is None or not value.strip().isdigit() or len(value.strip()) > 18:
@@ -66,20 +106,23 @@ def parse_last_event_id(value: str | None) -> int | None:
     "along the stream (the stream also sends one at its start); a client reconnecting with "
     "`Last-Event-ID` (EventSource does so by itself) is first sent, as they are now, the "
     "alerts that changed after that id, so no transition is missed. A client that cannot keep "
-    "up is disconnected; on reconnection it receives the current KPI state again.",
+    "up is disconnected; on reconnection it receives the current KPI state again. A key "
+    "scoped to a team streams that team only (its competitions: those its team or one of "
+    "its reps takes part in).",
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
 )
 async def stream(
     request: Request,
     ctx: ContextDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     team_id: TeamFilter = None,
     last_event_id: Annotated[
         str | None, Header(description="The id of the last event received, to resume from.")
     ] = None,
 ) -> EventSourceResponse:
     """Subscribe to one team's updates (or all)."""
+    team_id = scope_team(principal, team_id)
     readmodel, alerts = ctx.readmodel, ctx.alerts
     # Subscribe before reading the cursor: a transition is then either already stored (and
     # replayed, or older than the cursor) or still to come through the subscription.
@@ -99,6 +142,8 @@ async def stream(
         competitions.unsubscribe(boards)
         raise
 
+    wanted = _competitions_of(ctx, principal, competitions)
+
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
             cursor = latest if resume is None else resume
@@ -116,7 +161,7 @@ async def stream(
                     yield _alert(alert, seq)
                 if len(page) < REPLAY_PAGE:
                     break
-            async for update in merged(subscription, boards):
+            async for update in _kept(merged(subscription, boards), wanted):
                 if isinstance(update, Standings):
                     yield ServerSentEvent(data=update.model_dump_json(), event="competition")
                 elif isinstance(update, AlertEvent):
