@@ -12,34 +12,29 @@ Faust's consumer that restore at-least-once:
    later seek to the committed offsets to read them again. aiokafka's `seek_to_committed()`
    skips partitions whose committed offset is missing or 0, so on a partition the group has
    never committed the dropped messages were never read again. Such partitions are reset to
-   their beginning, which is what `auto_offset_reset="earliest"` means for them.
+   their beginning, which is what `auto_offset_reset="earliest"` means for them (their end
+   for "latest"); changelog partitions are left to Faust.
 2. *Hold the commit on any gap at the head.* `Consumer._new_offset` refuses to commit past a
    gap at the head of the acked offsets only when it spans two or more offsets, so a single
    dropped message right at the committed offset was committed past and never read again.
    Any gap at the head now holds the commit and seeks the partition back to the missing
    message; gaps Faust recorded itself (compaction, transaction markers) are still Faust's.
 
-3. *Seek before resuming, at the end of table recovery.* Faust's
-   `Recovery.on_recovery_completed` resumes the stream partitions and only then seeks them to
-   their committed offsets: records fetched in between reach the streams, are cleared from the
-   channel queues unacked, and their re-read is dropped as already read, leaving holes (found
-   by a read of faust-streaming 0.15.3). The copy here seeks first, while they are paused, then
-   resumes them; everything else is Faust's method as it was (its source is checked).
-
-`docs/decisions/faust-offsets.md` tells how the first two were found. `install()` checks the
-installed versions and that every attribute used here still exists, and refuses to start
-otherwise: after an upgrade, at-least-once must not silently stop working.
+`docs/decisions/faust-offsets.md` tells how both were found, and why the race at the end of
+table recovery is repaired after the fact rather than by seeking before resuming. `install()`
+checks the installed versions and that every attribute used here still exists, and refuses to
+start otherwise: after an upgrade, at-least-once must not silently stop working.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import functools
 import importlib.metadata
 import inspect
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -85,9 +80,6 @@ def problems() -> list[str]:
             found.append(f"faust Consumer no longer sets {name}")
     if "self.completed" not in inspect.getsource(Recovery.__init__):
         found.append("faust Recovery no longer has `completed`")
-    source = inspect.getsource(_faust_recovery_completed)
-    if hashlib.sha256(source.encode()).hexdigest() != RECOVERY_COMPLETED_SHA256:
-        found.append("faust Recovery.on_recovery_completed changed (the seek-first copy is stale)")
     return found
 
 
@@ -104,10 +96,6 @@ def check() -> None:
 
 _faust_new_offset = Consumer._new_offset  # noqa: SLF001
 _faust_commit_offsets = Consumer._commit_offsets  # noqa: SLF001
-_faust_recovery_completed = Recovery.on_recovery_completed
-RECOVERY_COMPLETED_SHA256 = "6ef567acf072e46da3fccbccc6d662371f634f622c3d510972d5df81f70ae3ac"
-"""Of faust-streaming 0.15.3's `Recovery.on_recovery_completed`, which `_on_recovery_completed`
-copies with one change: a new version must be read again before the copy is trusted."""
 
 
 def install() -> None:
@@ -116,7 +104,6 @@ def install() -> None:
     AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign,assignment]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]  # noqa: SLF001
     Consumer._commit_offsets = _commit_offsets  # type: ignore[method-assign]  # noqa: SLF001
-    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
 
 
 BeforeCommit = Callable[[], Awaitable[None]]
@@ -160,19 +147,27 @@ def tables_recovered(app: Any) -> bool:
 
 
 async def seek_to_committed_or_beginning(
-    consumer: AIOKafkaConsumer,
+    consumer: AIOKafkaConsumer, *, changelogs: Collection[str] = (), reset: str = "earliest"
 ) -> Mapping[TopicPartition, int | None]:
-    """Seek every assigned partition to its committed offset, or to its beginning if none."""
+    """Seek every assigned partition to its committed offset; a stream partition with none goes
+    where the offset reset says (its beginning for "earliest", its end for "latest"). Changelog
+    partitions are Faust's: never rewound here."""
     committed: Mapping[TopicPartition, int | None] = await consumer.seek_to_committed()
-    uncommitted = [tp for tp, offset in committed.items() if not offset]
-    if uncommitted:
+    uncommitted = [tp for tp, off in committed.items() if not off and tp.topic not in changelogs]
+    if uncommitted and reset == "latest":
+        await consumer.seek_to_end(*uncommitted)
+    elif uncommitted:
         await consumer.seek_to_beginning(*uncommitted)
     return committed
 
 
 async def _seek_to_committed(self: Any) -> Mapping[TopicPartition, int | None]:
     consumer = self._ensure_consumer()
-    return await self.call_thread(seek_to_committed_or_beginning, consumer)  # type: ignore[no-any-return]
+    app = self.consumer.app
+    changelogs = set(app.tables.changelog_topics)
+    reset = app.conf.consumer_auto_offset_reset
+    seek = functools.partial(seek_to_committed_or_beginning, changelogs=changelogs, reset=reset)
+    return await self.call_thread(seek, consumer)  # type: ignore[no-any-return]
 
 
 def head_is_missing(acked: list[int], committed: int | None) -> bool:
@@ -225,44 +220,3 @@ def _read_again(consumer: Any, tp: Any, offset: int) -> None:
         task = asyncio.ensure_future(consumer.seek(tp, offset))
         _pending.add(task)
         task.add_done_callback(_pending.discard)
-
-
-async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
-    """Faust 0.15.3's `Recovery.on_recovery_completed`, but the stream partitions are sought
-    to their committed offsets *before* they are resumed (see the module's docstring, 3)."""
-    consumer = self.app.consumer
-    self.log.info("Restore complete!")
-    await self.app.on_rebalance_complete.send()
-    self._set_recovery_ended()
-    callback_coros = [
-        asyncio.ensure_future(
-            table.on_recovery_completed(
-                self.actives_for_table[table], self.standbys_for_table[table]
-            )
-        )
-        for table in self.tables.values()
-    ]
-    if callback_coros:
-        await asyncio.wait(callback_coros)
-    assignment = consumer.assignment()
-    if self.app.consumer_generation_id != generation_id:
-        self.log.warning(
-            f"Recovery rebalancing again app id {self.app.consumer_generation_id} "
-            f"param {generation_id}"
-        )
-        return
-    if assignment:  # callpulse: seek while the stream partitions are still paused...
-        self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
-    # ...and only then resume them
-    consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
-    self.completed.set()
-    self.log.dev("Resume stream partitions")
-    self.app.flow_control.resume()
-    consumer.resume_flow()
-    await self.app._fetcher.maybe_start()  # noqa: SLF001
-    self.tables.on_actives_ready()
-    if not self.app.assignor.assigned_standbys():
-        self.tables.on_standbys_ready()
-    self.app.on_rebalance_end()
-    self.log.info("Worker ready")

@@ -60,6 +60,16 @@ async def _check(bootstrap: str) -> None:
         assert await consumer.position(committed) == 4
         again = await consumer.getmany(fresh, timeout_ms=5000)
         assert [record.offset for record in again[fresh]][:1] == [0]
+
+        # a changelog partition is Faust's to place: never rewound here
+        consumer.seek(fresh, 7)
+        await seek_to_committed_or_beginning(consumer, changelogs={topic})
+        assert await consumer.position(fresh) == 7
+        # the offset reset is honoured: "latest" puts an uncommitted partition at its end
+        consumer.seek(fresh, 3)
+        await seek_to_committed_or_beginning(consumer, reset="latest")
+        assert await consumer.position(fresh) == 10
+        assert await consumer.position(committed) == 4
     finally:
         await consumer.stop()
 
