@@ -71,8 +71,9 @@ def create_app(
 ) -> FastAPI:
     """The embedded app; settings from `CALLPULSE_*`, SQLite files under `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault(datadir.DATABASE_URL_ENV, datadir.sqlite_url(data_dir))
-    api_settings = ApiSettings(KAFKA_BOOTSTRAP=None)
+    # the process's environment is not changed: an app built in-process (tests) must not point
+    # every later `callpulse run` it starts at this folder's database
+    api_settings = ApiSettings(KAFKA_BOOTSTRAP=None, DATABASE_URL=datadir.database_url(data_dir))
     ingest_settings = IngestSettings(KAFKA_BOOTSTRAP=None)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -194,6 +195,7 @@ async def _demo(
         stop=stop,
         timezone=api.TIMEZONE,
         api_key=key,
+        database_url=api.DATABASE_URL,
         truth_out=truth if minutes is not None else None,
     )
     if minutes is not None:

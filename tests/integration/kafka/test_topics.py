@@ -20,7 +20,7 @@ from tests.integration.kafka.cluster import LocalKafka, free_block
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
-NAMES = ("EVENTS", "FACTS", "KPIS", "CALLS", "ALERTS", "ROSTER")
+NAMES = ("EVENTS", "FACTS", "KPIS", "CALLS", "ALERTS", "ROSTER", "DEAD_LETTERS")
 
 
 def topics_env(run: str) -> dict[str, str]:
