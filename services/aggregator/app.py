@@ -135,12 +135,13 @@ def _ops_pages(app: faust.App, worker: Worker) -> None:
 def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
     """Check the topics (exit with one line if one is missing or wrong; the worker's own
     changelogs are created if missing), then run one Faust worker until stopped."""
-    own = internal_topics(settings, settings.APP_ID)
-    refuse_start("aggregator", settings, topic_plan(settings, "aggregator"), own=own)
     try:
-        app = create_app(settings)
+        faust_compat.check()  # first: it needs no broker
     except faust_compat.IncompatibleFaust as error:
         raise SystemExit(f"callpulse aggregator: {error}") from None
+    own = internal_topics(settings, settings.APP_ID)
+    refuse_start("aggregator", settings, topic_plan(settings, "aggregator"), own=own)
+    app = create_app(settings)
     # uvloop: the streams' per-message machinery is event-loop bound (~30 % more events/s)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()
