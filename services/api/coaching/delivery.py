@@ -4,28 +4,17 @@ WeCom, DingTalk, Feishu; Alertmanager takes alerts, not news) and by e-mail over
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import math
 import smtplib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 
 import httpx
-from standardwebhooks import Webhook
 
 from schemas.coaching import Digest
-from services.api.alerts import dingtalk, feishu
+from services.api.alerts import notices
 from services.api.alerts.channels import Channel
-from services.api.alerts.sender import (
-    JSON_HEADERS,
-    DeliveryError,
-    Outgoing,
-    check_error_code,
-    check_status,
-    json_bytes,
-)
-from services.api.alerts.wecom import CONTENT_MAX_BYTES, truncate_bytes
+from services.api.alerts.sender import DeliveryError, Outgoing
 from services.api.config import ApiSettings
 
 ATTEMPTS = 3
@@ -33,61 +22,18 @@ ATTEMPTS = 3
 
 def message_id(digest: Digest) -> str:
     """The `webhook-id`: the same on every retry and replica, so receivers can drop duplicates."""
-    return f"msg_{hashlib.sha256(digest.digest_id.encode()).hexdigest()[:32]}"
+    return notices.message_id(digest.digest_id)
 
 
 def request(channel: Channel, digest: Digest, now: datetime) -> Outgoing | None:
     """The POST that sends `digest` on `channel` (None for Alertmanager)."""
     text = digest.text
-    if channel.type == "webhook":
-        secret = channel.secret_value()
-        if secret is None:
-            raise DeliveryError("webhook channel without a secret", retryable=False)
-        body, msg_id, at = digest.model_dump_json(), message_id(digest), now.astimezone(UTC)
-        headers = {
-            **JSON_HEADERS,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(math.floor(at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, at, body),
-        }
-        return Outgoing(channel.url, body.encode(), headers)
-    if channel.type == "slack":
-        return Outgoing(channel.url, json_bytes({"text": text}), dict(JSON_HEADERS))
-    if channel.type == "wecom":
-        content = truncate_bytes(text, CONTENT_MAX_BYTES)
-        return Outgoing(
-            channel.url,
-            json_bytes({"msgtype": "markdown", "markdown": {"content": content}}),
-            dict(JSON_HEADERS),
-        )
-    if channel.type == "dingtalk":
-        url = httpx.URL(channel.url)
-        secret = channel.secret_value()
-        if secret is not None:
-            stamp = int(now.timestamp() * 1000)
-            url = url.copy_merge_params(
-                {"timestamp": str(stamp), "sign": dingtalk.sign(stamp, secret)}
-            )
-        markdown = {"msgtype": "markdown", "markdown": {"title": digest.title, "text": text}}
-        return Outgoing(str(url), json_bytes(markdown), dict(JSON_HEADERS))
-    if channel.type == "feishu":
-        payload: dict[str, object] = {"msg_type": "text", "content": {"text": text}}
-        secret = channel.secret_value()
-        if secret is not None:
-            stamp = int(now.timestamp())
-            payload = {"timestamp": str(stamp), "sign": feishu.sign(stamp, secret), **payload}
-        return Outgoing(channel.url, json_bytes(payload), dict(JSON_HEADERS))
-    return None
+    notice = notices.Notice(digest.digest_id, digest.model_dump_json(), digest.title, text, text)
+    return notices.request(channel, notice, now)
 
 
-def check(channel: Channel, response: httpx.Response) -> None:
-    """Judge the receiver's answer as the alert senders do."""
-    if channel.type in ("wecom", "dingtalk"):
-        check_error_code(response, "errcode")
-    elif channel.type == "feishu":
-        check_error_code(response, "code", "StatusCode")
-    else:
-        check_status(response)
+check = notices.check
+"""Judge the receiver's answer as the alert senders do."""
 
 
 async def post(

@@ -9,28 +9,17 @@ checks; a failed attempt is retried a few times, then recorded as failed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from standardwebhooks import Webhook
 
 from schemas.competitions import Announcement
-from services.api.alerts import dingtalk, feishu
+from services.api.alerts import notices
 from services.api.alerts.channels import Channel
-from services.api.alerts.sender import (
-    JSON_HEADERS,
-    DeliveryError,
-    Outgoing,
-    check_error_code,
-    check_status,
-    json_bytes,
-)
-from services.api.alerts.wecom import CONTENT_MAX_BYTES, truncate_bytes
+from services.api.alerts.sender import DeliveryError, Outgoing
 from services.api.competitions import repository
 
 log = structlog.get_logger(__name__)
@@ -41,63 +30,20 @@ ATTEMPTS = 3
 
 def message_id(announcement: Announcement) -> str:
     """The `webhook-id`: the same on every retry and replica."""
-    digest = hashlib.sha256(announcement.announcement_id.encode()).hexdigest()
-    return f"msg_{digest[:32]}"
-
-
-def _text(a: Announcement) -> str:
-    return f"{a.message_en}\n{a.message_zh}"
+    return notices.message_id(announcement.announcement_id)
 
 
 def request(channel: Channel, a: Announcement, sent_at: datetime) -> Outgoing | None:
     """The POST that announces `a` on `channel` (None: Alertmanager takes alerts, not news);
     signatures carry `sent_at`, the moment of sending, which receivers check for freshness."""
-    if channel.type == "webhook":
-        secret = channel.secret_value()
-        if secret is None:
-            raise DeliveryError("webhook channel without a secret", retryable=False)
-        body, msg_id, now = a.model_dump_json(), message_id(a), sent_at.astimezone(UTC)
-        headers = {
-            **JSON_HEADERS,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(math.floor(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
-        }
-        return Outgoing(channel.url, body.encode(), headers)
-    if channel.type == "slack":
-        return Outgoing(channel.url, json_bytes({"text": _text(a)}), dict(JSON_HEADERS))
-    if channel.type == "wecom":
-        content = truncate_bytes(f"### {a.competition}\n{_text(a)}", CONTENT_MAX_BYTES)
-        body_wecom = {"msgtype": "markdown", "markdown": {"content": content}}
-        return Outgoing(channel.url, json_bytes(body_wecom), dict(JSON_HEADERS))
-    if channel.type == "dingtalk":
-        url = httpx.URL(channel.url)
-        secret = channel.secret_value()
-        if secret is not None:
-            stamp = int(sent_at.timestamp() * 1000)
-            url = url.copy_merge_params(
-                {"timestamp": str(stamp), "sign": dingtalk.sign(stamp, secret)}
-            )
-        body_ding = {"msgtype": "markdown", "markdown": {"title": a.competition, "text": _text(a)}}
-        return Outgoing(str(url), json_bytes(body_ding), dict(JSON_HEADERS))
-    if channel.type == "feishu":
-        payload: dict[str, object] = {"msg_type": "text", "content": {"text": _text(a)}}
-        secret = channel.secret_value()
-        if secret is not None:
-            stamp = int(sent_at.timestamp())
-            payload = {"timestamp": str(stamp), "sign": feishu.sign(stamp, secret), **payload}
-        return Outgoing(channel.url, json_bytes(payload), dict(JSON_HEADERS))
-    return None
+    text = f"{a.message_en}\n{a.message_zh}"
+    wecom = f"### {a.competition}\n{text}"
+    notice = notices.Notice(a.announcement_id, a.model_dump_json(), a.competition, text, wecom)
+    return notices.request(channel, notice, sent_at)
 
 
-def check(channel: Channel, response: httpx.Response) -> None:
-    """Judge the receiver's answer as the alert senders do."""
-    if channel.type in ("wecom", "dingtalk"):
-        check_error_code(response, "errcode")
-    elif channel.type == "feishu":
-        check_error_code(response, "code", "StatusCode")
-    else:
-        check_status(response)
+check = notices.check
+"""Judge the receiver's answer as the alert senders do."""
 
 
 class Announcer:
