@@ -131,6 +131,9 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    keyed: bool = True
+    """Its partition count matters (records placed by key, co-partitioned with others); the
+    dead-letters topic is read by people, any count will do."""
 
 
 def topic_plan(
@@ -145,7 +148,7 @@ def topic_plan(
     calls = TopicSpec(s.CALLS_TOPIC, n, compacted=True)
     alerts = TopicSpec(s.ALERTS_TOPIC, n)
     roster = TopicSpec(s.ROSTER_TOPIC, n, compacted=True)
-    dead_letters = TopicSpec(s.DEAD_LETTERS_TOPIC, n)
+    dead_letters = TopicSpec(s.DEAD_LETTERS_TOPIC, n, keyed=False)
     internal = internal_topics(settings, app_id) if app_id else []
     if service == "ingest":
         return [events]
@@ -318,7 +321,7 @@ async def check_topics(
             problems.append(f"topic {spec.name} is missing; run `{FIX_COMMAND}`")
             continue
         partitions = topic["partitions"]
-        if len(partitions) != spec.partitions:
+        if spec.keyed and len(partitions) != spec.partitions:
             problems.append(
                 f"topic {spec.name} has {len(partitions)} partitions, callpulse needs "
                 f"{spec.partitions}: set CALLPULSE_PARTITIONS={len(partitions)}, or delete the "
