@@ -11,7 +11,7 @@ milliseconds and revenue in units of 1/10,000 of the currency (`scale`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -143,7 +143,7 @@ def total(buckets: Iterable[Counters]) -> Counters:
     return columns or zero()
 
 
-def derive(c: Counters) -> dict[str, Any]:
+def derive(c: Sequence[int]) -> dict[str, Any]:
     """The KPI values of one bucket of counters (formulas in `schemas.kpis.kpi_values`).
 
     Memoised: a rep's windows often sum to the same counters (all zero, or today = week)."""

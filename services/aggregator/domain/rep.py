@@ -216,13 +216,33 @@ def window_plans(tz: ZoneInfo, minute: int) -> tuple[WindowPlan, ...]:
 
 
 def plan_counters(rep: RepState, plan: WindowPlan) -> Counters:
-    """The summed counters of one planned window (walks the rep's sparse buckets)."""
+    """The summed counters of one planned window (looks up the window's keys, or walks the
+    rep's sparse buckets when it has fewer)."""
     if plan.minutes is None:
-        buckets = [bucket for key, bucket in rep.days.items() if key in plan.days]
+        days = rep.days
+        if len(plan.days) < len(days):
+            buckets = [days[key] for key in plan.days if key in days]
+        else:
+            buckets = [bucket for key, bucket in days.items() if key in plan.days]
     else:
         first, last = plan.minutes
-        buckets = [bucket for key, bucket in rep.minutes.items() if first <= key <= last]
+        minutes = rep.minutes
+        if last - first < len(minutes):
+            buckets = [minutes[key] for key in range(first, last + 1) if key in minutes]
+        else:
+            buckets = [bucket for key, bucket in minutes.items() if first <= key <= last]
+    if len(buckets) == 1:
+        return list(buckets[0])
     return total(buckets)
+
+
+@lru_cache(maxsize=8192)
+def window_kpis(plan: WindowPlan, counters: tuple[int, ...]) -> Kpis:
+    """One window's KPIs (frozen, so shared: many reps' windows, and a rep's windows from one
+    snapshot to the next, sum to the same counters within a minute)."""
+    return Kpis(
+        window=plan.window, window_start=plan.start, window_end=plan.end, **derive(counters)
+    )
 
 
 def status_now(rep: RepState, now: datetime) -> tuple[RepStatus, datetime | None]:
@@ -265,12 +285,7 @@ def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> 
     """The rep's KPIs for every window at `now`, with status and target progress."""
     tz = ZoneInfo(ctx.timezone)
     values: dict[str, Kpis] = {
-        plan.window: Kpis(
-            window=plan.window,
-            window_start=plan.start,
-            window_end=plan.end,
-            **derive(plan_counters(rep, plan)),
-        )
+        plan.window: window_kpis(plan, tuple(plan_counters(rep, plan)))
         for plan in window_plans(tz, w.epoch_minute(now))
     }
     status, since = status_now(rep, now)
@@ -290,16 +305,24 @@ def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> 
     )
 
 
-_VOLATILE: dict[str, Any] = {
-    "as_of": True,
-    "lag_seconds": True,
-    "windows": {window: {"window_start", "window_end"} for window in WINDOWS},
-}
-
-
 def signature(snap: RepSnapshot) -> int:
     """What a wallboard would see change: every value, but not the time of computing it nor
     the bounds of windows (rolling ones move every minute without any number changing).
 
-    A hash of the JSON without those (cheap to keep per rep; pydantic-core does the work)."""
-    return hash(snap.model_dump_json(exclude=_VOLATILE))
+    A hash of the values (cheap to keep per rep): the snapshot's fields but `as_of` and
+    `lag_seconds`, each window's fields after its name and bounds, every target's and hourly
+    point's fields (tests/unit/aggregator/test_signature.py holds it to the models)."""
+    return hash(
+        (
+            snap.rep_id,
+            snap.team_id,
+            snap.rep_name,
+            snap.timezone,
+            snap.status,
+            snap.status_since,
+            snap.last_event_at,
+            tuple((k.window, *tuple(k.__dict__.values())[3:]) for k in snap.windows.values()),
+            tuple(tuple(t.__dict__.values()) for t in snap.targets),
+            tuple(tuple(p.__dict__.values()) for p in snap.hourly),
+        )
+    )
