@@ -112,5 +112,10 @@ chaos: $(STAMP) infra ## SIGKILL ingest, workers, API and broker under live traf
 bench: $(STAMP) infra ## Run the benchmark suite; writes bench/results/
 	$(BIN)/python -m bench.run
 
+# tests/soak/run.py: its own broker (CALLPULSE_SOAK_KAFKA_PORT, default 19192, in .cache/kafka-soak),
+# fresh topics per run; results in tests/soak/results/. SOAK_ARGS="--runs 15 --disable-fixes": the control.
+soak: $(STAMP) ## 60 randomised two-worker fault runs (kills, recovery, scale, SIGSTOP, broker, poison); exit 1 on a lost offset or double count
+	$(BIN)/python -m tests.soak.run $(SOAK_ARGS)
+
 clean: ## Remove the venv and caches (keeps .cache/ jars and data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ import structlog
 from pydantic import ValidationError
 
 from schemas.roster import RosterRecord
-from services.aggregator import failstop, faust_compat
+from services.aggregator import failstop, faust_compat, testhooks
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.core import (
     Aggregator,
@@ -213,6 +213,7 @@ class Worker:
 
     def fail_stop(self, reason: str, error: BaseException | None = None) -> NoReturn:
         """Exit at once, committing nothing: the restart reads the failed batch again."""
+        testhooks.raise_as_faust(error)  # CALLPULSE_TEST_DISABLE_FIXES: Faust acks it
         failstop.stop(self.settings.DATA_DIR, reason, error)
 
     async def publish(self, out: Publication) -> None:

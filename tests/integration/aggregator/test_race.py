@@ -1,0 +1,59 @@
+"""The recovery race, widened on purpose, with the offset-coverage oracle (issue "Exact under
+faults", deliverable 5).
+
+Faust resumes the stream partitions at the end of a table recovery before it seeks them to
+their committed offsets, then clears the streams' queues: records delivered in that window
+were dropped unacked. `CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS` holds the window open for 1.5 s
+in every recovery, while events keep arriving, and two workers rebalance twice (one joins, then
+is SIGKILLed). With the fixes on, every offset of the events and facts topics is processed, no
+commit passes an unprocessed offset, and every rep's KPIs equal the reference fold. With
+`CALLPULSE_TEST_DISABLE_FIXES=1` (Faust as shipped) `make soak` shows the holes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.scenario import midday_timezone
+from tests.integration.aggregator.test_workers import floor_log
+from tests.soak.scenario import Run, stream_of
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_a_widened_recovery_race_loses_no_offset_and_the_kpis_are_exact(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    run = Run(
+        kafka_bootstrap,
+        tmp_path,
+        midday_timezone(now),
+        env={"CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS": "1500"},
+    )
+    events = floor_log(seed=3, now=now, reps=40, calls=3000)
+    items = stream_of(events, random.Random(3))
+    tenth = len(items) // 10
+    try:
+        run.start("a")
+        run.send(items[:tenth])
+        b = run.start("b", wait=False)
+        run.send(items[tenth : 5 * tenth])  # a backlog when b joins: both workers recover
+        run.wait_healthy(b)
+        time.sleep(4)
+        run.kill("b")
+        run.send(items[5 * tenth :])  # b's partitions wait for a with a backlog: a recovers
+        result = run.converge(events, timeout=90)
+        widened = run.fired("test_widening_recovery_race")
+    finally:
+        run.close()
+    assert widened >= 3, "the race window was not widened in every recovery"
+    assert result["lost_offsets"] == 0, result["holes"]
+    assert result["over_commits"] == 0, result
+    assert result["double_counts"] == 0, result
+    assert result["converged"], result
