@@ -19,7 +19,7 @@ import uvloop
 from faust.exceptions import NotReady
 from prometheus_client import generate_latest
 
-from services.aggregator import faust_compat
+from services.aggregator import faust_compat, testhooks
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.worker import Worker
 from services.kit.kafka import faust_kwargs, internal_topics, refuse_start, topic_plan
@@ -33,13 +33,17 @@ Job = Callable[[], Awaitable[None]]
 def create_app(settings: AggregatorSettings) -> faust.App:
     """Build the Faust app; nothing connects until the worker starts."""
     faust_compat.install()
+    faust_compat.register_stores()
+    # the soak's control runs (Faust as shipped) have no commit hook to checkpoint the store
+    rocksdb = settings.AGGREGATOR_STORE == "rocksdb" and not testhooks.fixes_disabled()
     app = faust.App(
         settings.APP_ID,
         **faust_kwargs(settings),
-        store="memory://",
+        store=faust_compat.ROCKSDB_URL if rocksdb else "memory://",
         processing_guarantee="at_least_once",
         topic_partitions=settings.PARTITIONS,
-        table_standby_replicas=0,
+        # a memory store's standby would hold other workers' keys in the dict it serves
+        table_standby_replicas=settings.STANDBY_REPLICAS if rocksdb else 0,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_host=settings.WEB_HOST,
@@ -47,6 +51,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         web_port=settings.WEB_PORT,
         datadir=settings.DATA_DIR,
         broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
+        broker_heartbeat_interval=settings.SESSION_TIMEOUT_SECONDS / 4,
         producer_linger_ms=settings.PRODUCER_LINGER_MS,
         producer_max_batch_size=settings.PRODUCER_BATCH_BYTES,
         broker_max_poll_records=settings.BATCH_MAX_EVENTS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from services.kit.settings import CommonSettings
 
 
@@ -14,9 +16,22 @@ class AggregatorSettings(CommonSettings):
     APP_ID: str = "callpulse-aggregator"
     WEB_PORT: int = 6066
     WEB_HOST: str = "127.0.0.1"
+    # The worker's own directory: with the rocksdb store its tables live here, so two workers
+    # on one host need two directories (RocksDB locks each database), and a restart is fast
+    # only when it finds its directory again (Kubernetes: the StatefulSet's volume).
     DATA_DIR: str = ".callpulse/aggregator"
-    SESSION_TIMEOUT_SECONDS: float = 30.0
-    """How soon the group notices a dead worker and moves its partitions."""
+    AGGREGATOR_STORE: Literal["rocksdb", "memory"] = "rocksdb"
+    """Where the worker keeps its tables: rocksdb, on disk under DATA_DIR, so a restart replays
+    only the changelog written since the worker's last commit; memory, replayed whole at every
+    start and failover. Measured with a month of a 10,000-rep floor in `make bench`
+    (docs/decisions/state-store.md)."""
+    STANDBY_REPLICAS: int = 1
+    """Workers that keep a warm copy of each partition's tables (rocksdb store only; memory
+    keeps none), so the survivor of a worker's death takes its partitions over without a
+    replay. One is enough for two workers; each copy costs disk, not the worker's memory."""
+    SESSION_TIMEOUT_SECONDS: float = 10.0
+    """How soon the group notices a dead worker and moves its partitions (heartbeats go every
+    quarter of it). Most of a failover's time: 30 s would miss its 15 s target alone."""
     PRODUCER_LINGER_MS: int = 10
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     ROLLING_REFRESH_SECONDS: float = 15.0

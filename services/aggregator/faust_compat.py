@@ -34,16 +34,21 @@ import importlib.metadata
 import inspect
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, MutableMapping
 from typing import Any
 
+import rocksdict
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust import stores as faust_stores
+from faust.stores import rocksdb as faust_rocksdb
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
+from faust.types import TP
 
 from services.aggregator import testhooks
+from services.kit.partitioning import partition_for
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +87,20 @@ def problems() -> list[str]:
             found.append(f"faust Consumer no longer sets {name}")
     if "self.completed" not in inspect.getsource(Recovery.__init__):
         found.append("faust Recovery no longer has `completed`")
+    found += _store_problems()
+    return found
+
+
+def _store_problems() -> list[str]:
+    """What `RocksStore` relies on in Faust's RocksDB store."""
+    found = []
+    if not faust_rocksdb.USE_ROCKSDICT:
+        found.append("faust's RocksDB store does not use rocksdict")
+    for name in ("_visible_items", "revoke_partitions", "persisted_offset", "offset_key"):
+        if not hasattr(faust_rocksdb.Store, name):
+            found.append(f"faust.stores.rocksdb.Store.{name} is gone")
+    if not isinstance(getattr(faust_stores.STORES, "aliases", None), dict):
+        found.append("faust.stores.STORES has no aliases")
     return found
 
 
@@ -125,6 +144,7 @@ async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool =
     hook = _before_commit.get(self.app)
     if hook is not None:
         await hook()
+    await checkpoint_stores(self)  # what was sent is in Kafka: the local stores may follow
     return await _faust_commit_offsets(self, offsets, start_new_transaction)
 
 
@@ -224,3 +244,149 @@ def _read_again(consumer: Any, tp: Any, offset: int) -> None:
         task = asyncio.ensure_future(consumer.seek(tp, offset))
         _pending.add(task)
         task.add_done_callback(_pending.discard)
+
+
+# -- the persistent table store (CALLPULSE_AGGREGATOR_STORE=rocksdb) ---------------------------
+
+ROCKSDB_URL = "callpulse-rocksdb://"
+"""The `store` of the aggregator's app when its tables live in RocksDB (`RocksStore`)."""
+
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 4 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * 2**20,
+}
+"""Per partition database (two tables x every partition a worker holds, actives and standbys):
+Faust's defaults, 3 x 64 MiB memtables and a 2 GiB block cache each, would not stay within the
+worker's 1 GiB."""
+
+
+class RocksStore(faust_rocksdb.Store):
+    """Faust's RocksDB store (rocksdict), made right for this driver, which writes the tables'
+    dicts itself and sends their changelog records through its own outbox:
+
+    - A key's database is its changelog partition (`partition_for`, as the outbox routes it),
+      not the partition of whichever event happens to be current (Faust's `_set` asserts a
+      current event, which batches and timers do not have).
+    - Writes are held in memory and reach RocksDB only once their changelog records are
+      confirmed in Kafka, together with the changelog offset to replay from (`checkpoint`, run
+      before each commit of offsets). A killed worker's database is therefore never ahead of
+      its changelog: the restart replays the changelog from that offset, as a memory store
+      replays it from the beginning.
+    """
+
+    def __init__(self, url: Any, app: Any, table: Any, **kwargs: Any) -> None:
+        options = {**ROCKSDB_OPTIONS, **(kwargs.pop("options", None) or {})}
+        super().__init__(url, app, table, options=options, **kwargs)
+        self.pending: dict[int, dict[bytes, bytes | None]] = {}
+        """Writes since the last checkpoint, per partition (None: deleted)."""
+        self.confirming: dict[int, dict[bytes, bytes | None]] = {}
+        """Writes before the last checkpoint, written to RocksDB at the next one."""
+        self.confirming_offsets: dict[int, int] = {}
+        """Per partition: the changelog offset below which every record's write is held."""
+
+    def _partition(self, key: bytes) -> int:
+        return partition_for(key, self.table.partitions or self.app.conf.topic_partitions)
+
+    def _held(self, partition: int, key: bytes) -> tuple[bool, bytes | None]:
+        for layer in (self.pending, self.confirming):
+            writes = layer.get(partition)
+            if writes is not None and key in writes:
+                return True, writes[key]
+        return False, None
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        self.pending.setdefault(self._partition(key), {})[key] = value
+
+    def _del(self, key: bytes) -> None:
+        self.pending.setdefault(self._partition(key), {})[key] = None
+
+    def _get(self, key: bytes) -> bytes | None:
+        partition = self._partition(key)
+        held, value = self._held(partition, key)
+        if held:
+            return value
+        db = self._dbs.get(partition)
+        return None if db is None else db.get(key)
+
+    def _contains(self, key: bytes) -> bool:
+        return self._get(key) is not None
+
+    def _active_partitions(self) -> list[int]:
+        actives = self.app.assignor.assigned_actives()
+        topic = self.table.changelog_topic.get_topic_name()
+        held = set(self._dbs) | set(self.pending) | set(self.confirming)
+        return sorted(p for p in held if TP(topic, p) in actives or self.table.is_global)
+
+    def _iteritems(self) -> Iterator[tuple[bytes, bytes]]:
+        for partition in self._active_partitions():
+            over = {**self.confirming.get(partition, {}), **self.pending.get(partition, {})}
+            db = self._dbs.get(partition)
+            if db is not None:
+                for key, value in self._visible_items(db):
+                    if key not in over:
+                        yield key, value
+            yield from ((key, value) for key, value in over.items() if value is not None)
+
+    def _iterkeys(self) -> Iterator[bytes]:
+        return (key for key, _ in self._iteritems())
+
+    def _itervalues(self) -> Iterator[bytes]:
+        return (value for _, value in self._iteritems())
+
+    def _size(self) -> int:
+        return sum(1 for _ in self._iteritems())
+
+    def revoke_partitions(self, table: Any, tps: Any) -> None:
+        """Forget held writes of revoked partitions: their changelog has them, and a worker
+        that gets one back replays it from the offset its database holds."""
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics:
+                self.pending.pop(tp.partition, None)
+                self.confirming.pop(tp.partition, None)
+                self.confirming_offsets.pop(tp.partition, None)
+        super().revoke_partitions(table, tps)
+
+    async def checkpoint(self, consumer: Any) -> None:
+        """Write the writes held since the checkpoint before the last one (their records were
+        confirmed by the commit this runs in) to RocksDB, each partition's in one atomic batch
+        with the offset to replay from; then hold the writes since the last one. The offset is
+        read before they are taken: every record below it was sent after its write, so a
+        replay from there misses none of them (an offset too low only replays more)."""
+        for partition, writes in self.confirming.items():
+            db = self._dbs.get(partition)
+            if db is None:
+                continue
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, value in writes.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            offset = self.confirming_offsets.get(partition)
+            if offset is not None:
+                batch.put(self.offset_key, str(offset).encode())
+            db.write(batch)
+        self.confirming, self.confirming_offsets = {}, {}
+        if not self.pending:
+            return
+        topic = self.table.changelog_topic.get_topic_name()
+        ends = await consumer.highwaters(*(TP(topic, p) for p in self.pending))
+        self.confirming, self.pending = self.pending, {}
+        self.confirming_offsets = {
+            tp.partition: end - 1 for tp, end in ends.items() if end and end > 0
+        }
+
+
+async def checkpoint_stores(consumer: Any) -> None:
+    """Before a commit of offsets, once every record sent is confirmed: `RocksStore.checkpoint`
+    for each table kept in RocksDB."""
+    for table in consumer.app.tables.values():
+        store = table.data
+        if isinstance(store, RocksStore):
+            await store.checkpoint(consumer)
+
+
+def register_stores() -> None:
+    """Make `ROCKSDB_URL` name `RocksStore` in Faust's registry of stores."""
+    faust_stores.STORES.aliases[ROCKSDB_URL.split(":", 1)[0]] = f"{__name__}:RocksStore"

@@ -56,6 +56,8 @@ EMBEDDED_UNUSED = frozenset(
         "WEB_PORT",
         "WEB_HOST",
         "SESSION_TIMEOUT_SECONDS",
+        "AGGREGATOR_STORE",
+        "STANDBY_REPLICAS",
         "PRODUCER_LINGER_MS",
         "PRODUCER_BATCH_BYTES",
         "CONSUMER_GROUP_PREFIX",
@@ -98,7 +100,8 @@ MEANINGS: dict[str, str] = {
     "WEB_HOST": "Interface the aggregator's web server listens on; 127.0.0.1 keeps a laptop's "
     "worker private, containers set 0.0.0.0.",
     "DATA_DIR": "Folder of local files: `run`'s event log, SQLite database, webhook secret and "
-    "lock (and `keys`, `send`, `simulate` find them there); the aggregator's Faust tables.",
+    "lock (and `keys`, `send`, `simulate` find them there); the aggregator's tables (rocksdb "
+    "store: one directory per worker, kept across restarts).",
     "SNAPSHOT_INTERVAL_SECONDS": "How often changed reps' KPI snapshots are published.",
     "ROLLING_REFRESH_SECONDS": "How often rolling windows (15m, 60m) of idle reps are refreshed.",
     "ALERT_EVALUATION_SECONDS": "How often alert rules are judged.",

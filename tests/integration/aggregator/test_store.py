@@ -1,0 +1,127 @@
+"""The rocksdb table store: a worker SIGKILLed mid-stream leaves databases that hold only what
+its changelogs hold, and restarted on the same data dir it gives the reference KPIs.
+
+Its databases are read after the kill (read-only, as the restarted worker would find them):
+every value must be one the changelog received for that key (a database ahead of its changelog
+would make a replay on another worker disagree with the restart), and the changelog offset
+each holds must not pass its changelog's end."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rocksdict
+
+from schemas.events import event_to_json
+from services.aggregator.domain.reference import fold
+from tests.e2e.scenario import midday_timezone
+from tests.integration.aggregator.support import PARTITIONS, Deployment, read_records
+from tests.integration.aggregator.test_workers import _equal, _latest, floor_log
+
+pytestmark = pytest.mark.timeout(300)
+
+OFFSET_KEY = b"__faust\0offset__"
+
+
+def test_a_killed_worker_restarts_on_its_own_store_with_the_reference_kpis(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    tz = midday_timezone(now)
+    deployment = Deployment(kafka_bootstrap, tmp_path, tz)
+    events = floor_log(seed=5, now=now, calls=400)
+    rng = random.Random(3)
+    stream = events + rng.sample(events, len(events) // 5)  # 20 % duplicates
+    rng.shuffle(stream)
+    items = [(e.call_id.encode(), event_to_json(e)) for e in stream]
+    third = len(items) // 3
+
+    with deployment.worker("w") as first:
+        deployment.produce("events", items[:third])
+        deadline = time.monotonic() + 60
+        while not _latest(deployment) and time.monotonic() < deadline:
+            time.sleep(1)
+        time.sleep(7)  # commits 2.8 s apart: the first writes reach RocksDB at the second
+        deployment.produce("events", items[third : 2 * third])
+        time.sleep(1)
+        first.kill()  # mid-stream
+        first.wait()
+    stores = _databases(tmp_path / "w")
+    assert {(table, p) for table, p, _ in stores} >= {
+        (table, p) for table in ("calls", "reps") for p in range(PARTITIONS)
+    }
+    checked = 0
+    for table, partition, path in stores:
+        changelog = _changelog(deployment, table, partition)
+        held, offset = _read(path)
+        assert offset is None or offset <= max(changelog["offsets"]), (table, partition, offset)
+        for key, value in held.items():
+            assert value in changelog["values"].get(key, ()), (table, partition, key)
+            checked += 1
+    assert checked > 0  # the worker had written its tables before the kill
+
+    with deployment.worker("w"):  # the same data dir
+        deployment.produce("events", items[2 * third :])
+        want = fold(events, datetime.now(UTC), default_timezone=tz)
+        deadline = time.monotonic() + 120
+        mismatch: dict[Any, Any] = {}
+        while time.monotonic() < deadline:
+            got = _latest(deployment)
+            mismatch = {
+                (rep, window): (got.get(rep, {}).get(window), values)
+                for rep, windows in want.items()
+                for window, values in windows.items()
+                if window in ("today", "week", "month")
+                and not _equal(got.get(rep, {}).get(window), values)
+            }
+            if not mismatch:
+                break
+            time.sleep(2)
+        example = next(iter(mismatch.items()), None)
+        assert not mismatch, f"{len(mismatch)} rep-windows differ, e.g. {example}"
+
+
+def _databases(data_dir: Path) -> list[tuple[str, int, Path]]:
+    """(table, partition, path) of every table database under a worker's data dir."""
+    out = []
+    for path in data_dir.glob("*/tables/*.db"):
+        table, _, partition = path.stem.rpartition("-")
+        out.append((table, int(partition), path))
+    return sorted(out)
+
+
+def _changelog(deployment: Deployment, table: str, partition: int) -> dict[str, Any]:
+    """Every value the changelog partition received per key, and its records' offsets."""
+    topic = f"{deployment.run}-agg-{table}-changelog"
+    values: dict[bytes, list[bytes | None]] = {}
+    offsets = [-1]
+    for record in asyncio.run(read_records(deployment.bootstrap, topic)):
+        if record.partition == partition:
+            values.setdefault(record.key, []).append(record.value)
+            offsets.append(record.offset)
+    return {"values": values, "offsets": offsets}
+
+
+def _read(path: Path) -> tuple[dict[bytes, bytes], int | None]:
+    """A database's keys and values, and the changelog offset it holds."""
+    db = rocksdict.Rdict(
+        str(path),
+        options=rocksdict.Options(raw_mode=True),
+        access_type=rocksdict.AccessType.read_only(),
+    )
+    try:
+        held = {
+            k: v
+            for k, v in db.items()
+            if isinstance(k, bytes) and isinstance(v, bytes) and k != OFFSET_KEY
+        }
+        offset = db.get(OFFSET_KEY)
+        return held, None if offset is None else int(offset)
+    finally:
+        db.close()
