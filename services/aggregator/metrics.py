@@ -51,6 +51,14 @@ class Metrics:
             "failure; counted again at the next start.",
             registry=self.registry,
         )
+        # Restarts of any cause (fail-stop, OOM kill, SIGKILL) show as changes of this value;
+        # the fail-stop count above survives its exit through the data folder.
+        self.started = Gauge(
+            "callpulse_aggregator_start_time_seconds",
+            "When this aggregator process started (Unix time); each restart changes it.",
+            registry=self.registry,
+        )
+        self.started.set_to_current_time()
         self.commit_held = Gauge(
             "callpulse_aggregator_commit_held_seconds",
             "How long a partition's commit has been held because the message at its committed "
