@@ -55,9 +55,10 @@ class Rules:
     """How long a forgotten call's event ids are kept (a replay of one is a duplicate)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 6x (one per fact)
 class RepFact:
-    """The change of one call's contribution to one rep, at one version of the call."""
+    """The change of one call's contribution to one rep, at one version of the call (never
+    changed once made)."""
 
     rep_id: str
     call_id: str

@@ -300,7 +300,9 @@ def snapshot(rep: RepState, ctx: Context, now: datetime, lag_seconds: float) -> 
         lag_seconds=round(max(0.0, lag_seconds), 3),
         last_event_at=rep.last_event_at,
         windows=values,
-        targets=progress(ctx.targets, values, shift_fraction(ctx.shift, now, tz)),
+        targets=progress(ctx.targets, values, shift_fraction(ctx.shift, now, tz))
+        if ctx.targets
+        else [],
         hourly=hourly_profile(rep),
     )
 
