@@ -52,7 +52,7 @@ def run(ctx: Context) -> list[Row]:
             compacted=[topics["kpis"], topics["calls"], topics["roster"]],
         )
     )
-    seconds = ctx.seconds(20, 8)
+    seconds = ctx.seconds(60, 8)  # 120 probes per rate: p99 is not just the slowest one
     events = floor_events(int(sum(RATES) * seconds), reps=500, prefix=f"{run_id}-", minutes_ago=30)
     common = {
         "CALLPULSE_KAFKA_BOOTSTRAP": ctx.bootstrap,
