@@ -21,7 +21,7 @@ KAFKA4 := CALLPULSE_KAFKA_VERSION=$(KAFKA4_VERSION) CALLPULSE_KAFKA_PORT=$(CALLP
 	CALLPULSE_KAFKA_DIR=$(CALLPULSE_KAFKA4_DIR)
 KAFKA4_TESTS := tests/e2e/test_distributed.py tests/integration/aggregator/test_workers.py
 
-.PHONY: help install lock run demo test unit lint fmt schemas infra deploy-tools up down chaos bench clean
+.PHONY: help install lock run demo test unit lint fmt schemas infra deploy-tools up down chaos chaos-cluster bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ down: ## Stop everything `make up` started (by pid)
 
 chaos: $(STAMP) infra ## SIGKILL ingest, workers, API and broker under live traffic; exact KPIs or exit 1
 	$(BIN)/python -m tests.chaos.run $(CHAOS_ARGS)
+
+chaos-cluster: $(STAMP) infra ## make chaos on 3 brokers (replication 3, min.insync 2), each node SIGKILLed in turn
+	$(BIN)/python -m tests.chaos.run --brokers 3 $(CHAOS_ARGS)
 
 bench: $(STAMP) infra ## Run the benchmark suite; writes bench/results/
 	$(BIN)/python -m bench.run
