@@ -83,3 +83,11 @@ _.get_targets  # services/api/db/repository.py: only tests/integration read it
 _.get_alert_rules  # services/api/db/repository.py: only tests/integration read it
 _.dropped  # services/api/readmodel.py: set, only tests read it
 _.dropped_subscribers  # services/api/readmodel.py: counted, only tests read it
+
+# faust_compat.RocksStore: Faust's SerializedStore calls these hooks of a store by name.
+_._set
+_._del
+_._contains
+_._iterkeys
+_._itervalues
+_._size

@@ -329,7 +329,12 @@ class RocksStore(faust_rocksdb.Store):
             yield from ((key, value) for key, value in over.items() if value is not None)
 
     def _iterkeys(self) -> Iterator[bytes]:
-        return (key for key, _ in self._iteritems())
+        for partition in self._active_partitions():  # keys only: values stay on disk
+            over = {**self.confirming.get(partition, {}), **self.pending.get(partition, {})}
+            db = self._dbs.get(partition)
+            if db is not None:
+                yield from (key for key in self._visible_keys(db) if key not in over)
+            yield from (key for key, value in over.items() if value is not None)
 
     def _itervalues(self) -> Iterator[bytes]:
         return (value for _, value in self._iteritems())
@@ -352,11 +357,15 @@ class RocksStore(faust_rocksdb.Store):
         confirmed by the commit this runs in) to RocksDB, each partition's in one atomic batch
         with the offset to replay from; then hold the writes since the last one. The offset is
         read before they are taken: every record below it was sent after its write, so a
-        replay from there misses none of them (an offset too low only replays more)."""
+        replay from there misses none of them (an offset too low only replays more). Only
+        partitions still active are written: one kept now as a standby gets the new owner's
+        records from the changelog, which an older write of ours must not overwrite."""
+        topic = self.table.changelog_topic.get_topic_name()
+        actives = self.app.assignor.assigned_actives()
         for partition, writes in self.confirming.items():
             db = self._dbs.get(partition)
-            if db is None:
-                continue
+            if db is None or TP(topic, partition) not in actives:
+                continue  # moved away, or now a standby: its copy comes from the changelog
             batch = rocksdict.WriteBatch(raw_mode=True)
             for key, value in writes.items():
                 if value is None:
@@ -368,9 +377,9 @@ class RocksStore(faust_rocksdb.Store):
                 batch.put(self.offset_key, str(offset).encode())
             db.write(batch)
         self.confirming, self.confirming_offsets = {}, {}
+        self.pending = {p: w for p, w in self.pending.items() if TP(topic, p) in actives}
         if not self.pending:
             return
-        topic = self.table.changelog_topic.get_topic_name()
         ends = await consumer.highwaters(*(TP(topic, p) for p in self.pending))
         self.confirming, self.pending = self.pending, {}
         self.confirming_offsets = {
