@@ -30,6 +30,7 @@ from bench.scenarios import (
     competitions,
     e2e,
     embedded,
+    failover,
     ingest,
     restart,
     sse,
@@ -76,6 +77,14 @@ SCENARIOS: dict[str, tuple[Scenario, list[tuple[str, str]]]] = {
         ],
     ),
     "restart": (restart.run, [("embedded restart, 2,000,000-event log", "ready <= 10 s")]),
+    "failover": (
+        failover.run,
+        [
+            ("aggregator failover (SIGKILL), 10,000 reps + a month", "<= 15 s"),
+            ("aggregator restart on the same host, 10,000 reps + a month", "ready <= 15 s"),
+            ("aggregator peak RSS in failover, 10,000 reps + a month", "<= 1 GiB"),
+        ],
+    ),
 }
 
 RESULTS = ROOT / "bench" / "results"
