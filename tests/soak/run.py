@@ -75,10 +75,21 @@ class Broker:
         }
         subprocess.run([str(KAFKA_SH), *command], env=env, check=True, capture_output=True)
 
+    def start(self) -> None:
+        """Start it (kafka.sh gives up after its own wait, which a loaded machine can pass)."""
+        for attempt in range(3):
+            try:
+                self.run("start")
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
+                time.sleep(3)
+
     def restart(self, down: float) -> None:
         self.run("kill", "1")
         time.sleep(down)
-        self.run("start")
+        self.start()
 
 
 def one_run(
@@ -97,13 +108,17 @@ def one_run(
         stage1, stage2 = work / "stage1-raised", work / "stage2-raised"
         env["CALLPULSE_TEST_RAISE_ONCE_STAGE1"] = f'"c{rng.randrange(1500)}":{stage1}'
         env["CALLPULSE_TEST_RAISE_ONCE_STAGE2"] = f'"c{rng.randrange(1500)}":{stage2}'
-    run = Run(
-        broker.bootstrap, work, midday_timezone(now), env=env, session_timeout=SESSION_TIMEOUT
-    )
     began = time.monotonic()
     fault_at = rng.uniform(2, 6)
-    record: dict[str, Any] = {"run": n, "id": run.id, "variant": variant, "seed": seed}
+    record: dict[str, Any] = {"run": n, "variant": variant, "seed": seed}
     record |= {"widen_ms": widen, "fixes": fixes, "fault_at": round(fault_at, 1)}
+    try:
+        timezone = midday_timezone(now)
+        run = Run(broker.bootstrap, work, timezone, env=env, session_timeout=SESSION_TIMEOUT)
+    except Exception as error:  # the broker is down: the run fails, the soak goes on
+        broker.start()
+        return record | {"converged": False, "error": f"{type(error).__name__}: {error}"}
+    record["id"] = run.id
     try:
         run.start("a", wait=False)
         run.start("b")
@@ -229,7 +244,7 @@ def main(
     fixes = not disable_fixes
     work = workdir or Path(tempfile.mkdtemp(prefix="callpulse-soak-"))
     broker = Broker(kafka_dir or ROOT / ".cache/kafka-soak", kafka_port)
-    broker.run("start")
+    broker.start()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out = out or RESULTS / f"{stamp}-{'fixes' if fixes else 'disabled'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -146,6 +146,18 @@ class Run:
             time.sleep(0.2)
         raise TimeoutError(f"worker {worker.name} not healthy after {timeout:.0f} s")
 
+    def wait_ready(self, worker: Worker, timeout: float = 90) -> None:
+        """Until the worker's /readyz says it is settled (its tables recovered)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url(worker)}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"worker {worker.name} not ready after {timeout:.0f} s")
+
     def url(self, worker: Worker) -> str:
         return f"http://127.0.0.1:{worker.port}"
 

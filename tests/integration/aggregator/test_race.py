@@ -44,8 +44,8 @@ def test_a_widened_recovery_race_loses_no_offset_and_the_kpis_are_exact(
         run.send(items[:tenth])
         b = run.start("b", wait=False)
         run.send(items[tenth : 5 * tenth])  # a backlog when b joins: both workers recover
-        run.wait_healthy(b)
-        time.sleep(4)
+        run.wait_ready(b)  # its recovery ended (and a's)
+        time.sleep(2)
         run.kill("b")
         run.send(items[5 * tenth :])  # b's partitions wait for a with a backlog: a recovers
         result = run.converge(events, timeout=90)
