@@ -165,7 +165,7 @@ def _kill_and_restart(
 ) -> Outcome:
     changelogs = [f"{app_id}-{t}-changelog" for t in ("calls", "reps")]
     out = Outcome(store)
-    probes = Probes(ctx.bootstrap, topics, reps)
+    probes = Probes(ctx.bootstrap, topics, reps, store)
     ports = {name: free_port() for name in ("a", "b", "a2")}
     envs = {name: _env(ctx, app_id, topics, port, store, name) for name, port in ports.items()}
     envs["a2"]["CALLPULSE_DATA_DIR"] = envs["a"]["CALLPULSE_DATA_DIR"]
@@ -234,8 +234,8 @@ class Probes:
     """One month rep per facts partition, each probed through a call on the same events
     partition: a fresh call.started, then its snapshot on the KPIs topic."""
 
-    def __init__(self, bootstrap: str, topics: dict[str, str], reps: int) -> None:
-        self.bootstrap, self.topics = bootstrap, topics
+    def __init__(self, bootstrap: str, topics: dict[str, str], reps: int, run: str) -> None:
+        self.bootstrap, self.topics, self.run = bootstrap, topics, run
         self.reps: dict[int, str] = {}
         for i in range(reps):
             rep = f"month-rep-{i:05d}"
@@ -289,7 +289,7 @@ class Probes:
         for partition, rep in sorted(self.reps.items()):
             n = 0
             while True:
-                call = f"probe-{self.round}-{partition}-{n}"
+                call = f"probe-{self.run}-{self.round}-{partition}-{n}"  # new: no duplicate
                 if partition_for(call.encode(), PARTITIONS) == partition:
                     break
                 n += 1

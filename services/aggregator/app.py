@@ -51,7 +51,6 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         web_port=settings.WEB_PORT,
         datadir=settings.DATA_DIR,
         broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
-        broker_heartbeat_interval=settings.SESSION_TIMEOUT_SECONDS / 4,
         producer_linger_ms=settings.PRODUCER_LINGER_MS,
         producer_max_batch_size=settings.PRODUCER_BATCH_BYTES,
         broker_max_poll_records=settings.BATCH_MAX_EVENTS,

@@ -29,9 +29,11 @@ class AggregatorSettings(CommonSettings):
     """Workers that keep a warm copy of each partition's tables (rocksdb store only; memory
     keeps none), so the survivor of a worker's death takes its partitions over without a
     replay. One is enough for two workers; each copy costs disk, not the worker's memory."""
-    SESSION_TIMEOUT_SECONDS: float = 10.0
-    """How soon the group notices a dead worker and moves its partitions (heartbeats go every
-    quarter of it). Most of a failover's time: 30 s would miss its 15 s target alone."""
+    SESSION_TIMEOUT_SECONDS: float = 30.0
+    """How soon the group notices a dead worker and moves its partitions. The floor of a
+    failover's time; 10 s was tried (docs/decisions/state-store.md): with a month of a
+    10,000-rep floor, workers whose loop a timer held longer than that during a rebalance were
+    dropped from the group again and again (65 s failover; a restart not ready in 6 min)."""
     PRODUCER_LINGER_MS: int = 10
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     ROLLING_REFRESH_SECONDS: float = 15.0
