@@ -34,7 +34,7 @@ class IngestSettings(CommonSettings):
     PUBLIC_URL: str | None = Field(
         default=None, description="External base URL that provider signatures cover."
     )
-    PUBLISH_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=120)
+    PUBLISH_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=120)
     MAX_BODY_BYTES: int = Field(default=5 * 1024 * 1024, gt=0)
     MAX_EVENTS: int = Field(default=10_000, gt=0)
     MAX_FUTURE_SECONDS: float = Field(

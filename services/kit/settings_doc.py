@@ -89,7 +89,9 @@ MEANINGS: dict[str, str] = {
     "VONAGE_SIGNATURE_SECRET": "Vonage signature secret: enables `POST /v1/webhooks/vonage`.",
     "AIRCALL_TOKEN": "Aircall webhook token: enables `POST /v1/webhooks/aircall`.",
     "PUBLISH_TIMEOUT_SECONDS": "How long ingest waits for Kafka to acknowledge a batch "
-    "before answering 503.",
+    "before answering 503: long enough for a replicated cluster to elect new leaders after "
+    "losing a broker (3-6 s measured), short of the 15 s after which Twilio gives up on a "
+    "webhook.",
     "MAX_BODY_BYTES": "Largest request body ingest reads (413 beyond).",
     "MAX_EVENTS": "Most events in one request (413 beyond).",
     "ENV": "`production` refuses to start without CALLPULSE_WEBHOOK_SECRET (and "

@@ -19,7 +19,7 @@ def test_defaults() -> None:
 
     assert settings.KAFKA_BOOTSTRAP is None
     assert settings.WEBHOOK_SECRET is None
-    assert settings.PUBLISH_TIMEOUT_SECONDS == 5
+    assert settings.PUBLISH_TIMEOUT_SECONDS == 10
     assert settings.MAX_BODY_BYTES == 5 * 1024 * 1024
     assert settings.MAX_EVENTS == 10_000
     assert settings.EVENTS_TOPIC == CALL_EVENTS
