@@ -1,9 +1,12 @@
 """Test-only hooks of the aggregator (issue "Exact under faults", deliverable 5); each does
 nothing unless its `CALLPULSE_TEST_...` variable is set.
 
-- `CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS`: sleep that long at the end of a table recovery,
-  after Faust resumed the stream partitions and before it seeks them to their committed
-  offsets: the window in which fetched records reach the streams and are then cleared unacked.
+- `CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS`: at the end of a table recovery, after Faust resumed
+  the stream partitions, hold its seek to the committed offsets (at most that long) until
+  records wait in the streams' queues: the window in which fetched records reach the streams
+  and are then cleared unacked. With `CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MODE=hold` the stages
+  also stall while the window is open, and the window stays open after the seek until the
+  delivery loop moves a read offset again: the race then leaves holes in most runs.
 - `CALLPULSE_TEST_COVERAGE_DIR`: each process appends to `<dir>/<pid>.jsonl` the offset ranges
   its stages acked (processed) and the offsets it is about to commit, written before each
   commit, so what a commit moves past was recorded first. `tests/soak/coverage.py` is the
@@ -73,17 +76,37 @@ def _wrap(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
 QUEUED = 50
 """Records waiting in the streams' queues that make the widened window dangerous."""
 
+_closed = asyncio.Event()
+"""Cleared while the widened window is held open: the stages wait (`stall`) meanwhile."""
+_closed.set()
+
+
+async def stall() -> None:
+    """At the start of each stage's batch: wait while the widened window is open, so records
+    pile up in the streams' queues as they do behind a busy stage (a worker with a backlog)."""
+    await _closed.wait()
+
 
 async def _widened_seek(original: Callable[..., Any], consumer: Any) -> None:
-    """At the end of a recovery (the flow running, the app still rebalancing), hold Faust's
-    seek to the committed offsets until the resumed stream partitions have delivered records
-    that wait in the streams' queues (at most the hook's milliseconds). The seek, and the
-    clearing of those queues right after it, then land while a fetched batch is still being
-    delivered, as they do by chance in Faust's own window (one round trip to the group
-    coordinator)."""
-    if consumer.flow_active and consumer.app.rebalancing:
-        ms = float(os.environ.get("CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS", "0"))
-        queues = consumer.app.flow_control._queues  # noqa: SLF001
+    """At the end of a recovery (the flow running, the app still rebalancing), hold Faust's seek
+    to the committed offsets until the resumed stream partitions have delivered records that
+    wait in the streams' queues. In the "hold" mode the stages stall meanwhile, and the window
+    stays open after the seek too, until the delivery loop has moved a read offset again (it
+    goes on with the batch it fetched before the seek); each wait at most the hook's
+    milliseconds. Faust clears
+    the queues right after the seek returns, and the re-read of the cleared records is dropped
+    as already read: what happens by chance in Faust's own window (one round trip to the group
+    coordinator) when a stage is busy with a batch."""
+    if not (consumer.flow_active and consumer.app.rebalancing):
+        await original(consumer)
+        return
+    ms = float(os.environ.get("CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS", "0"))
+    queues = consumer.app.flow_control._queues  # noqa: SLF001
+    read = consumer._read_offset  # noqa: SLF001
+    hold = os.environ.get("CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MODE") == "hold"
+    if hold:
+        _closed.clear()
+    try:
         began = time.monotonic()
         while time.monotonic() - began < ms / 1000:
             if max((q.qsize() for q in queues), default=0) >= QUEUED:
@@ -91,8 +114,16 @@ async def _widened_seek(original: Callable[..., Any], consumer: Any) -> None:
             await asyncio.sleep(0.001)
         waited = round((time.monotonic() - began) * 1000)
         queued = [q.qsize() for q in queues if q.qsize()]
-        log.warning("test_widening_recovery_race", ms=ms, waited_ms=waited, queued=queued)
-    await original(consumer)
+        await original(consumer)
+        sought, after = dict(read), time.monotonic()
+        while hold and time.monotonic() - after < ms / 1000:
+            if dict(read) != sought:
+                break
+            await asyncio.sleep(0.001)
+        moved = dict(read) != sought
+    finally:
+        _closed.set()
+    log.warning("test_widening_recovery_race", ms=ms, waited_ms=waited, queued=queued, moved=moved)
 
 
 # -- offset coverage --------------------------------------------------------------------------

@@ -126,6 +126,7 @@ class Worker:
     async def assemble(self, events: list[Any]) -> None:
         """Stage 1 on a batch: facts durable first, then call states, then records."""
         failstop.raise_once("stage1", [e.value for e in events])
+        await testhooks.stall()  # CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS
         async with self.stage1:
             batch = self.core.calls.assemble(
                 (e.value, e.message.timestamp or time.time(), e.message.partition) for e in events
@@ -173,6 +174,7 @@ class Worker:
     async def accumulate(self, packs: list[bytes]) -> None:
         """Stage 2 on a batch of fact packs (one that does not decode is dead-lettered)."""
         failstop.raise_once("stage2", packs)
+        await testhooks.stall()  # CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS
         facts = []
         for value in packs:
             try:
