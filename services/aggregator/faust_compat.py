@@ -55,7 +55,7 @@ log = structlog.get_logger(__name__)
 SUPPORTED = {"faust-streaming": ("0.15.3",), "aiokafka": ("0.14.0",)}
 """The versions whose internals this module was checked against."""
 
-_CONSUMER_STATE = ("_acked", "_gap", "_committed_offset")
+_CONSUMER_STATE = ("_acked", "_gap", "_committed_offset", "_read_offset", "can_resume_flow")
 """Attributes of Faust's Consumer that the commit patch reads (set in its __init__)."""
 
 
@@ -73,6 +73,8 @@ def problems() -> list[str]:
     methods = (
         (Consumer, "_new_offset"),
         (Consumer, "_commit_offsets"),
+        (Consumer, "perform_seek"),
+        (Consumer, "stop_flow"),
         (AIOKafkaConsumerThread, "seek_to_committed"),
         (AIOKafkaConsumerThread, "call_thread"),
         (AIOKafkaConsumerThread, "_ensure_consumer"),
@@ -117,6 +119,7 @@ def check() -> None:
 
 _faust_new_offset = Consumer._new_offset  # noqa: SLF001
 _faust_commit_offsets = Consumer._commit_offsets  # noqa: SLF001
+_faust_perform_seek = Consumer.perform_seek
 
 
 def install() -> None:
@@ -126,6 +129,7 @@ def install() -> None:
         AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign,assignment]
         Consumer._new_offset = _new_offset  # type: ignore[method-assign]  # noqa: SLF001
         Consumer._commit_offsets = _commit_offsets  # type: ignore[method-assign]  # noqa: SLF001
+        Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
     testhooks.install(Consumer)
 
 
@@ -192,6 +196,44 @@ async def _seek_to_committed(self: Any) -> Mapping[TopicPartition, int | None]:
     reset = app.conf.consumer_auto_offset_reset
     seek = functools.partial(seek_to_committed_or_beginning, changelogs=changelogs, reset=reset)
     return await self.call_thread(seek, consumer)  # type: ignore[no-any-return]
+
+
+PARK_SECONDS = 1.5
+"""The longest the end of a recovery waits for Faust's delivery loop to stop (a fetch in flight
+ends within Faust's 1-s getmany timeout)."""
+
+
+async def _perform_seek(self: Any) -> None:
+    """The end of a table recovery without its race. Faust resumes the stream partitions, then
+    seeks them to their committed offsets, then clears the streams' queues: its delivery loop,
+    still going through a batch fetched after the resume, moved the read offsets past records
+    that were then cleared unacked, and their re-read was dropped as already read (issue 12,
+    item 2). Here the flow is stopped first and the seek waits until the delivery loop has
+    parked, so no read offset moves after the seek; Faust resumes the flow right after it.
+    Every other seek (the delivery loop's own, while the flow is stopped) is Faust's."""
+    if self.flow_active and self.app.rebalancing:
+        self.stop_flow()
+        await parked(self)
+    await _faust_perform_seek(self)
+
+
+async def parked(consumer: Any, limit: float = PARK_SECONDS) -> bool:
+    """Wait until Faust's delivery loop waits for the flow to resume (False: `limit` passed)."""
+    fetcher = consumer.app._fetcher  # noqa: SLF001
+    if not fetcher.started or fetcher.should_stop:
+        return True  # no delivery loop runs (Faust stops it at each rebalance)
+    began = time.monotonic()
+    while not _waiting_to_resume(consumer):
+        if time.monotonic() - began > limit:
+            log.warning("recovery_end_delivery_not_parked", seconds=limit)
+            return False
+        await asyncio.sleep(0.001)
+    return True
+
+
+def _waiting_to_resume(consumer: Any) -> bool:
+    waiters = getattr(consumer.can_resume_flow, "_waiters", ())
+    return any(not waiter.done() for waiter in waiters)
 
 
 def head_is_missing(acked: list[int], committed: int | None) -> bool:
