@@ -74,6 +74,9 @@ class Store(Protocol):
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         """Every key and value (a copy: the caller may put while iterating)."""
 
+    def stored_keys(self) -> Iterable[bytes]:
+        """Every key (a copy), without reading the values (an on-disk table keeps them there)."""
+
 
 class MappingStore:
     """A `Store` over a mutable mapping; subclasses hear of each write (`written`)."""
@@ -95,6 +98,10 @@ class MappingStore:
     def items(self) -> list[tuple[bytes, bytes]]:
         """Every key and value."""
         return list(self.data.items())
+
+    def stored_keys(self) -> list[bytes]:
+        """Every key."""
+        return list(self.data.keys())
 
     def written(self, key: bytes, value: bytes | None) -> None:
         """A key was set (or, None, deleted)."""
@@ -443,7 +450,7 @@ class RepStage:
 
     def held(self) -> list[str]:
         """Every rep in the store."""
-        return [key.decode() for key, _ in self.store.items()]
+        return [key.decode() for key in self.store.stored_keys()]
 
     def state(self, rep_id: str) -> RepState:
         """The rep's decoded state (a new one if the store has none)."""
