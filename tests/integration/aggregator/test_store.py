@@ -48,9 +48,10 @@ def test_a_killed_worker_restarts_on_its_own_store_with_the_reference_kpis(
         while not _latest(deployment) and time.monotonic() < deadline:
             time.sleep(1)
         # writes reach RocksDB at the second commit after them, and commits (2.8 s apart)
-        # come with new offsets: more events, then the rest and a kill mid-stream
+        # come with new offsets: more events until the databases hold some, then the rest and
+        # a kill mid-stream
         deployment.produce("events", items[third : 2 * third])
-        time.sleep(7)
+        _wait_written(tmp_path / "w", items[2 * third :], deployment, seconds=60)
         deployment.produce("events", items[2 * third :])
         time.sleep(0.5)
         first.kill()
@@ -87,6 +88,21 @@ def test_a_killed_worker_restarts_on_its_own_store_with_the_reference_kpis(
             time.sleep(2)
         example = next(iter(mismatch.items()), None)
         assert not mismatch, f"{len(mismatch)} rep-windows differ, e.g. {example}"
+
+
+def _wait_written(
+    data_dir: Path, items: list[tuple[bytes, bytes]], deployment: Deployment, *, seconds: float
+) -> None:
+    """Until a table database (read-only, beside the running worker) holds a value, sending
+    the first of `items` again every second: commits only come with new offsets (a duplicate
+    changes no KPI)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(_read(path)[0] for _, _, path in _databases(data_dir)):
+            return
+        deployment.produce("events", items[:1])
+        time.sleep(1)
+    raise AssertionError(f"no table database held a value within {seconds:.0f} s")
 
 
 def _databases(data_dir: Path) -> list[tuple[str, int, Path]]:
