@@ -183,8 +183,6 @@ class Worker:
                 self.dead_letter(self.settings.FACTS_TOPIC, value, f"invalid facts pack: {error}")
         self.core.reps.accumulate(facts, datetime.now(UTC))
         await self.send()
-        if self.settled():  # at once, not at the next tick (the core paces flushes under load);
-            await self.flush()  # unsettled, a flush would take the changed reps and publish none
 
     def dead_letter(self, topic: str, value: bytes, reason: str) -> None:
         """A message that cannot be applied goes to the dead-letter topic, with why and whence."""
