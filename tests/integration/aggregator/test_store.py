@@ -22,7 +22,7 @@ from schemas.events import event_to_json
 from services.aggregator.domain.reference import fold
 from tests.e2e.scenario import midday_timezone
 from tests.integration.aggregator.support import PARTITIONS, Deployment, read_records
-from tests.integration.aggregator.test_workers import _equal, _latest, floor_log
+from tests.integration.aggregator.test_workers import _latest, assert_converges, floor_log
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -73,22 +73,7 @@ def test_a_killed_worker_restarts_on_its_own_store_with_the_reference_kpis(
 
     with deployment.worker("w"):  # the same data dir: it reads what was not committed
         want = fold(events, datetime.now(UTC), default_timezone=tz)
-        deadline = time.monotonic() + 120
-        mismatch: dict[Any, Any] = {}
-        while time.monotonic() < deadline:
-            got = _latest(deployment)
-            mismatch = {
-                (rep, window): (got.get(rep, {}).get(window), values)
-                for rep, windows in want.items()
-                for window, values in windows.items()
-                if window in ("today", "week", "month")
-                and not _equal(got.get(rep, {}).get(window), values)
-            }
-            if not mismatch:
-                break
-            time.sleep(2)
-        example = next(iter(mismatch.items()), None)
-        assert not mismatch, f"{len(mismatch)} rep-windows differ, e.g. {example}"
+        assert_converges(deployment, want, seconds=120)
 
 
 def _wait_written(

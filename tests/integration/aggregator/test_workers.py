@@ -120,22 +120,7 @@ def test_two_workers_with_a_sigkill_in_the_middle_give_the_reference_kpis(
         with deployment.worker("c"):
             deployment.produce("events", items[2 * third :])
             want = fold(events, datetime.now(UTC), default_timezone=tz)
-            deadline = time.monotonic() + 180
-            mismatch: dict[Any, Any] = {}
-            while time.monotonic() < deadline:
-                got = _latest(deployment)
-                mismatch = {
-                    (rep, window): (got.get(rep, {}).get(window), values)
-                    for rep, windows in want.items()
-                    for window, values in windows.items()
-                    if window in ("today", "week", "month")
-                    and not _equal(got.get(rep, {}).get(window), values)
-                }
-                if not mismatch:
-                    break
-                time.sleep(2)
-            example = next(iter(mismatch.items()), None)
-            assert not mismatch, f"{len(mismatch)} rep-windows differ, e.g. {example}"
+            assert_converges(deployment, want, seconds=180)
 
 
 def _latest(deployment: Deployment) -> dict[str, dict[str, Any]]:
@@ -145,6 +130,26 @@ def _latest(deployment: Deployment) -> dict[str, dict[str, Any]]:
         if key is not None and value is not None:
             latest[key.decode()] = json.loads(value)["windows"]
     return latest
+
+
+def assert_converges(deployment: Deployment, want: dict[str, Any], *, seconds: float) -> None:
+    """Within `seconds`, every rep's today, week and month on the kpis topic equal `want`."""
+    deadline = time.monotonic() + seconds
+    mismatch: dict[Any, Any] = {}
+    while time.monotonic() < deadline:
+        got = _latest(deployment)
+        mismatch = {
+            (rep, window): (got.get(rep, {}).get(window), values)
+            for rep, windows in want.items()
+            for window, values in windows.items()
+            if window in ("today", "week", "month")
+            and not _equal(got.get(rep, {}).get(window), values)
+        }
+        if not mismatch:
+            return
+        time.sleep(2)
+    example = next(iter(mismatch.items()), None)
+    assert not mismatch, f"{len(mismatch)} rep-windows differ, e.g. {example}"
 
 
 def _equal(got: dict[str, Any] | None, want: dict[str, Any]) -> bool:
