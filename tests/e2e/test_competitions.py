@@ -46,7 +46,6 @@ from tests.e2e.scenario import (
 )
 
 pytestmark = pytest.mark.timeout(180)
-ZONE = ZoneInfo("Asia/Shanghai")
 RECEIVER_SECRET = SECRET
 
 
@@ -133,10 +132,12 @@ async def eventually(check: Any, deadline: float = 60) -> Any:
 
 
 async def test_competitions_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A zone where it is around noon now: "today" and "the last hour" are the same local day.
+    tz = midday_timezone(datetime.now(UTC))
     for name, value in {
         "CALLPULSE_WEBHOOK_SECRET": SECRET,
         "CALLPULSE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "CALLPULSE_TIMEZONE": "Asia/Shanghai",
+        "CALLPULSE_TIMEZONE": tz,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CALLPULSE_DATABASE_URL", raising=False)
@@ -144,7 +145,7 @@ async def test_competitions_end_to_end(tmp_path: Path, monkeypatch: pytest.Monke
     app = create_app(tmp_path / "data")
     port, hook_port = free_port(), free_port()
     received: list[dict[str, Any]] = []
-    now = datetime.now(UTC).astimezone(ZONE).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).astimezone(ZoneInfo(tz)).replace(second=0, microsecond=0)
     base = f"http://127.0.0.1:{port}"
     admin = {"authorization": f"Bearer {ADMIN_KEY}"}
     async with (
@@ -153,7 +154,7 @@ async def test_competitions_end_to_end(tmp_path: Path, monkeypatch: pytest.Monke
         httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as api,
     ):
         for path, body in (
-            ("/v1/teams/t1", {"name": "一组", "timezone": "Asia/Shanghai"}),
+            ("/v1/teams/t1", {"name": "一组", "timezone": tz}),
             ("/v1/reps/ann", {"name": "Ann", "team_id": "t1"}),
             ("/v1/reps/bo", {"name": "波", "team_id": "t1"}),
             (
@@ -369,10 +370,12 @@ async def chromium_page(profile: Path, shots: Path) -> AsyncIterator[Page]:
 async def test_wallboard_competitions_celebration_and_tv_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A zone where it is around noon now: "today" and "the last hour" are the same local day.
+    tz = midday_timezone(datetime.now(UTC))
     for name, value in {
         "CALLPULSE_WEBHOOK_SECRET": SECRET,
         "CALLPULSE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "CALLPULSE_TIMEZONE": "Asia/Shanghai",
+        "CALLPULSE_TIMEZONE": tz,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CALLPULSE_DATABASE_URL", raising=False)
@@ -380,7 +383,7 @@ async def test_wallboard_competitions_celebration_and_tv_mode(
     app = create_app(tmp_path / "data")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    now = datetime.now(UTC).astimezone(ZONE).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).astimezone(ZoneInfo(tz)).replace(second=0, microsecond=0)
     admin = {"authorization": f"Bearer {ADMIN_KEY}"}
     reps = {"ann": "Ann Lee", "bo": "王波", "cy": "Cyril", "di": "李迪"}
     async with (
@@ -388,7 +391,7 @@ async def test_wallboard_competitions_celebration_and_tv_mode(
         httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as api,
     ):
         assert (
-            await api.put("/v1/teams/t1", json={"name": "一组", "timezone": "Asia/Shanghai"})
+            await api.put("/v1/teams/t1", json={"name": "一组", "timezone": tz})
         ).is_success
         for rep, name in reps.items():
             assert (
