@@ -21,6 +21,7 @@ from prometheus_client import generate_latest
 
 from services.aggregator import faust_compat, testhooks
 from services.aggregator.config import AggregatorSettings
+from services.aggregator.fence import heartbeat_interval
 from services.aggregator.worker import Worker
 from services.kit.kafka import faust_kwargs, internal_topics, refuse_start, topic_plan
 
@@ -51,6 +52,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         web_port=settings.WEB_PORT,
         datadir=settings.DATA_DIR,
         broker_session_timeout=settings.SESSION_TIMEOUT_SECONDS,
+        broker_heartbeat_interval=heartbeat_interval(settings.SESSION_TIMEOUT_SECONDS),
         producer_linger_ms=settings.PRODUCER_LINGER_MS,
         producer_max_batch_size=settings.PRODUCER_BATCH_BYTES,
         broker_max_poll_records=settings.BATCH_MAX_EVENTS,

@@ -35,7 +35,9 @@ class AggregatorSettings(CommonSettings):
     """How soon the group notices a dead worker and moves its partitions. The floor of a
     failover's time; 10 s was tried (docs/decisions/state-store.md): with a month of a
     10,000-rep floor, workers whose loop a timer held longer than that during a rebalance were
-    dropped from the group again and again (65 s failover; a restart not ready in 6 min)."""
+    dropped from the group again and again (65 s failover; a restart not ready in 6 min).
+    Heartbeats go every third of it (3 s at most); a worker that has had none answered for it
+    less 1.5 heartbeats writes nothing until one is, and stops if it was dropped (fence.py)."""
     PRODUCER_LINGER_MS: int = 10
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     ROLLING_REFRESH_SECONDS: float = 15.0

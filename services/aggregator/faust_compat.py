@@ -1,10 +1,12 @@
 """Every use of faust-streaming's and aiokafka's internals, in one place, checked at start.
 
-The Faust driver needs five things the libraries do not offer publicly: the worker's own
+The Faust driver needs six things the libraries do not offer publicly: the worker's own
 aiokafka producer (the outbox appends record batches to it, and Faust's commit flushes it), a
 table's underlying dict (the outbox writes the changelog records itself), whether table
 recovery has completed, a hook before each commit of offsets (`before_commit`: the driver awaits
-its own sends there, since Faust's flush does not raise on a failed one), and two patches of
+its own sends there, since Faust's flush does not raise on a failed one), when the group
+coordinator last confirmed the worker's membership (`membership`, for the zombie fence in
+`fence.py`: aiokafka's heartbeat and join are wrapped to record it), and two patches of
 Faust's consumer that restore at-least-once:
 
 1. *Rewind partitions that have no committed offset.* Faust drops messages it has already
@@ -40,6 +42,7 @@ from typing import Any
 import rocksdict
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust import stores as faust_stores
 from faust.stores import rocksdb as faust_rocksdb
 from faust.tables.recovery import Recovery
@@ -79,6 +82,8 @@ def problems() -> list[str]:
         (AIOKafkaConsumerThread, "call_thread"),
         (AIOKafkaConsumerThread, "_ensure_consumer"),
         (Producer, "_ensure_producer"),
+        (GroupCoordinator, "_do_heartbeat"),
+        (GroupCoordinator, "ensure_active_group"),
     )
     for owner, name in methods:
         if not callable(getattr(owner, name, None)):
@@ -87,6 +92,10 @@ def problems() -> list[str]:
     for name in _CONSUMER_STATE:
         if f"self.{name}" not in consumer_init:
             found.append(f"faust Consumer no longer sets {name}")
+    coordinator_init = inspect.getsource(GroupCoordinator.__init__)
+    for name in ("generation", "group_id"):
+        if f"self.{name}" not in coordinator_init:
+            found.append(f"aiokafka GroupCoordinator no longer sets {name}")
     if "self.completed" not in inspect.getsource(Recovery.__init__):
         found.append("faust Recovery no longer has `completed`")
     found += _store_problems()
@@ -120,6 +129,8 @@ def check() -> None:
 _faust_new_offset = Consumer._new_offset  # noqa: SLF001
 _faust_commit_offsets = Consumer._commit_offsets  # noqa: SLF001
 _faust_perform_seek = Consumer.perform_seek
+_aiokafka_do_heartbeat = GroupCoordinator._do_heartbeat  # noqa: SLF001
+_aiokafka_ensure_active_group = GroupCoordinator.ensure_active_group
 
 
 def install() -> None:
@@ -130,6 +141,8 @@ def install() -> None:
         Consumer._new_offset = _new_offset  # type: ignore[method-assign]  # noqa: SLF001
         Consumer._commit_offsets = _commit_offsets  # type: ignore[method-assign]  # noqa: SLF001
         Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
+        GroupCoordinator._do_heartbeat = _do_heartbeat  # noqa: SLF001
+        GroupCoordinator.ensure_active_group = _ensure_active_group
     testhooks.install(Consumer)
 
 
@@ -171,7 +184,38 @@ def tables_recovered(app: Any) -> bool:
     return bool(app.tables.recovery.completed.is_set())
 
 
+def membership(app: Any) -> tuple[int, float] | None:
+    """The worker's group generation and when (monotonic) the coordinator last confirmed its
+    membership: a heartbeat answered or a join completed (None: not in the group yet). The
+    zombie fence (`fence.py`) reads it before every write."""
+    return _membership.get(app.conf.id)
+
+
 # -- the patches ------------------------------------------------------------------------------
+
+_membership: dict[str, tuple[int, float]] = {}
+"""group id -> (generation, monotonic time of the last proof); written in the consumer thread."""
+
+
+def _proven(coordinator: Any) -> None:
+    _membership[coordinator.group_id] = (coordinator.generation, time.monotonic())
+
+
+async def _do_heartbeat(self: Any) -> bool:
+    """aiokafka's heartbeat, recording each one the coordinator answered for this generation
+    (True is also its answer during a rebalance, when the member is still in the group)."""
+    ok: bool = await _aiokafka_do_heartbeat(self)
+    if ok:
+        _proven(self)
+    return ok
+
+
+async def _ensure_active_group(self: Any, subscription: Any, prev_assignment: Any) -> Any:
+    """aiokafka's join, recording the new generation once joined."""
+    assignment = await _aiokafka_ensure_active_group(self, subscription, prev_assignment)
+    if assignment is not None:
+        _proven(self)
+    return assignment
 
 
 async def seek_to_committed_or_beginning(

@@ -31,6 +31,7 @@ from services.aggregator.core import (
     rules_of,
 )
 from services.aggregator.domain.roster import RosterView
+from services.aggregator.fence import Fence, trust_limit
 from services.aggregator.metrics import Metrics
 from services.aggregator.outbox import Outbox
 from services.aggregator.packing import pack, unpack
@@ -65,7 +66,11 @@ class Worker:
     def __init__(self, app: faust.App, settings: AggregatorSettings) -> None:
         self.app, self.settings = app, settings
         self.metrics = Metrics()
-        out = functools.partial(faust_compat.producer, app)
+        session = settings.SESSION_TIMEOUT_SECONDS
+        self.fence = Fence(
+            functools.partial(faust_compat.membership, app), trust_limit(session), wait=session
+        )
+        out = self.producer
         self.changelog, self.facts, self.sends = Outbox(out), Outbox(out), Outbox(out)
         self.calls = app.Table(
             "calls", default=None, key_type=bytes, value_type=bytes, use_partitioner=True
@@ -190,6 +195,15 @@ class Worker:
         log.warning("dead_lettered", topic=topic, reason=reason)
         record = {"reason": reason, "topic": topic, "value": value.decode("utf-8", "replace")}
         self.sends.add(self.settings.DEAD_LETTERS_TOPIC, topic.encode(), orjson.dumps(record))
+
+    async def producer(self) -> Any:
+        """The producer every write goes through, once the fence has proven that this worker
+        is still the group member that owns its partitions (`fence.py`); else it stops."""
+        if not testhooks.fixes_disabled():
+            stale = await self.fence.check()
+            if stale is not None:
+                self.fail_stop(f"zombie fence: {stale}")
+        return await faust_compat.producer(self.app)
 
     async def send(self) -> None:
         """Hand the changelog records, then the other records, to the producer; their delivery
