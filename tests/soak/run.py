@@ -22,6 +22,7 @@ KPIs with complete coverage. `--disable-fixes` runs Faust as shipped
 
     python -m tests.soak.run --runs 60                       # make soak
     python -m tests.soak.run --runs 15 --disable-fixes       # the control
+    python -m tests.soak.run --runs 8 --variant sigstop      # one variant
 """
 
 from __future__ import annotations
@@ -239,9 +240,15 @@ def main(
     kafka_dir: Annotated[Path | None, typer.Option(help="The soak broker's folder.")] = None,
     workdir: Annotated[Path | None, typer.Option(help="Logs and data (default: temp).")] = None,
     out: Annotated[Path | None, typer.Option(help="JSON results file.")] = None,
+    variant: Annotated[
+        list[str] | None, typer.Option(help=f"Only these variants (repeat), of {VARIANTS}.")
+    ] = None,
 ) -> None:
     """Run the soak; exit 1 on any lost offset, double count or run that did not converge."""
     fixes = not disable_fixes
+    chosen = tuple(variant or VARIANTS)
+    if unknown := set(chosen) - set(VARIANTS):
+        raise typer.BadParameter(f"unknown variants {sorted(unknown)}; known: {VARIANTS}")
     work = workdir or Path(tempfile.mkdtemp(prefix="callpulse-soak-"))
     broker = Broker(kafka_dir or ROOT / ".cache/kafka-soak", kafka_port)
     broker.start()
@@ -255,16 +262,16 @@ def main(
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("runs", total=runs)
         for n in range(runs):
-            variant = VARIANTS[n % len(VARIANTS)]
+            kind = chosen[n % len(chosen)]
             run_seed = plan.randrange(1 << 30)
-            progress.update(task, description=f"run {n + 1} {variant}")
+            progress.update(task, description=f"run {n + 1} {kind}")
             record = one_run(
-                n, variant, broker, work / f"run{n:03d}", fixes=fixes, settle=settle, seed=run_seed
+                n, kind, broker, work / f"run{n:03d}", fixes=fixes, settle=settle, seed=run_seed
             )
             records.append(record)
             mark = "ok" if record.get("converged") else "[red]FAIL[/]"
             console.print(
-                f"{n + 1:3d} {variant:17s} widen {record.get('widen_ms', 0):4d} {mark} "
+                f"{n + 1:3d} {kind:17s} widen {record.get('widen_ms', 0):4d} {mark} "
                 f"lost {record.get('lost_offsets', '-')} double {record.get('double_counts', '-')} "
                 f"missing {record.get('missing_counts', '-')} "
                 f"over {record.get('over_commits', '-')} held {record.get('held_commit_max', 0)} "
