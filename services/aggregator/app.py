@@ -60,13 +60,13 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         value_serializer="raw",
     )
     worker = Worker(app, settings)
-    size, within = settings.BATCH_MAX_EVENTS, settings.BATCH_SECONDS
+    size = settings.BATCH_MAX_EVENTS
 
     # Any exception in a batch stops the worker hard: Faust would ack the batch and commit past
     # it (failstop.py). Nothing is committed before what was sent is confirmed in Kafka.
     @app.agent(app.topic(settings.EVENTS_TOPIC, key_type=bytes, value_type=bytes))
     async def assemble(stream: Any) -> None:
-        async for batch in stream.take_events(size, within=within):
+        async for batch in faust_compat.take_batches(stream, size, linger=settings.BATCH_SECONDS):
             try:
                 await worker.assemble(batch)
             except Exception as error:  # fail-stop on anything
@@ -74,9 +74,9 @@ def create_app(settings: AggregatorSettings) -> faust.App:
 
     @app.agent(app.topic(settings.FACTS_TOPIC, key_type=bytes, value_type=bytes))
     async def accumulate(stream: Any) -> None:
-        async for batch in stream.take(size, within=settings.FACTS_BATCH_SECONDS):
+        async for batch in faust_compat.take_batches(stream, size, settings.FACTS_BATCH_SECONDS):
             try:
-                await worker.accumulate(batch)
+                await worker.accumulate([event.value for event in batch])
             except Exception as error:  # fail-stop on anything
                 worker.fail_stop("stage 2 could not process a batch", error)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer
@@ -105,3 +107,58 @@ async def test_a_gap_faust_records_after_the_missing_head_does_not_release_the_c
     assert (new is None) is held
     if not held:
         assert new == 222  # Faust's own answer: the gap counts as done
+
+
+async def test_take_batches_fills_the_next_batch_while_one_is_processed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's real stream and agent on an in-memory channel: events that arrive while a batch
+    is processed make the next batch (at most `size`), in order, and each batch is acked only
+    after its processing; a batch whose processing raised is never acked."""
+    import faust
+    from faust.streams import Stream
+
+    acked: list[bytes] = []
+    real_ack = Stream.ack
+
+    async def ack(self: Stream[Any], event: Any) -> bool:
+        acked.append(event.value)
+        return await real_ack(self, event)
+
+    monkeypatch.setattr(Stream, "ack", ack)
+    app = faust.App("take-batches-test", store="memory://", value_serializer="raw")
+    batches: list[list[bytes]] = []
+    release = asyncio.Event()
+
+    @app.agent()
+    async def agent(stream: Any) -> None:
+        async for batch in faust_compat.take_batches(stream, 3):
+            batches.append([event.value for event in batch])
+            if len(batches) == 1:
+                await release.wait()
+            if b"boom" in batches[-1]:
+                raise RuntimeError("a batch that fails")
+
+    async with agent.test_context() as running:
+        puts = [asyncio.ensure_future(running.put(str(i).encode())) for i in range(8)]
+        await asyncio.gather(*puts)
+        await asyncio.sleep(0.2)
+        assert batches == [[b"0", b"1", b"2"]]  # the first one held: nothing else taken
+        assert acked == []
+        release.set()
+        await until(lambda: len(batches) == 3)
+        assert batches[1:] == [[b"3", b"4", b"5"], [b"6", b"7"]]
+        await until(lambda: len(acked) == 8)
+        assert acked == [str(i).encode() for i in range(8)]
+        await running.put(b"boom")
+        await until(lambda: len(batches) == 4)
+        await asyncio.sleep(0.2)
+        assert b"boom" not in acked
+
+
+async def until(done: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within the time given")
