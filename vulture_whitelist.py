@@ -91,3 +91,4 @@ _._contains
 _._iterkeys
 _._itervalues
 _._size
+_.rocksdb_options  # faust_compat.RocksStore: what Faust's RocksDB store opens databases with

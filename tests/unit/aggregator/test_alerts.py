@@ -185,3 +185,16 @@ def test_removing_a_rule_resolves_its_firing_alert_once() -> None:
     assert (resolved.state, resolved.alert_id) == ("resolved", "pace-dials:r1:2026-03-10:1")
     assert "no longer applies" in resolved.message_en
     assert alerts(floor, NOON + timedelta(seconds=40)) == []
+
+
+def test_an_alert_tick_resolves_a_removed_rules_alert_of_a_rep_not_decoded() -> None:
+    floor = floor_with(PACE)
+    dial(floor, 5, NOON)
+    [fired] = floor.core.reps.judge(NOON)
+    floor.core.reps.delivered([fired])
+    floor.roster.apply(RosterRecord(alert_rules=AlertRules(subject="team", subject_id="t1")))
+    floor.core.reps.forget()  # a rebalance: no rule anywhere now, the rep is read from the store
+    [resolved] = floor.core.reps.judge(NOON + timedelta(seconds=20))
+    assert (resolved.state, resolved.alert_id) == ("resolved", fired.alert_id)
+    floor.core.reps.delivered([resolved])
+    assert floor.core.reps.judge(NOON + timedelta(seconds=40)) == []

@@ -71,3 +71,20 @@ def test_a_long_flush_waits_so_flushes_take_a_third_of_the_time() -> None:
     floor.apply(ev("call.started", "c2", T0, rep_id="r2"), T0)
     assert floor.core.reps.flush(T0).snapshots == []  # at 2.0: waits until 3.0
     assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r2"]  # at 3.5
+
+
+def test_timers_keep_no_decoded_copy_of_the_reps_they_only_visit() -> None:
+    floor = Floor()
+    for rep in ("r1", "r2"):
+        floor.apply(ev("call.started", f"c-{rep}", T0, rep_id=rep), T0)
+    assert published(floor, T0) == ["r1", "r2"]
+    reps = floor.core.reps
+    reps.forget()  # a rebalance: the store is the truth
+    assert published(floor, T0, refresh=True) == ["r1", "r2"]  # never published by this worker
+    assert reps.judge(T0) == []
+    assert reps.live == {}  # a month of a rep decoded is ~44 KB: 10,000 of them ~440 MB
+    floor.apply(ev("call.started", "c-r3", T0, rep_id="r1"), T0)  # r1 changes: kept decoded
+    assert published(floor, T0 + timedelta(minutes=1), refresh=True) == []
+    assert set(reps.live) == {"r1"}
+    assert published(floor, T0 + timedelta(minutes=1)) == ["r1"]
+    assert reps.snapshot("r1", T0).windows["today"].dials == 2  # type: ignore[index]
