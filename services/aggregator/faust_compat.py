@@ -231,6 +231,7 @@ async def take_batches(stream: Any, size: int, linger: float = 0.0) -> AsyncIter
             await stream.crash(error)
         return value
 
+    queue = stream.channel.queue
     acks = stream.enable_acks
     stream.enable_acks = False  # acked here, after the consumer processed the batch
     stream.add_processor(add_to_buffer)
@@ -239,6 +240,15 @@ async def take_batches(stream: Any, size: int, linger: float = 0.0) -> AsyncIter
         while not stream.should_stop:
             if await stream.wait_for_stopped(has_items):
                 break
+            # what Faust has already delivered to the stream joins this batch: the drainer adds
+            # a few events per turn of the loop, and a batch taken at the first would be of a
+            # few (the worker fell behind at 500/s); it stops when the drainer does (a flow
+            # stopped by a rebalance)
+            idle = 0
+            while not full.is_set() and queue.qsize() and idle < 3:
+                before = len(pending)
+                await asyncio.sleep(0)  # turns of the loop, not a wait
+                idle = idle + 1 if len(pending) == before else 0
             if linger > 0 and not full.is_set():
                 await stream.wait_for_stopped(full, timeout=linger)
             batch = list(pending)

@@ -162,3 +162,22 @@ async def until(done: Callable[[], bool], seconds: float = 5.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("not within the time given")
+
+
+async def test_take_batches_takes_everything_already_delivered_in_one_batch() -> None:
+    """Faust's drainer adds one event per turn of the loop; a batch taken at the first event
+    would be of a few events however many wait (the worker then fell behind at 500/s)."""
+    import faust
+
+    app = faust.App("take-batches-drain-test", store="memory://", value_serializer="raw")
+    sizes: list[int] = []
+
+    @app.agent()
+    async def agent(stream: Any) -> None:
+        async for batch in faust_compat.take_batches(stream, 100):
+            sizes.append(len(batch))
+
+    async with agent.test_context() as running:
+        await asyncio.gather(*(running.put(str(i).encode()) for i in range(50)))
+        await until(lambda: sum(sizes) == 50)
+        assert sizes == [50]
