@@ -49,15 +49,14 @@ class AggregatorSettings(CommonSettings):
     """Events (stage 1) or fact packs (stage 2) taken per batch: each call and rep in a batch
     is read and saved once."""
     BATCH_SECONDS: float = 0.2
-    """The longest a stage-1 batch waits to fill. Faust's take() waits this long after every
-    batch however many events are there, and stops filling while a batch is processed, so short
-    windows make small batches whose fixed costs (the facts' delivery wait, sends) cap the
-    worker: in `make bench`'s end-to-end run at 500 events/s, 50 ms gave p99 4.2 s, 100 ms
-    4.3 s, 200 ms (with 100 ms snapshots) 0.7-1.0 s (session 2's code)."""
+    """How long a stage-1 batch waits for more events after its first one. The next batch
+    fills while one is processed and is taken as soon as the stage is free
+    (`faust_compat.take_batches`), so this wait only matters when the floor is quiet; 0 takes
+    what has arrived. Small batches cost more CPU per event (each call and rep in a batch is
+    read and saved once, and the facts' delivery is awaited once per batch): in `make bench`'s
+    end-to-end run, 0 gave p99 197-315 ms at 100 events/s but fell behind at 500/s on a
+    machine shared with other runs (p50 3.0 s); 0.05 and 0.2 kept up (2026-12-02)."""
     FACTS_BATCH_SECONDS: float = 0.2
-    """The same for stage 2 (its input: a few fact packs per stage-1 batch). 50 ms lowered the
-    end-to-end p50 at 100 and 500 events/s (`make bench`, 2026-12-02: 285 vs 348 ms, 457 vs
-    553 ms) but cost throughput (1,852 vs 2,142 events/s, one run each) and p99 at 500/s
-    (1,508 vs 1,142 ms): a worker near its limit saves each touched rep more often."""
+    """The same for stage 2 (its input: a few fact packs per stage-1 batch)."""
     PRODUCER_BATCH_BYTES: int = 256 * 1024
     """Largest record batch the worker's producer builds (snapshots are ~2-3 KB each)."""

@@ -390,9 +390,7 @@ async def test_wallboard_competitions_celebration_and_tv_mode(
         serving(app, port),
         httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as api,
     ):
-        assert (
-            await api.put("/v1/teams/t1", json={"name": "一组", "timezone": tz})
-        ).is_success
+        assert (await api.put("/v1/teams/t1", json={"name": "一组", "timezone": tz})).is_success
         for rep, name in reps.items():
             assert (
                 await api.put(f"/v1/reps/{rep}", json={"name": name, "team_id": "t1"})

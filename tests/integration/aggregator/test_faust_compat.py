@@ -12,6 +12,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from services.aggregator import faust_compat
 from services.aggregator.faust_compat import head_is_missing, seek_to_committed_or_beginning
 from services.kit.kafka import ensure_topics
 
@@ -58,6 +59,9 @@ async def _check(bootstrap: str) -> None:
         assert offsets[committed] == 4
         assert await consumer.position(fresh) == 0
         assert await consumer.position(committed) == 4
+        # the fresh partition's start stands for its committed offset in the commit hold
+        assert faust_compat._starts[(fresh.topic, fresh.partition)] == 0  # noqa: SLF001
+        assert (committed.topic, committed.partition) not in faust_compat._starts  # noqa: SLF001
         again = await consumer.getmany(fresh, timeout_ms=5000)
         assert [record.offset for record in again[fresh]][:1] == [0]
 
@@ -69,6 +73,7 @@ async def _check(bootstrap: str) -> None:
         consumer.seek(fresh, 3)
         await seek_to_committed_or_beginning(consumer, reset="latest")
         assert await consumer.position(fresh) == 10
+        assert faust_compat._starts[(fresh.topic, fresh.partition)] == 10  # noqa: SLF001
         assert await consumer.position(committed) == 4
     finally:
         await consumer.stop()

@@ -109,6 +109,37 @@ async def test_a_gap_faust_records_after_the_missing_head_does_not_release_the_c
         assert new == 222  # Faust's own answer: the gap counts as done
 
 
+async def test_a_partition_never_committed_holds_on_its_missing_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No committed offset yet: the start the seek recorded stands for it, so records lost at the
+    head of a fresh partition hold the commit (Faust alone commits from the first acked one)."""
+    from aiokafka import TopicPartition
+    from intervaltree import IntervalTree
+
+    tp = TopicPartition("fresh-events", 0)
+    sought: list[int] = []
+
+    async def seek(partition: TopicPartition, offset: int) -> None:
+        sought.append(offset)
+
+    class FakeConsumer:
+        def __init__(self) -> None:
+            self._committed_offset: dict[Any, int | None] = {tp: None}
+            self._gap = {tp: IntervalTree()}
+            self._acked = {tp: [826, 827]}
+            self._acked_index = {tp: {826, 827}}
+            self.seek = seek
+
+    consumer = FakeConsumer()
+    monkeypatch.setitem(faust_compat._starts, ("fresh-events", 0), 0)  # noqa: SLF001
+    assert faust_compat._new_offset(consumer, tp) is None  # noqa: SLF001
+    await asyncio.sleep(0)
+    assert sought == [0]
+    monkeypatch.delitem(faust_compat._starts, ("fresh-events", 0))  # noqa: SLF001
+    assert faust_compat._new_offset(consumer, tp) == 828  # noqa: SLF001 - Faust's own answer
+
+
 async def test_take_batches_fills_the_next_batch_while_one_is_processed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
