@@ -170,7 +170,11 @@ async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool =
     if hook is not None:
         await hook()
     await checkpoint_stores(self)  # what was sent is in Kafka: the local stores may follow
-    return await _faust_commit_offsets(self, offsets, start_new_transaction)
+    done: bool = await _faust_commit_offsets(self, offsets, start_new_transaction)
+    if done:  # Faust knows these heads now
+        for tp in offsets:
+            _starts.pop((tp.topic, tp.partition), None)
+    return done
 
 
 # -- accessors the driver uses ---------------------------------------------------------------
@@ -315,10 +319,49 @@ async def seek_to_committed_or_beginning(
 
 
 _starts: dict[tuple[str, int], int] = {}
-"""Stream partitions the group has never committed: the offset the seek put them at. Until the
-first commit it stands for the committed offset in the commit hold (soak with rocksdb,
-2026-12-02: a partition never committed lost its first 826 events to the race, and Faust
-committed past them, since a hold needs a committed offset to see the missing head)."""
+"""Stream partitions whose committed offset Faust does not know: where they start, from the seek
+(never committed: their first offset) or from the group coordinator (`_look_up_head`). Until
+this worker's next commit of the partition it stands for the committed offset in the commit
+hold. Soak with rocksdb, 2026-12-02: a partition never committed lost its first 826 events to
+the race, and a partition assigned again without a seek (Faust forgets its committed offsets
+at every revocation) had a worker commit past offset 10; both times Faust committed from the
+first acked offset, since the hold needs a committed offset to see a missing head."""
+
+_looking: set[tuple[str, int]] = set()
+
+
+def _look_up_head(consumer: Any, tp: Any) -> None:
+    """Ask the group coordinator where the partition's next commit must start (its committed
+    offset, else where the offset reset puts it) into `_starts`; the commit waits meanwhile."""
+    key = (tp.topic, tp.partition)
+    if key in _looking:
+        return
+    _looking.add(key)
+    task = asyncio.ensure_future(_head_of(consumer, tp, key))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+async def _head_of(consumer: Any, tp: Any, key: tuple[str, int]) -> None:
+    partition = TopicPartition(tp.topic, tp.partition)
+    latest = consumer.app.conf.consumer_auto_offset_reset == "latest"
+
+    async def ask(client: AIOKafkaConsumer) -> int:
+        committed = await client.committed(partition)
+        if committed is not None:
+            return int(committed)
+        ends = await (client.end_offsets if latest else client.beginning_offsets)([partition])
+        return int(ends[partition])
+
+    try:
+        thread = consumer._thread  # noqa: SLF001
+        head = await thread.call_thread(ask, thread._ensure_consumer())  # noqa: SLF001
+        if consumer._committed_offset[tp] is None:  # noqa: SLF001
+            _starts[key] = head
+    except Exception as error:  # the next commit asks again
+        log.warning("commit_head_lookup_failed", tp=str(tp), error=str(error))
+    finally:
+        _looking.discard(key)
 
 
 async def _seek_to_committed(self: Any) -> Mapping[TopicPartition, int | None]:
@@ -375,9 +418,13 @@ def head_is_missing(acked: list[int], committed: int | None) -> bool:
 
 def _new_offset(self: Any, tp: Any) -> int | None:
     committed = self._committed_offset[tp]
-    if committed is None:  # never committed: where the seek put it (the partition's start)
-        committed = _starts.get((tp.topic, tp.partition))
     held = _held.setdefault(self, {})
+    if committed is None:  # Faust does not know it: never committed, or assigned again
+        committed = _starts.get((tp.topic, tp.partition))
+        if committed is None and self._acked[tp]:
+            held.setdefault(tp, time.monotonic())
+            _look_up_head(self, tp)
+            return None
     # Faust's own gaps (offsets that never reach a stream) may be committed past, but only a
     # gap that holds the missing head itself: after a seek back, Faust's delivery loop can
     # record a gap from the offset *after* it (sigkill soak run 13 committed past one message).

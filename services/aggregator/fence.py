@@ -54,8 +54,6 @@ class Fence:
     ) -> None:
         self.proof, self.limit, self.wait = proof, limit, wait
         self.clock, self.sleep, self.poll = clock, sleep, poll
-        self.waits = 0
-        """How many checks found the proof too old and waited for a new one."""
 
     async def check(self) -> str | None:
         last = self.proof()
@@ -65,7 +63,6 @@ class Fence:
         began = self.clock()
         if began - proven_at <= self.limit:
             return None
-        self.waits += 1
         silent = began - proven_at
         while self.clock() - began < self.wait:
             await self.sleep(self.poll)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -109,35 +110,58 @@ async def test_a_gap_faust_records_after_the_missing_head_does_not_release_the_c
         assert new == 222  # Faust's own answer: the gap counts as done
 
 
-async def test_a_partition_never_committed_holds_on_its_missing_start(
+async def test_a_partition_faust_has_no_committed_offset_for_holds_on_its_missing_head(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No committed offset yet: the start the seek recorded stands for it, so records lost at the
-    head of a fresh partition hold the commit (Faust alone commits from the first acked one)."""
+    """Faust forgets committed offsets at every revocation, and knows none for a partition never
+    committed: it then commits from the first acked offset, past anything lost before it. The
+    hold asks the group coordinator for the head first (the commit waits), then holds on it."""
     from aiokafka import TopicPartition
     from intervaltree import IntervalTree
 
-    tp = TopicPartition("fresh-events", 0)
+    tp = TopicPartition("reassigned-events", 0)
+    key = ("reassigned-events", 0)
     sought: list[int] = []
+    asked: list[TopicPartition] = []
 
     async def seek(partition: TopicPartition, offset: int) -> None:
         sought.append(offset)
+
+    class Coordinator:  # the aiokafka consumer, in Faust's consumer thread
+        async def committed(self, partition: TopicPartition) -> int | None:
+            asked.append(partition)
+            return 10
+
+    class Thread:
+        def _ensure_consumer(self) -> Coordinator:
+            return Coordinator()
+
+        async def call_thread(self, fun: Any, *args: Any) -> Any:
+            return await fun(*args)
 
     class FakeConsumer:
         def __init__(self) -> None:
             self._committed_offset: dict[Any, int | None] = {tp: None}
             self._gap = {tp: IntervalTree()}
-            self._acked = {tp: [826, 827]}
-            self._acked_index = {tp: {826, 827}}
+            self._acked = {tp: [11, 12]}
+            self._acked_index = {tp: {11, 12}}
+            self._thread = Thread()
+            self.app = SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset="earliest"))
             self.seek = seek
 
     consumer = FakeConsumer()
-    monkeypatch.setitem(faust_compat._starts, ("fresh-events", 0), 0)  # noqa: SLF001
-    assert faust_compat._new_offset(consumer, tp) is None  # noqa: SLF001
+    monkeypatch.delitem(faust_compat._starts, key, raising=False)  # noqa: SLF001
+    assert faust_compat._new_offset(consumer, tp) is None  # noqa: SLF001 - held while asking
+    await until(lambda: key in faust_compat._starts)  # noqa: SLF001
+    assert asked == [tp]
+    assert faust_compat._starts[key] == 10  # noqa: SLF001
+    assert faust_compat._new_offset(consumer, tp) is None  # noqa: SLF001 - 10 is missing
     await asyncio.sleep(0)
-    assert sought == [0]
-    monkeypatch.delitem(faust_compat._starts, ("fresh-events", 0))  # noqa: SLF001
-    assert faust_compat._new_offset(consumer, tp) == 828  # noqa: SLF001 - Faust's own answer
+    assert sought == [10]
+    consumer._acked[tp] = [10, 11, 12]  # noqa: SLF001
+    consumer._acked_index[tp] = {10, 11, 12}  # noqa: SLF001
+    assert faust_compat._new_offset(consumer, tp) == 13  # noqa: SLF001 - Faust's answer again
+    monkeypatch.delitem(faust_compat._starts, key)  # noqa: SLF001
 
 
 async def test_take_batches_fills_the_next_batch_while_one_is_processed(
