@@ -212,10 +212,12 @@ async def take_batches(stream: Any, size: int, linger: float = 0.0) -> AsyncIter
     each stage (issue 11: p99 806 ms end to end at 500 events/s). Here the next batch fills
     while one is processed, and it is taken as soon as the consumer is free: what arrived
     meanwhile (natural batching: small batches when the floor is quiet, full ones when the
-    worker is behind). `linger` > 0 waits that long after a batch's first event for more."""
+    worker is behind). With `linger` > 0 a batch waits for more until `linger` after its first
+    event arrived (an event that came while the last batch was processed waits no longer)."""
     pending: list[Any] = []
     has_items, room, full = asyncio.Event(), asyncio.Event(), asyncio.Event()
     room.set()
+    first_at = 0.0  # when the batch's first event arrived (monotonic)
 
     async def add_to_buffer(value: Any) -> Any:
         try:
@@ -225,6 +227,9 @@ async def take_batches(stream: Any, size: int, linger: float = 0.0) -> AsyncIter
             event = stream.current_event
             if event is None:
                 raise RuntimeError("take_batches found no current event")
+            if not pending:
+                nonlocal first_at
+                first_at = time.monotonic()
             pending.append(event)
             has_items.set()
             if len(pending) >= size:
@@ -253,8 +258,9 @@ async def take_batches(stream: Any, size: int, linger: float = 0.0) -> AsyncIter
                 before = len(pending)
                 await asyncio.sleep(0)  # turns of the loop, not a wait
                 idle = idle + 1 if len(pending) == before else 0
-            if linger > 0 and not full.is_set():
-                await stream.wait_for_stopped(full, timeout=linger)
+            wait = first_at + linger - time.monotonic()  # linger counts from the first event
+            if wait > 0 and not full.is_set():
+                await stream.wait_for_stopped(full, timeout=wait)
             batch = list(pending)
             pending.clear()
             has_items.clear()
