@@ -51,15 +51,15 @@ class AggregatorSettings(CommonSettings):
     BATCH_MAX_EVENTS: int = 1000
     """Events (stage 1) or fact packs (stage 2) taken per batch: each call and rep in a batch
     is read and saved once."""
-    BATCH_SECONDS: float = 0.2
+    BATCH_SECONDS: float = 0.1
     """How long a stage-1 batch waits for more events after its first one. The next batch
     fills while one is processed and is taken as soon as the stage is free
-    (`faust_compat.take_batches`), so this wait only matters when the floor is quiet; 0 takes
-    what has arrived. Small batches cost more CPU per event (each call and rep in a batch is
-    read and saved once, and the facts' delivery is awaited once per batch): in `make bench`'s
-    end-to-end run, 0 gave p99 197-315 ms at 100 events/s but fell behind at 500/s on a
-    machine shared with other runs (p50 3.0 s); 0.05 and 0.2 kept up (2026-12-02)."""
-    FACTS_BATCH_SECONDS: float = 0.2
+    (`faust_compat.take_batches`); 0 takes only what has arrived. Small batches cost more CPU
+    per event (each call and rep in a batch is read and saved once, and the facts' delivery is
+    awaited once per batch). `make bench`, end to end at 500 events/s, quiet machine
+    (2026-12-02, 19:07-19:11): 0.1 gave p50 319 ms, p99 549 ms; 0.2 gave 509 and 759 ms
+    (Faust's take() with 0.2: 382 and 819 ms); 0 fell behind (p50 3.0 s, under load)."""
+    FACTS_BATCH_SECONDS: float = 0.1
     """The same for stage 2 (its input: a few fact packs per stage-1 batch)."""
     PRODUCER_BATCH_BYTES: int = 256 * 1024
     """Largest record batch the worker's producer builds (snapshots are ~2-3 KB each)."""
