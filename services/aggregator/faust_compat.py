@@ -312,16 +312,23 @@ async def seek_to_committed_or_beginning(
     for tp, offset in committed.items():
         if offset:
             _starts.pop((tp.topic, tp.partition), None)
-    if uncommitted and reset == "latest":
-        await consumer.seek_to_end(*uncommitted)
-        starts = await consumer.end_offsets(uncommitted)
-    elif uncommitted:
-        await consumer.seek_to_beginning(*uncommitted)
-        starts = await consumer.beginning_offsets(uncommitted)
-    else:
-        starts = {}
-    _starts.update({(tp.topic, tp.partition): offset for tp, offset in starts.items()})
+    starts = await reset_offsets(consumer, uncommitted, reset) if uncommitted else {}
+    for tp, offset in starts.items():
+        consumer.seek(tp, offset)
+        _starts[(tp.topic, tp.partition)] = offset
     return committed
+
+
+async def reset_offsets(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], reset: str
+) -> Mapping[TopicPartition, int]:
+    """Where the offset reset puts partitions that have no committed offset: their end for
+    "latest", else their beginning."""
+    if reset == "latest":
+        ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
+    beginnings: Mapping[TopicPartition, int] = await consumer.beginning_offsets(partitions)
+    return beginnings
 
 
 _starts: dict[tuple[str, int], int] = {}
@@ -350,14 +357,13 @@ def _look_up_head(consumer: Any, tp: Any) -> None:
 
 async def _head_of(consumer: Any, tp: Any, key: tuple[str, int]) -> None:
     partition = TopicPartition(tp.topic, tp.partition)
-    latest = consumer.app.conf.consumer_auto_offset_reset == "latest"
+    reset = consumer.app.conf.consumer_auto_offset_reset
 
     async def ask(client: AIOKafkaConsumer) -> int:
         committed = await client.committed(partition)
         if committed is not None:
             return int(committed)
-        ends = await (client.end_offsets if latest else client.beginning_offsets)([partition])
-        return int(ends[partition])
+        return (await reset_offsets(client, [partition], reset))[partition]
 
     try:
         thread = consumer._thread  # noqa: SLF001
