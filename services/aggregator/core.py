@@ -442,9 +442,8 @@ class RepStage:
     def judge_slices(self, now: datetime) -> Iterator[Publication]:
         """`judge` a slice of the reps at a time (first, alerts not delivered yet, again)."""
         if self.unsent is None:  # after a start or a rebalance: look in the store, a slice a time
-            self.unsent = set()  # alerts fired meanwhile are added as usual
-            for keys in slices(self.store.stored_keys()):
-                self.unsent |= {key.decode() for key in keys if _queued(self.store.get(key))}
+            self.unsent = set()
+            for _ in self._find_unsent(self.unsent):
                 yield Publication()
         yield Publication(alerts=self.undelivered(now))
         rules = any(self.roster.team_rules.values()) or any(self.roster.rep_rules.values())
@@ -591,17 +590,27 @@ class RepStage:
             if not state.outbox and self.unsent is not None:
                 self.unsent.discard(alert.rep_id)
 
+    def _find_unsent(self, found: set[str]) -> Iterator[None]:
+        """Add to `found` the reps whose stored state holds undelivered alert transitions, a
+        slice of keys at a time (alerts fired meanwhile are added to it as usual)."""
+        for keys in slices(self.store.stored_keys()):
+            found |= {key.decode() for key in keys if _queued(self.store.get(key))}
+            yield
+
     def undelivered(self, now: datetime) -> list[Alert]:
         """Alert transitions queued at least one alert tick ago and still not delivered (a
         worker killed between saving a rep and sending its alerts): to send again."""
-        if self.unsent is None:  # after a start or a rebalance: find them in the store
-            self.unsent = {key.decode() for key, raw in self.store.items() if _queued(raw)}
+        unsent = self.unsent
+        if unsent is None:  # after a start or a rebalance: find them in the store
+            unsent = self.unsent = set()
+            for _ in self._find_unsent(unsent):
+                pass
         due = now.timestamp() - self.cadence.alert_evaluation
         out = []
-        for rep_id in list(self.unsent):
+        for rep_id in list(unsent):
             outbox = self.state(rep_id).outbox
             if not outbox:
-                self.unsent.discard(rep_id)
+                unsent.discard(rep_id)
             out += [Alert.model_validate_json(raw) for at, raw in outbox.values() if at <= due]
         return out
 
