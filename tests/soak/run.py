@@ -23,6 +23,7 @@ KPIs with complete coverage. `--disable-fixes` runs Faust as shipped
     python -m tests.soak.run --runs 60                       # make soak
     python -m tests.soak.run --runs 15 --disable-fixes       # the control
     python -m tests.soak.run --runs 8 --variant sigstop      # one variant
+    python -m tests.soak.run --runs 4 --variant broker --run-seed 342671823  # replay a run
 """
 
 from __future__ import annotations
@@ -243,6 +244,10 @@ def main(
     variant: Annotated[
         list[str] | None, typer.Option(help=f"Only these variants (repeat), of {VARIANTS}.")
     ] = None,
+    run_seed: Annotated[
+        list[int] | None,
+        typer.Option(help="Replay runs by their recorded seed (repeat; cycled over the runs)."),
+    ] = None,
 ) -> None:
     """Run the soak; exit 1 on any lost offset, double count or run that did not converge."""
     fixes = not disable_fixes
@@ -263,10 +268,10 @@ def main(
         task = progress.add_task("runs", total=runs)
         for n in range(runs):
             kind = chosen[n % len(chosen)]
-            run_seed = plan.randrange(1 << 30)
+            seed_of_run = plan.randrange(1 << 30) if not run_seed else run_seed[n % len(run_seed)]
             progress.update(task, description=f"run {n + 1} {kind}")
             record = one_run(
-                n, kind, broker, work / f"run{n:03d}", fixes=fixes, settle=settle, seed=run_seed
+                n, kind, broker, work / f"run{n:03d}", fixes=fixes, settle=settle, seed=seed_of_run
             )
             records.append(record)
             mark = "ok" if record.get("converged") else "[red]FAIL[/]"

@@ -255,22 +255,27 @@ class Run:
                 out[record.key.decode()] = json.loads(record.value)["windows"]
         return out
 
-    def compare(self, events: list[CallEvent]) -> dict[str, int]:
-        """Counts above the reference (double counts), below it (lost), rep-windows that differ."""
+    def compare(self, events: list[CallEvent]) -> dict[str, Any]:
+        """Counts above the reference (double counts), below it (lost), rep-windows that differ
+        (and the first few differences, for the record)."""
         want = fold(events, datetime.now(UTC), default_timezone=self.timezone)
         got = self.latest()
         double = missing = differ = 0
+        diffs: list[str] = []
         for rep, windows in want.items():
             for window in WINDOWS:
                 values = windows[window]
                 mine = got.get(rep, {}).get(window) or {}
                 if any(mine.get(k) != v for k, v in values.items()):
                     differ += 1
+                    wrong = {k: (mine.get(k), v) for k, v in values.items() if mine.get(k) != v}
+                    diffs.append(f"{rep} {window} {wrong} (got, want)")
                 for name in COUNTS:
                     delta = int(mine.get(name) or 0) - int(values.get(name) or 0)
                     double += max(0, delta)
                     missing += max(0, -delta)
-        return {"double_counts": double, "missing_counts": missing, "differ": differ}
+        counts: dict[str, Any] = {"double_counts": double, "missing_counts": missing}
+        return counts | {"differ": differ, "diffs": diffs[:12]}
 
     def oracle(self) -> tuple[dict[Any, list[tuple[int, int]]], list[Any]]:
         """(holes, over-commits) of the events and facts topics so far."""
