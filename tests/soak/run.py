@@ -23,6 +23,7 @@ KPIs with complete coverage. `--disable-fixes` runs Faust as shipped
     python -m tests.soak.run --runs 60                       # make soak
     python -m tests.soak.run --runs 15 --disable-fixes       # the control
     python -m tests.soak.run --runs 8 --variant sigstop      # one variant
+    python -m tests.soak.run --runs 30 --store rocksdb       # the tables in RocksDB
     python -m tests.soak.run --runs 4 --variant broker --run-seed 342671823  # replay a run
 """
 
@@ -197,6 +198,7 @@ def summary(records: list[dict[str, Any]], fixes: bool) -> dict[str, Any]:
     converge = sorted(r["converge_seconds"] for r in records if r.get("converge_seconds"))
     return {
         "fixes": fixes,
+        "store": os.environ.get("CALLPULSE_AGGREGATOR_STORE", "memory"),
         "runs": len(records),
         "variants": dict(Counter(r["variant"] for r in records)),
         "widened_runs": sum(1 for r in records if r.get("widen_ms")),
@@ -244,6 +246,9 @@ def main(
     variant: Annotated[
         list[str] | None, typer.Option(help=f"Only these variants (repeat), of {VARIANTS}.")
     ] = None,
+    store: Annotated[
+        str, typer.Option(help="The workers' table store: memory (the default) or rocksdb.")
+    ] = "memory",
     run_seed: Annotated[
         list[int] | None,
         typer.Option(help="Replay runs by their recorded seed (repeat; cycled over the runs)."),
@@ -251,6 +256,9 @@ def main(
 ) -> None:
     """Run the soak; exit 1 on any lost offset, double count or run that did not converge."""
     fixes = not disable_fixes
+    if store not in ("memory", "rocksdb"):
+        raise typer.BadParameter(f"unknown store {store!r}: memory or rocksdb")
+    os.environ["CALLPULSE_AGGREGATOR_STORE"] = store  # the workers inherit it
     chosen = tuple(variant or VARIANTS)
     if unknown := set(chosen) - set(VARIANTS):
         raise typer.BadParameter(f"unknown variants {sorted(unknown)}; known: {VARIANTS}")
