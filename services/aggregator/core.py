@@ -364,7 +364,10 @@ class RepStage:
     # -- facts and the roster -----------------------------------------------------------------
 
     def accumulate(self, facts: Iterable[Fact], now: datetime) -> set[str]:
-        """Apply facts (each once per call version) and save every touched rep once."""
+        """Apply facts (each once per call version) and save every touched rep once, pruned
+        as of `now` (at most once a minute each): a long replay, which publishes nothing until
+        it ends, would otherwise grow every rep it touches with buckets and versions past
+        their retention, and save all of them again at every batch."""
         touched: set[str] = set()
         applied = duplicates = 0
         for fact, arrived in facts:
@@ -377,6 +380,7 @@ class RepStage:
             touched.add(fact.rep_id)
             self.dirty.setdefault(fact.rep_id, arrived if arrived is not None else time.time())
         for rep_id in touched:
+            self._prune(rep_id, now)
             self.save(rep_id)
         self.metrics.facts_duplicate.inc(duplicates)
         self.metrics.facts_applied.inc(applied)
@@ -541,15 +545,22 @@ class RepStage:
             or _hour_start(ctx.timezone, now) != last[1]  # a new local hour (and day)
         )
 
+    def _prune(self, rep_id: str, now: datetime) -> int:
+        """Prune the rep's buckets and versions as of `now`, once per minute (buckets leave
+        their retention by the minute); the epoch minute of `now`."""
+        minute = w.epoch_minute(now)
+        if self.pruned.get(rep_id) != minute:
+            state = self.state(rep_id)
+            prune(state, ZoneInfo(self.context(rep_id, state).timezone), now)
+            self.pruned[rep_id] = minute
+        return minute
+
     def _publish(
         self, rep_id: str, now: datetime, arrived: float | None, out: Publication, *, force: bool
     ) -> None:
         state = self.state(rep_id)
         ctx = self.context(rep_id, state)
-        minute = w.epoch_minute(now)
-        if self.pruned.get(rep_id) != minute:  # buckets leave their retention by the minute
-            prune(state, ZoneInfo(ctx.timezone), now)
-            self.pruned[rep_id] = minute
+        minute = self._prune(rep_id, now)
         lag = 0.0 if arrived is None else max(0.0, now.timestamp() - arrived)
         snap = snapshot(state, ctx, now, lag)
         if ctx.alert_rules or state.alerts:

@@ -286,23 +286,25 @@ class EmbeddedEngine:
         A long replay (no checkpoint yet, or one made with other KPI rules) stays bounded in
         memory: the stale sweep runs as the log's arrival times pass (every
         `REPLAY_SWEEP_SECONDS` of them; live it runs every `STALE_SWEEP_SECONDS`, so a call's
-        retention may end up to that much later than it did live), and call records go to
-        history every `REPLAY_STORE_EVENTS` events."""
+        retention may end up to that much later than it did live), stage 2 applies each batch
+        as of its events' arrival (so a rep's remembered versions and buckets are pruned as
+        they were live, not all kept until the replay ends), and call records go to history
+        every `REPLAY_STORE_EVENTS` events."""
         replayed, last, swept = 0, self._seq, 0.0
         batch: list[Incoming] = []
         async for seq, event, received in self.log.replay(after=self._seq):
             if received - swept >= REPLAY_SWEEP_SECONDS:
-                replayed += self._ingest(batch)
+                replayed += self._ingest(batch, replaying=True)
                 batch, swept = [], received
                 self._expire(datetime.fromtimestamp(received, UTC))
             batch.append((event, received, 0))
             last = seq
             if len(batch) >= REPLAY_BATCH:
-                replayed += self._ingest(batch)
+                replayed += self._ingest(batch, replaying=True)
                 batch = []
                 if len(self._records) >= REPLAY_STORE_EVENTS:
                     await self._store_records()
-        replayed += self._ingest(batch)
+        replayed += self._ingest(batch, replaying=True)
         self._seq = last
         return replayed
 
@@ -338,15 +340,19 @@ class EmbeddedEngine:
             self._failed = True
             raise
 
-    def _ingest(self, incoming: list[Incoming]) -> int:
+    def _ingest(self, incoming: list[Incoming], *, replaying: bool = False) -> int:
+        """Apply events; a replay's batch as of its last event's arrival (`_replay`)."""
         if incoming:
+            now = self.clock()
+            if replaying:
+                now = min(now, datetime.fromtimestamp(incoming[-1][1], UTC))
             with self._step():
-                self._apply(self.core.calls.assemble(incoming))
+                self._apply(self.core.calls.assemble(incoming), now)
         return len(incoming)
 
-    def _apply(self, batch: CallBatch) -> None:
+    def _apply(self, batch: CallBatch, now: datetime | None = None) -> None:
         """Stage 2 on the batch's facts, then stage 1's states: the order the Faust driver keeps."""
-        self.core.reps.accumulate(batch.facts, self.clock())
+        self.core.reps.accumulate(batch.facts, now or self.clock())
         self.core.calls.save(batch)
         for record in batch.records:
             self._records[record.call_id] = record

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from schemas import windows as w
 from schemas.roster import Rep, RosterRecord, Target, Targets, Team
+from schemas.windows import epoch_minute
+from services.aggregator.domain.counters import DIALS
+from services.aggregator.domain.rep import (
+    APPLIED_HORIZON,
+    HOUR_RETENTION_DAYS,
+    MINUTE_RETENTION,
+    RepState,
+)
+from services.aggregator.packing import loads
 from tests.unit.aggregator.events import ev
 from tests.unit.aggregator.floor import Floor
 
@@ -88,3 +99,28 @@ def test_timers_keep_no_decoded_copy_of_the_reps_they_only_visit() -> None:
     assert set(reps.live) == {"r1"}
     assert published(floor, T0 + timedelta(minutes=1)) == ["r1"]
     assert reps.snapshot("r1", T0).windows["today"].dials == 2  # type: ignore[index]
+
+
+def test_facts_applied_as_of_their_time_leave_a_rep_pruned_to_its_retention() -> None:
+    """A replay applies a long log batch by batch, publishing nothing until it ends: each
+    saved rep is pruned as of the batch's time, so it keeps what it kept live (before, a year
+    of replay grew every rep by every call's version and every hour's bucket, and each batch
+    saved them all again)."""
+    floor = Floor()
+    for day in range(30):
+        for n in range(20):
+            at = T0 + timedelta(days=day, minutes=10 * n)
+            call = f"c{day}-{n}"
+            floor.apply(ev("call.started", call, at, rep_id="r1"), at)
+            floor.apply(ev("call.answered", call, at + timedelta(seconds=5), rep_id="r1"), at)
+    stored = floor.core.reps.store.get(b"r1")
+    assert stored is not None
+    state = RepState.from_dict(loads(stored))
+    last = T0 + timedelta(days=29, minutes=190)
+    recent = [
+        n for n in range(20) if T0 + timedelta(days=28, minutes=10 * n) >= last - APPLIED_HORIZON
+    ]
+    assert len(state.applied) == 20 + len(recent) == 33  # the calls of the last 26 h, not 600
+    assert min(state.minutes) >= epoch_minute(last - MINUTE_RETENTION)
+    assert len(state.hours) <= HOUR_RETENTION_DAYS * 24
+    assert state.days[w.local_day(last, ZoneInfo("UTC")).isoformat()][DIALS] == 20
