@@ -51,15 +51,17 @@ class AggregatorSettings(CommonSettings):
     BATCH_MAX_EVENTS: int = 1000
     """Events (stage 1) or fact packs (stage 2) taken per batch: each call and rep in a batch
     is read and saved once."""
-    BATCH_SECONDS: float = 0.1
+    BATCH_SECONDS: float = 0.05
     """How long a stage-1 batch waits for more events after its first one. The next batch
     fills while one is processed and is taken as soon as the stage is free
     (`faust_compat.take_batches`); 0 takes only what has arrived. Small batches cost more CPU
     per event (each call and rep in a batch is read and saved once, and the facts' delivery is
-    awaited once per batch). `make bench`, end to end at 500 events/s, quiet machine
-    (2026-12-02, 19:07-19:11): 0.1 gave p50 319 ms, p99 549 ms; 0.2 gave 509 and 759 ms
-    (Faust's take() with 0.2: 382 and 819 ms); 0 fell behind (p50 3.0 s, under load)."""
-    FACTS_BATCH_SECONDS: float = 0.1
+    awaited once per batch); a worker behind fills whole batches whatever the wait. `make
+    bench`, end to end at 500 events/s, quiet machine, both stages alike (2026-12-03,
+    07:39-07:53, 120 probes a run): 0.1 gave p50 328 ms, p99 602 ms; 0.05 gave 249/492 and
+    243/506 ms; 0.03 gave 195/476 and 204/537 ms (2026-12-02: 0.2 gave 509/759 ms, 0 fell
+    behind)."""
+    FACTS_BATCH_SECONDS: float = 0.05
     """The same for stage 2 (its input: a few fact packs per stage-1 batch)."""
     PRODUCER_BATCH_BYTES: int = 256 * 1024
     """Largest record batch the worker's producer builds (snapshots are ~2-3 KB each)."""
