@@ -27,9 +27,9 @@ class AggregatorSettings(CommonSettings):
     and the survivor of a worker's death takes over from its standby copy. With a month of a
     10,000-rep floor and a session timeout of 8 s (make bench, session 7): failover 8.4 s
     against memory's 171 s, restart ready 14.0 s, peak RSS 363 MiB; but its committed rate was
-    ~0.7x memory's and the fault soak is not clean on it yet (12 runs: 831 lost offsets, 90
-    double counts; memory: 0 in 60), so memory stays the default
-    (docs/decisions/state-store.md)."""
+    ~0.7x memory's and the fault soak is not clean on it yet (60 runs, 2026-12-03: 1 failed, a
+    broker restart after which three reps' states missed committed facts; memory: 0 in 60), so
+    memory stays the default (docs/decisions/state-store.md)."""
     STANDBY_REPLICAS: int = 1
     """Workers that keep a warm copy of each partition's tables (rocksdb store only; memory
     keeps none), so the survivor of a worker's death takes its partitions over without a
