@@ -571,22 +571,36 @@ class RocksStore(faust_rocksdb.Store):
         held, value = self._held(partition, key)
         if held:
             return value
-        db = self._dbs.get(partition)
+        db = self._db(partition)
         return None if db is None else db.get(key)
+
+    def _db(self, partition: int) -> Any:
+        """The partition's database if it is this worker's to serve: opened now if Faust has
+        not opened it yet (a partition assigned with nothing to recover, or kept as a standby
+        before it became active, may have none open). Treating an unopened database as empty
+        would start its reps and calls from nothing."""
+        db = self._dbs.get(partition)
+        if db is None and partition in self._active_partitions():
+            db = self._db_for_partition(partition)
+        return db
 
     def _contains(self, key: bytes) -> bool:
         return self._get(key) is not None
 
     def _active_partitions(self) -> list[int]:
-        actives = self.app.assignor.assigned_actives()
+        """The changelog partitions this worker serves: every active one, whether or not
+        its database is open yet (and, of a global table, every one it holds)."""
         topic = self.table.changelog_topic.get_topic_name()
         held = set(self._dbs) | set(self.pending) | set(self.confirming)
-        return sorted(p for p in held if TP(topic, p) in actives or self.table.is_global)
+        if self.table.is_global:
+            return sorted(held)
+        actives = self.app.assignor.assigned_actives()
+        return sorted({tp.partition for tp in actives if tp.topic == topic})
 
     def _iteritems(self) -> Iterator[tuple[bytes, bytes]]:
         for partition in self._active_partitions():
             over = {**self.confirming.get(partition, {}), **self.pending.get(partition, {})}
-            db = self._dbs.get(partition)
+            db = self._db(partition)
             if db is not None:
                 for key, value in self._visible_items(db):
                     if key not in over:
@@ -596,7 +610,7 @@ class RocksStore(faust_rocksdb.Store):
     def _iterkeys(self) -> Iterator[bytes]:
         for partition in self._active_partitions():  # keys only: values stay on disk
             over = {**self.confirming.get(partition, {}), **self.pending.get(partition, {})}
-            db = self._dbs.get(partition)
+            db = self._db(partition)
             if db is not None:
                 yield from (key for key in self._visible_keys(db) if key not in over)
             yield from (key for key, value in over.items() if value is not None)
