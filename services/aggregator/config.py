@@ -28,7 +28,7 @@ class AggregatorSettings(CommonSettings):
     10,000-rep floor and a session timeout of 8 s (make bench, session 7): failover 8.4 s
     against memory's 171 s, restart ready 14.0 s, peak RSS 363 MiB; but its committed rate was
     ~0.7x memory's and the fault soak is not clean on it yet (60 runs, 2026-12-03: 1 failed, a
-    broker restart after which three reps' states missed committed facts; memory: 0 in 60), so
+    broker restart after which three reps showed a third of their counts; memory: 0 in 60), so
     memory stays the default (docs/decisions/state-store.md)."""
     STANDBY_REPLICAS: int = 1
     """Workers that keep a warm copy of each partition's tables (rocksdb store only; memory

@@ -310,7 +310,7 @@ async def publish_while(
 
     A slice is built (`next`) only once it is known to go out: the core records a rep as
     published when it builds its snapshot, and a slice built and then dropped would leave
-    reps whose last snapshot on the topic is older than the core believes (soak run 28 of
+    reps whose last snapshot on the topic is older than the core believes (soak run 29 of
     2026-12-02: rolling windows shown high after a rebalance, never refreshed)."""
     while current():
         part = next(parts, None)

@@ -269,7 +269,7 @@ def _rocks_store(on_disk: dict[int, dict[bytes, bytes]], actives: set[int]) -> A
 
 
 def test_a_rocksdb_partition_not_opened_yet_is_read_from_disk_not_taken_as_empty() -> None:
-    """Soak run 58 of 2026-12-03 (rocksdb, both workers restarted after a broker restart):
+    """Soak run 59 of 2026-12-03 (rocksdb, both workers restarted after a broker restart):
     reps showed a third of their counts. A database Faust had not opened (nothing to recover,
     or a standby become active) was served as empty: its reps started again from nothing, and
     the refresh, listing only open databases, never republished them."""

@@ -1,6 +1,6 @@
 """The Faust driver's slice loop: a slice the core builds is a slice that goes out.
 
-Soak run 28 of 2026-12-02 (broker restart): three rolling windows stayed one call too high and
+Soak run 29 of 2026-12-02 (broker restart): three rep-windows stayed one count too high and
 never converged. The loop used to build the next slice of a refresh and only then see that a
 rebalance had interrupted it; the core had recorded those reps as published, so no later
 refresh sent them, and the topic kept their older, higher snapshots.
