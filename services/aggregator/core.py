@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -45,7 +45,6 @@ from services.aggregator.domain.calls import (
     close_if_stale,
     forget,
     forgettable,
-    kept_for,
     past_retention,
     too_late,
 )
@@ -59,6 +58,7 @@ from services.aggregator.domain.rep import (
     window_plans,
 )
 from services.aggregator.domain.roster import RosterView
+from services.aggregator.due import DueIndex, due_at
 from services.aggregator.metrics import Metrics
 from services.aggregator.packing import dumps, loads
 
@@ -180,6 +180,17 @@ class CallStage:
         self.store, self.rules, self.roster, self.metrics = store, rules, roster, metrics
         self.read: dict[int, float] = {}
         """partition -> how far it has been read (an arrival time, epoch seconds)."""
+        self._due = DueIndex()
+        self._indexed = False
+        """Whether `_due` holds every stored call (not before a sweep read them all)."""
+        self._generation = 0
+        """Counts `invalidate()`s: an index build started before one is abandoned."""
+
+    def invalidate(self) -> None:
+        """The store changed behind the core (a checkpoint loaded, partitions moved or
+        recovered): the next sweep reads every call again to know when each is due."""
+        self._due, self._indexed = DueIndex(), False
+        self._generation += 1
 
     def caught_up(self, partition: int, now: float) -> None:
         """The partition has been read to its end at `now`: nothing unread arrived before."""
@@ -223,23 +234,32 @@ class CallStage:
         for call_id, state in batch.states.items():
             value = None if state is None else dumps(state.stored())
             self.store.put(call_id.encode(), value)
+            self._due.note(call_id, None if state is None else due_at(state, self.rules))
 
     def due(self, now: datetime) -> list[str]:
-        """Calls open past `max_call_seconds`, or ended past the retention (a cheap scan)."""
+        """Calls open past `max_call_seconds`, or ended past the retention (by the index)."""
         return [call_id for part in self.due_slices(now) for call_id in part]
 
     def due_slices(self, now: datetime) -> Iterator[list[str]]:
         """`due` a slice of the calls at a time: a driver lets its event loop run in between.
 
-        Only the keys are listed up front; each slice reads its values (listing every value of
-        a month's 375,000 calls from an on-disk table at once held the event loop for seconds)."""
-        for part in slices(self.store.stored_keys()):
-            due = []
-            for key in part:
-                raw = self.store.get(key)
-                if raw is not None and _expiring(loads(raw), now, self.read, self.rules):
-                    due.append(key.decode())
-            yield due
+        The first sweep after `invalidate()` reads every stored call to index it, a slice at a
+        time (empty slices: listing every value of a month's 375,000 calls from an on-disk
+        table at once held the event loop for seconds); it stops if the store is invalidated
+        again meanwhile. Calls saved meanwhile are indexed by `save`."""
+        generation = self._generation
+        if not self._indexed:
+            for part in slices(self.store.stored_keys()):
+                for key in part:
+                    raw = self.store.get(key)
+                    if raw is not None:
+                        state = CallState.from_dict(loads(raw))
+                        self._due.note(key.decode(), due_at(state, self.rules))
+                yield []
+                if self._generation != generation:
+                    return
+            self._indexed = True
+        yield from slices(self._due.candidates(now.timestamp(), self.read))
 
     def expire(self, call_ids: Iterable[str], now: datetime, arrived: float) -> CallBatch:
         """Close stale calls as `failed`; forget ended calls past the retention (by the clock
@@ -277,18 +297,6 @@ class CallStage:
             self.metrics.events_invalid.inc()
             out.invalid.append((raw, _reason(error)))
             return None
-
-
-def _expiring(call: dict[str, Any], now: datetime, read: dict[int, float], rules: Rules) -> bool:
-    """On the stored form: open too long, or ended (or forgotten) past its retention by its
-    partition's clock."""
-    if call.get("ended_at") is None and not call.get("forgotten"):
-        return close_if_stale(CallState.from_dict(call), now, rules) is not None
-    clock = read.get(call.get("partition", 0))
-    if clock is None:
-        return False
-    latest = max(datetime.fromisoformat(call["last_event_at"]).timestamp(), call["arrived_at"])
-    return bool(clock - latest > kept_for(rules, forgotten=bool(call.get("forgotten"))))
 
 
 def _outbox_key(alert: Alert) -> str:

@@ -157,8 +157,9 @@ class Worker:
         now = datetime.now(UTC)
         self.read_to_end(now.timestamp())
         for due in self.core.calls.due_slices(now):
-            async with self.stage1:
-                await self.finish_calls(self.core.calls.expire(due, now, time.time()))
+            if due:
+                async with self.stage1:
+                    await self.finish_calls(self.core.calls.expire(due, now, time.time()))
             await asyncio.sleep(0)
 
     def read_to_end(self, now: float) -> None:
@@ -282,12 +283,14 @@ class Worker:
         """Partitions may move: the tables are the truth, not decoded copies."""
         self.generation += 1
         self.core.reps.forget()
+        self.core.calls.invalidate()
 
     def assigned(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         """Forget the keys of partitions that moved to another worker: Faust's store keeps every
         key this worker wrote, and the refresh would republish stale snapshots over the owner's.
         Faust sends the new assignment, a set of TPs."""
         assigned: set[Any] = args[0]
+        self.core.calls.invalidate()  # recovery fills the calls table behind the core
         for store, topic in (
             (self.call_store, self.settings.EVENTS_TOPIC),
             (self.rep_store, self.settings.FACTS_TOPIC),

@@ -327,6 +327,7 @@ class EmbeddedEngine:
             self._stores[name].data[key] = value  # loaded, not changed: not written back
             self._stored[name].add(key)
         self._seq = self._checkpointed = checkpoint.seq
+        self.core.calls.invalidate()  # the calls came in behind the core's index
         return len(checkpoint.state)
 
     # -- plumbing -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from datetime import datetime
 from schemas.alerts import Alert
 from schemas.events import CallEvent
 from schemas.kpis import RepSnapshot
-from services.aggregator.core import Aggregator, CallBatch, MemoryStore
+from services.aggregator.core import Aggregator, CallBatch, CallStage, MemoryStore
 from services.aggregator.domain.calls import CallState, Rules
 from services.aggregator.domain.rep import RepState, prune
 from services.aggregator.domain.roster import RosterView
@@ -21,8 +21,10 @@ from services.aggregator.packing import dumps, loads
 
 
 class _Calls(MutableMapping[str, CallState]):
-    def __init__(self, store: MemoryStore) -> None:
-        self.store = store
+    """Stage 1's calls as a mapping; a write goes behind the core, which indexes them again."""
+
+    def __init__(self, stage: CallStage) -> None:
+        self.stage, self.store = stage, stage.store
 
     def __getitem__(self, call_id: str) -> CallState:
         raw = self.store.get(call_id.encode())
@@ -32,15 +34,17 @@ class _Calls(MutableMapping[str, CallState]):
 
     def __setitem__(self, call_id: str, state: CallState) -> None:
         self.store.put(call_id.encode(), dumps(state.fields()))
+        self.stage.invalidate()
 
     def __delitem__(self, call_id: str) -> None:
         self.store.put(call_id.encode(), None)
+        self.stage.invalidate()
 
     def __iter__(self) -> Iterator[str]:
-        return iter([key.decode() for key in self.store.data])
+        return iter([key.decode() for key in self.store.stored_keys()])
 
     def __len__(self) -> int:
-        return len(self.store.data)
+        return len(list(self.store.stored_keys()))
 
 
 class _Reps(MutableMapping[str, RepState]):
@@ -75,7 +79,7 @@ class Floor:
         self.core = Aggregator.build(
             MemoryStore(), MemoryStore(), rules=self.rules, roster=self.roster, metrics=Metrics()
         )
-        self.calls = _Calls(self.core.calls.store)  # type: ignore[arg-type]
+        self.calls = _Calls(self.core.calls)
         self.reps = _Reps(self.core)
 
     def apply(self, event: CallEvent, now: datetime, arrived: datetime | None = None) -> CallBatch:
