@@ -58,7 +58,7 @@ from services.aggregator.domain.rep import (
     window_plans,
 )
 from services.aggregator.domain.roster import RosterView
-from services.aggregator.due import DueIndex, due_at
+from services.aggregator.due import DueAt, DueIndex, due_at
 from services.aggregator.metrics import Metrics
 from services.aggregator.packing import dumps, loads
 
@@ -232,9 +232,9 @@ class CallStage:
     def save(self, batch: CallBatch) -> None:
         """Write the batch's call states (after its facts are durable)."""
         for call_id, state in batch.states.items():
-            value = None if state is None else dumps(state.stored())
-            self.store.put(call_id.encode(), value)
-            self._due.note(call_id, None if state is None else due_at(state, self.rules))
+            key = call_id.encode()
+            self.store.put(key, None if state is None else dumps(state.stored()))
+            self._due.note(key, None if state is None else due_at(state, self.rules))
 
     def due(self, now: datetime) -> list[str]:
         """Calls open past `max_call_seconds`, or ended past the retention (by the index)."""
@@ -251,15 +251,17 @@ class CallStage:
         if not self._indexed:
             for part in slices(self.store.stored_keys()):
                 for key in part:
-                    raw = self.store.get(key)
-                    if raw is not None:
-                        state = CallState.from_dict(loads(raw))
-                        self._due.note(key.decode(), due_at(state, self.rules))
+                    self._due.note(key, self._due_at(key))
                 yield []
                 if self._generation != generation:
                     return
             self._indexed = True
-        yield from slices(self._due.candidates(now.timestamp(), self.read))
+        due = self._due.candidates(now.timestamp(), self.read, self._due_at)
+        yield from slices(key.decode() for key in due)
+
+    def _due_at(self, key: bytes) -> DueAt | None:
+        raw = self.store.get(key)
+        return None if raw is None else due_at(CallState.from_dict(loads(raw)), self.rules)
 
     def expire(self, call_ids: Iterable[str], now: datetime, arrived: float) -> CallBatch:
         """Close stale calls as `failed`; forget ended calls past the retention (by the clock

@@ -6,20 +6,24 @@ past its retention. The sweep used to decode every held call each time: three qu
 embedded replay's time (a sweep per 10 minutes of log over some 9,000 calls) and half of an
 idle Faust worker's CPU with a month of calls.
 
-The index is a heap per clock with lazy deletion: a call's newest due time is in `due`; heap
-entries that no longer match it are dropped when they come up.
+The index holds only keys, in a bucket per minute of due time and clock: no copy of a call's
+state (a month of a 10,000-rep floor holds 1.4 million calls). A save adds the key to its new
+bucket and leaves it in the old one; when a bucket comes due, each key in it is checked against
+the call's stored state, so an outdated entry goes then.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 
 from services.aggregator.domain.calls import CallState, Rules, kept_for
 
 WALL = -1
-"""The heap of open calls: due by the wall clock (`now`), not by a partition's clock."""
+"""The clock of open calls: the wall clock (`now`), not a partition's."""
+BUCKET_SECONDS = 60
 
 DueAt = tuple[int, float]
 """A clock (`WALL`, or an input partition) and the time on it (epoch seconds)."""
@@ -38,51 +42,52 @@ def due_at(state: CallState, rules: Rules) -> DueAt | None:
 
 
 class DueIndex:
-    """Calls by the time they are next due, a heap per clock."""
+    """Call keys by clock and minute of due time."""
 
     def __init__(self) -> None:
-        self.due: dict[str, DueAt] = {}
-        self.heaps: defaultdict[int, list[tuple[float, str]]] = defaultdict(list)
-        self.entries = 0
+        self.buckets: defaultdict[int, dict[int, list[bytes]]] = defaultdict(dict)
+        self.minutes: defaultdict[int, list[int]] = defaultdict(list)
+        """clock -> a heap of the minutes that have a bucket."""
 
-    def note(self, call_id: str, at: DueAt | None) -> None:
-        """The call is due at `at` now (None: it is no longer held)."""
+    def note(self, key: bytes, at: DueAt | None) -> None:
+        """The call is due at `at` now (None: no longer held; its entries go when they come
+        up)."""
         if at is None:
-            self.due.pop(call_id, None)
             return
-        if self.due.get(call_id) == at:
-            return
-        self.due[call_id] = at
-        heapq.heappush(self.heaps[at[0]], (at[1], call_id))
-        self.entries += 1
-        if self.entries > 2 * len(self.due) + 10_000:
-            self._compact()
+        clock_id, when = at
+        minute = int(when // BUCKET_SECONDS)
+        buckets = self.buckets[clock_id]
+        keys = buckets.get(minute)
+        if keys is None:
+            buckets[minute] = keys = []
+            heapq.heappush(self.minutes[clock_id], minute)
+        keys.append(key)
 
-    def candidates(self, now: float, clocks: dict[int, float]) -> list[str]:
-        """Calls due by `now` (open calls) or by their partition's clock in `clocks` (a
-        partition with no clock yet has none due). They stay indexed until saved again."""
-        found: list[str] = []
-        for clock_id, heap in self.heaps.items():
+    def candidates(
+        self, now: float, clocks: dict[int, float], due_of: Callable[[bytes], DueAt | None]
+    ) -> list[bytes]:
+        """Keys of calls due by `now` (open calls) or by their partition's clock in `clocks` (a
+        partition with no clock yet has none due), as `due_of` tells from the stored state. A
+        due call stays indexed (it is found again until a save moves it on)."""
+        found: set[bytes] = set()
+        for clock_id, minutes in self.minutes.items():
             clock = now if clock_id == WALL else clocks.get(clock_id)
             if clock is None:
                 continue
-            current = []
-            while heap and heap[0][0] <= clock:
-                entry = heapq.heappop(heap)
-                self.entries -= 1
-                if self.due.get(entry[1]) == (clock_id, entry[0]):
-                    current.append(entry)
-            for entry in current:  # still held: checked again until a save moves them on
-                heapq.heappush(heap, entry)
-                self.entries += 1
-            found += [call_id for _, call_id in current]
-        return found
+            limit = int(clock // BUCKET_SECONDS)
+            buckets = self.buckets[clock_id]
+            keys: set[bytes] = set()
+            while minutes and minutes[0] <= limit:
+                keys.update(buckets.pop(heapq.heappop(minutes)))
+            for key in keys:
+                at = due_of(key)
+                if at is None or at[0] != clock_id or at[1] // BUCKET_SECONDS > limit:
+                    continue  # gone, or a later save put it in another bucket
+                self.note(key, at)
+                if at[1] <= clock:
+                    found.add(key)
+        return list(found)
 
-    def _compact(self) -> None:
-        """Drop the heap entries of older due times (calls saved many times)."""
-        self.heaps = defaultdict(list)
-        for call_id, (clock_id, at) in self.due.items():
-            self.heaps[clock_id].append((at, call_id))
-        for heap in self.heaps.values():
-            heapq.heapify(heap)
-        self.entries = len(self.due)
+    def __len__(self) -> int:
+        """Entries held (a key saved several times may be in several buckets)."""
+        return sum(len(keys) for buckets in self.buckets.values() for keys in buckets.values())

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from services.aggregator.core import CallBatch
 from services.aggregator.domain.calls import Rules
-from services.aggregator.due import DueIndex
+from services.aggregator.due import WALL, DueIndex
 from tests.unit.aggregator.events import ev
 from tests.unit.aggregator.floor import Floor
 
@@ -87,11 +87,15 @@ def test_a_build_interrupted_by_an_invalidation_is_abandoned_and_redone() -> Non
     assert len(calls.due(late)) == 1_200  # the next sweep reads them all again
 
 
-def test_heap_entries_of_older_due_times_are_compacted() -> None:
+def test_outdated_entries_go_when_their_minute_comes_up() -> None:
+    due = {b"c1": (0, 30_000.0)}
     index = DueIndex()
-    for n in range(30_000):
-        index.note("c1", (0, float(n)))
-    assert index.entries <= 2 * len(index.due) + 10_001
-    assert index.candidates(0.0, {0: 29_999.0}) == ["c1"]
-    assert index.candidates(0.0, {0: 29_998.0}) == []
-    assert index.candidates(1e12, {}) == []  # a partition with no clock has none due
+    for minute in range(1, 501):  # saved again and again, each time due a minute later
+        index.note(b"c1", (0, minute * 60.0))
+    index.note(b"c2", (WALL, 100.0))
+    assert len(index) == 501
+    assert index.candidates(0.0, {0: 29_999.0}, due.get) == []  # c2's clock (the wall) is 0
+    assert len(index) == 2  # the 499 outdated entries of c1 went
+    assert index.candidates(100.0, {0: 30_000.0}, due.get) == [b"c1"]  # c2 is no longer held
+    assert len(index) == 1  # c1 stays until a save moves it on
+    assert index.candidates(1e12, {}, due.get) == []  # a partition with no clock has none due
