@@ -6,8 +6,10 @@ table's underlying dict (the outbox writes the changelog records itself), whethe
 recovery has completed, a hook before each commit of offsets (`before_commit`: the driver awaits
 its own sends there, since Faust's flush does not raise on a failed one), when the group
 coordinator last confirmed the worker's membership (`membership`, for the zombie fence in
-`fence.py`: aiokafka's heartbeat and join are wrapped to record it), and two patches of
-Faust's consumer that restore at-least-once:
+`fence.py`: aiokafka's heartbeat and join are wrapped to record it), a guard before each
+produce request leaves the producer (`guard_sends`: the fence for records handed to the
+producer before the worker froze), and two patches of Faust's consumer that restore
+at-least-once:
 
 1. *Rewind partitions that have no committed offset.* Faust drops messages it has already
    fetched whenever its flow stops (rebalances, the end of table recovery) and relies on a
@@ -51,6 +53,8 @@ import rocksdict
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.producer import AIOKafkaProducer
+from aiokafka.producer.sender import Sender
 from faust import stores as faust_stores
 from faust.stores import rocksdb as faust_rocksdb
 from faust.tables.recovery import Recovery
@@ -92,6 +96,7 @@ def problems() -> list[str]:
         (Producer, "_ensure_producer"),
         (GroupCoordinator, "_do_heartbeat"),
         (GroupCoordinator, "ensure_active_group"),
+        (Sender, "_send_produce_req"),
     )
     for owner, name in methods:
         if not callable(getattr(owner, name, None)):
@@ -104,6 +109,8 @@ def problems() -> list[str]:
     for name in ("generation", "group_id"):
         if f"self.{name}" not in coordinator_init:
             found.append(f"aiokafka GroupCoordinator no longer sets {name}")
+    if "self._sender = Sender(" not in inspect.getsource(AIOKafkaProducer.__init__):
+        found.append("aiokafka AIOKafkaProducer no longer sets _sender")
     if "self.completed" not in inspect.getsource(Recovery.__init__):
         found.append("faust Recovery no longer has `completed`")
     found += _store_problems()
@@ -183,6 +190,29 @@ async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool =
 async def producer(app: Any) -> Any:
     """The worker's own aiokafka producer: Faust flushes it before committing offsets."""
     return app.producer._ensure_producer()  # noqa: SLF001
+
+
+def guard_sends(producer: Any, guard: Callable[[], Awaitable[None]]) -> None:
+    """Await `guard` before each produce request of this aiokafka producer goes to a broker.
+
+    A record handed to the producer is sent by its background task, not by the caller: a
+    worker frozen in between (SIGSTOP, a paused VM) sends it when it wakes, before anything
+    else runs, so a check before handing records over (`Worker.producer`) cannot stop it. The
+    guard may wait, or stop the process; it runs on every request (also retries)."""
+    sender = producer._sender  # noqa: SLF001
+    if sender in _guarded:
+        return
+    send = sender._send_produce_req  # noqa: SLF001
+
+    async def guarded(node_id: int, batches: Any) -> None:
+        await guard()
+        await send(node_id, batches)
+
+    sender._send_produce_req = guarded  # noqa: SLF001
+    _guarded.add(sender)
+
+
+_guarded: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def table_data(table: Any) -> MutableMapping[bytes, bytes]:

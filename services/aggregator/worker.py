@@ -206,11 +206,18 @@ class Worker:
     async def producer(self) -> Any:
         """The producer every write goes through, once the fence has proven that this worker
         is still the group member that owns its partitions (`fence.py`); else it stops."""
-        if not testhooks.fixes_disabled():
-            stale = await self.fence.check()
-            if stale is not None:
-                self.fail_stop(f"zombie fence: {stale}")
-        return await faust_compat.producer(self.app)
+        if testhooks.fixes_disabled():
+            return await faust_compat.producer(self.app)
+        await self.fenced()
+        producer = await faust_compat.producer(self.app)
+        faust_compat.guard_sends(producer, self.fenced)  # records handed over before a freeze
+        return producer
+
+    async def fenced(self) -> None:
+        """Return once the fence proves this worker still owns its partitions; else stop."""
+        stale = await self.fence.check()
+        if stale is not None:
+            self.fail_stop(f"zombie fence: {stale}")
 
     async def send(self) -> None:
         """Hand the changelog records, then the other records, to the producer; their delivery

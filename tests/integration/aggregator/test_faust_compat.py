@@ -7,7 +7,9 @@ ours rewinds it to the beginning, so messages Faust dropped are read again.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -91,3 +93,55 @@ def test_a_gap_of_one_at_the_head_of_the_acked_offsets_holds_the_commit() -> Non
     assert not head_is_missing([212, 213], 212)
     assert not head_is_missing([], 212)
     assert not head_is_missing([5, 6], None)  # never committed: the seek rewinds instead
+
+
+def test_records_already_handed_to_the_producer_wait_for_the_send_guard(
+    kafka_bootstrap: str,
+) -> None:
+    """A frozen worker's producer sends what it held when it wakes; the guard runs first."""
+    asyncio.run(_guarded_sends(kafka_bootstrap))
+
+
+async def _guarded_sends(bootstrap: str) -> None:
+    topic = f"guard-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, [topic], partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    allowed, guarded = asyncio.Event(), []
+
+    async def guard() -> None:
+        guarded.append(time.monotonic())
+        await allowed.wait()
+
+    try:
+        await producer.send_and_wait(topic, b"before")  # the sender is warm, metadata known
+        faust_compat.guard_sends(producer, guard)
+        faust_compat.guard_sends(producer, guard)  # idempotent: one guard per request
+        delivery = await producer.send(topic, b"held")
+        await asyncio.sleep(1.0)
+        assert len(guarded) == 1
+        assert not delivery.done()
+        assert [r.value for r in await _read(bootstrap, topic)] == [b"before"]
+        allowed.set()
+        await asyncio.wait_for(delivery, 10)
+        assert [r.value for r in await _read(bootstrap, topic)] == [b"before", b"held"]
+    finally:
+        allowed.set()
+        await producer.stop()
+
+
+async def _read(bootstrap: str, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        records: list[Any] = []
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            records += batch.get(tp, [])
+        return records
+    finally:
+        await consumer.stop()
