@@ -17,9 +17,14 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
 
-from services.aggregator.domain.calls import CallState, Rules, kept_for
+from services.aggregator.domain.calls import (
+    CallState,
+    Rules,
+    kept_for,
+    last_seen,
+    stale_deadline,
+)
 
 WALL = -1
 """The clock of open calls: the wall clock (`now`), not a partition's."""
@@ -35,10 +40,8 @@ def due_at(state: CallState, rules: Rules) -> DueAt | None:
     if state.last_event_at is None:
         return None
     if state.is_open:
-        began = state.started_at or state.answered_at or state.last_event_at
-        return WALL, (began + timedelta(seconds=rules.max_call_seconds)).timestamp()
-    latest = max(state.last_event_at.timestamp(), state.arrived_at)
-    return state.partition, latest + kept_for(rules, forgotten=state.forgotten)
+        return WALL, stale_deadline(state, rules).timestamp()
+    return state.partition, last_seen(state) + kept_for(rules, forgotten=state.forgotten)
 
 
 class DueIndex:

@@ -430,13 +430,19 @@ def close_if_stale(state: CallState, now: datetime, rules: Rules) -> Step | None
     """Close a call with no end after max_call_seconds as `failed` (flagged; no talk credited)."""
     if not state.is_open or state.last_event_at is None:
         return None
-    began = state.started_at or state.answered_at or state.last_event_at
-    deadline = began + timedelta(seconds=rules.max_call_seconds)
+    deadline = stale_deadline(state, rules)
     if now < deadline:
         return None
     current = _copy(state)
     current.ended_at, current.end_status, current.stale_closed = deadline, "failed", True
     return Step(current, _advance(current, rules, force=True), duplicate=False, changed=True)
+
+
+def stale_deadline(state: CallState, rules: Rules) -> datetime:
+    """When a call left open is closed as stale: `max_call_seconds` after it began."""
+    assert state.last_event_at is not None  # a state exists only after an event
+    began = state.started_at or state.answered_at or state.last_event_at
+    return began + timedelta(seconds=rules.max_call_seconds)
 
 
 def forgettable(state: CallState, now: datetime, rules: Rules) -> bool:
@@ -464,9 +470,14 @@ before a record arrived."""
 def past_retention(state: CallState, now: datetime, rules: Rules) -> bool:
     """Both the call's last event time and its last arrival are older than its retention (the
     call's, or once forgotten, that of its event ids)."""
+    return now.timestamp() - last_seen(state) > kept_for(rules, forgotten=state.forgotten)
+
+
+def last_seen(state: CallState) -> float:
+    """The later of the call's last event time and its last arrival (epoch seconds): its
+    retention counts from there."""
     assert state.last_event_at is not None  # a state exists only after an event
-    latest = max(state.last_event_at.timestamp(), state.arrived_at)
-    return now.timestamp() - latest > kept_for(rules, forgotten=state.forgotten)
+    return max(state.last_event_at.timestamp(), state.arrived_at)
 
 
 def kept_for(rules: Rules, *, forgotten: bool) -> float:
