@@ -77,12 +77,14 @@ async def _produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]])
         await producer.stop()
 
 
-async def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
+async def read_records(
+    bootstrap: str, topic: str, partitions: int = PARTITIONS
+) -> list[ConsumerRecord[Any, Any]]:
     """Every record of a topic, from the beginning to its end now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         end = await consumer.end_offsets(parts)

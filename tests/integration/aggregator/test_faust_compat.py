@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -17,6 +16,7 @@ from aiokafka.structs import OffsetAndMetadata
 from services.aggregator import faust_compat
 from services.aggregator.faust_compat import head_is_missing, seek_to_committed_or_beginning
 from services.kit.kafka import ensure_topics
+from tests.integration.aggregator.support import read_records
 
 
 def test_uncommitted_partitions_rewind_to_the_beginning_committed_ones_to_their_offset(
@@ -121,27 +121,14 @@ async def _guarded_sends(bootstrap: str) -> None:
         await asyncio.sleep(1.0)
         assert len(guarded) == 1
         assert not delivery.done()
-        assert [r.value for r in await _read(bootstrap, topic)] == [b"before"]
+        assert await _values(bootstrap, topic) == [b"before"]
         allowed.set()
         await asyncio.wait_for(delivery, 10)
-        assert [r.value for r in await _read(bootstrap, topic)] == [b"before", b"held"]
+        assert await _values(bootstrap, topic) == [b"before", b"held"]
     finally:
         allowed.set()
         await producer.stop()
 
 
-async def _read(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        records: list[Any] = []
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            records += batch.get(tp, [])
-        return records
-    finally:
-        await consumer.stop()
+async def _values(bootstrap: str, topic: str) -> list[bytes | None]:
+    return [record.value for record in await read_records(bootstrap, topic, partitions=1)]
