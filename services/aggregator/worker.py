@@ -195,6 +195,8 @@ class Worker:
                 self.dead_letter(self.settings.FACTS_TOPIC, value, f"invalid facts pack: {error}")
         self.core.reps.accumulate(facts, datetime.now(UTC))
         await self.send()
+        if self.settled():  # the changes go out now, not at the next tick (paced by the core)
+            await self.flush()
 
     def dead_letter(self, topic: str, value: bytes, reason: str) -> None:
         """A message that cannot be applied goes to the dead-letter topic, with why and whence."""
