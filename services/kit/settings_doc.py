@@ -104,7 +104,8 @@ MEANINGS: dict[str, str] = {
     "DATA_DIR": "Folder of local files: `run`'s event log, SQLite database, webhook secret and "
     "lock (and `keys`, `send`, `simulate` find them there); the aggregator's tables (rocksdb "
     "store: one directory per worker, kept across restarts).",
-    "SNAPSHOT_INTERVAL_SECONDS": "How often changed reps' KPI snapshots are published.",
+    "SNAPSHOT_INTERVAL_SECONDS": "Changed reps' KPI snapshots go out right after each batch "
+    "is applied, and at least this often (roster changes, flushes put off while catching up).",
     "ROLLING_REFRESH_SECONDS": "How often rolling windows (15m, 60m) of idle reps are refreshed.",
     "ALERT_EVALUATION_SECONDS": "How often alert rules are judged.",
     "API_KEY": "API key that `simulate` (roster registration) and `verify` send.",

@@ -92,6 +92,8 @@ class EmbeddedEngine:
         self._unrecorded: list[Alert] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        """Set when a batch was applied: it wakes the flush task."""
         self._history = asyncio.Lock()
         self._seq = 0
         """The log seq of the last event applied to the core."""
@@ -122,7 +124,7 @@ class EmbeddedEngine:
             seconds=round(time.monotonic() - started, 3),
         )
         self._tasks = [
-            asyncio.create_task(self._every(self.cadence.snapshot_interval, self.flush)),
+            asyncio.create_task(self._flushing()),
             asyncio.create_task(self._every(self.cadence.rolling_refresh, self.refresh)),
             asyncio.create_task(self._every(self.cadence.alert_evaluation, self.judge)),
             asyncio.create_task(self._every(self.cadence.stale_sweep, self.sweep)),
@@ -152,6 +154,7 @@ class EmbeddedEngine:
             # the arrival a replay of the log gives them: the same incarnations, the same clock
             self._ingest([(event, appended.received_at, 0) for event in events])
             self._seq = max(self._seq, appended.seq)
+        self._changed.set()  # the flush task publishes them now, not at its next tick
 
     async def publish_roster(self, record: RosterRecord) -> None:
         """RosterPublisher: apply a roster change; the reps it touches go out at the next flush."""
@@ -381,6 +384,19 @@ class EmbeddedEngine:
             self.on_snapshot(snap)
         for alert in out.alerts:
             self.on_alert(alert)
+
+    async def _flushing(self) -> None:
+        """Flush once a batch was applied, or at least every `snapshot_interval` (roster
+        changes, a flush the core's pacing put off), as the Faust worker does after each
+        stage-2 batch; the ack of a batch never waits for its snapshots."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.cadence.snapshot_interval)
+            self._changed.clear()
+            try:
+                await self.flush()
+            except Exception:  # a failing sink must not stop the engine's clock
+                log.exception("engine_job_failed", job="flush")
 
     async def _every(self, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         while True:
