@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -88,6 +89,7 @@ def run(ctx: Context) -> list[Row]:
         results: dict[float, tuple[list[float], int, float]] = {}
         offset = 0
         agg_lag: dict[float, float] = {}
+        stages: dict[float, list[Stages]] = {rate: [] for rate in RATES}
         for rate in RATES:  # the light rate first, so the heavy one's backlog cannot skew it
             before = _lag_totals(f"http://127.0.0.1:{agg_port}/metrics")
             chunk = events[offset : offset + int(rate * seconds)]
@@ -100,6 +102,7 @@ def run(ctx: Context) -> list[Row]:
                         chunk,
                         rate,
                         f"{run_id}-r{rate:.0f}",
+                        stages[rate],
                     )
                 )
             after = _lag_totals(f"http://127.0.0.1:{agg_port}/metrics")
@@ -107,6 +110,7 @@ def run(ctx: Context) -> list[Row]:
             agg_lag[rate] = (after[0] - before[0]) / snapshots if snapshots else float("nan")
             _log(rate, *results[rate])
             console.log(f"aggregator: mean {agg_lag[rate] * 1000:,.0f} ms from Kafka to snapshot")
+            console.log(f"probes in parts at {rate:.0f}/s: {_parts(stages[rate])}")
     light, heavy = (_percentiles(*results[rate]) for rate in RATES)
     cores = "ingest + aggregator + api unpinned on 2 cores, shared with the client; " + KAFKA_NOTE
     return [
@@ -121,13 +125,34 @@ def run(ctx: Context) -> list[Row]:
             notes=_notes(heavy, results[RATES[1]][2])
             + f"; the aggregator's own mean lag (event in Kafka -> snapshot sent) "
             f"{agg_lag[RATES[1]] * 1000:,.0f} ms vs {agg_lag[RATES[0]] * 1000:,.0f} ms at "
-            f"{RATES[0]:.0f}/s; ratio = p99 / p99 at the light rate",
+            f"{RATES[0]:.0f}/s; probes in parts at {RATES[1]:.0f}/s: "
+            f"{_parts(stages[RATES[1]])}; ratio = p99 / p99 at the light rate",
             raw={
-                str(rate): {"latencies": r[0], "timeouts": r[1], "rate": r[2]}
+                str(rate): {
+                    "latencies": r[0],
+                    "timeouts": r[1],
+                    "rate": r[2],
+                    "stages": stages[rate],
+                }
                 for rate, r in results.items()
             },
         )
     ]
+
+
+def _parts(stages: list[Stages]) -> str:
+    """p50 / p99 of each part of the probes' latency (`Stages`), in ms."""
+    if not stages:
+        return "none seen"
+    names = ("ingest ack", "POST to Kafka", "aggregator", "snapshot to GET")
+    columns = zip(*stages, strict=True)
+    return (
+        ", ".join(
+            f"{name} {percentile(list(c), 50) * 1000:,.0f}/{percentile(list(c), 99) * 1000:,.0f}"
+            for name, c in zip(names, columns, strict=True)
+        )
+        + " ms (p50/p99)"
+    )
 
 
 def _lag_totals(url: str) -> tuple[float, float]:
@@ -181,10 +206,18 @@ def _log(rate: float, latencies: list[float], timeouts: int, achieved: float) ->
     )
 
 
+Stages = tuple[float, float, float, float]
+"""One probe's latency in parts (s): ingest's answer to the POST; POST to the event's arrival in
+Kafka (by the broker's timestamp); the aggregator, arrival to snapshot (`lag_seconds`); the
+snapshot's `as_of` to the GET that showed it (kpis topic, API, the 50-ms polling). Wall clocks
+of one machine."""
+
+
 async def _drive(
-    ingest: str, api: str, events: list[CallEvent], rate: float, run_id: str
+    ingest: str, api: str, events: list[CallEvent], rate: float, run_id: str, parts: list[Stages]
 ) -> tuple[list[float], int, float]:
-    """Send the load at `rate` while probing; returns latencies (s), timeouts, achieved rate."""
+    """Send the load at `rate` while probing; returns latencies (s), timeouts, achieved rate;
+    each seen probe's `Stages` go to `parts`."""
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
     async with (
         httpx.AsyncClient(base_url=ingest, timeout=30) as sender_client,
@@ -208,12 +241,20 @@ async def _drive(
                 "direction": "outbound",
                 "occurred_at": datetime.now(UTC).isoformat(),
             }
-            posted = time.monotonic()
+            posted, posted_at = time.monotonic(), time.time()
             response = await probe_client.post("/v1/events", json=body)
             if response.status_code != 202:
                 raise RuntimeError(f"probe rejected: {response.status_code} {response.text}")
+            acked = time.monotonic() - posted
             seen = await _visible(api_client, rep_id, posted)
-            return None if seen is None else seen - posted
+            if seen is None:
+                return None
+            at, shown = seen
+            as_of = datetime.fromisoformat(shown["as_of"]).timestamp()
+            in_kafka = as_of - shown["lag_seconds"]  # the event's arrival in Kafka
+            stages = (acked, in_kafka - posted_at, shown["lag_seconds"], posted_at + at - as_of)
+            parts.append(stages)
+            return at
 
         probes: list[asyncio.Task[float | None]] = []
         while not load.done():
@@ -226,11 +267,14 @@ async def _drive(
     return latencies, len(results) - len(latencies), rate
 
 
-async def _visible(client: httpx.AsyncClient, rep_id: str, since: float) -> float | None:
-    """Monotonic time at which the rep's today KPIs show its dial, or None on timeout."""
+async def _visible(
+    client: httpx.AsyncClient, rep_id: str, since: float
+) -> tuple[float, dict[str, Any]] | None:
+    """Seconds after `since` (monotonic) at which the rep's today KPIs show its dial, and
+    that response; None on timeout."""
     while time.monotonic() - since < PROBE_TIMEOUT:
         response = await client.get(f"/v1/reps/{rep_id}/kpis", params={"window": "today"})
         if response.status_code == 200 and (response.json().get("dials") or 0) >= 1:
-            return time.monotonic()
+            return time.monotonic() - since, response.json()
         await asyncio.sleep(POLL_SECONDS)
     return None
