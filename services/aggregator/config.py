@@ -61,11 +61,12 @@ class AggregatorSettings(CommonSettings):
     07:39-07:53, 120 probes a run): 0.1 gave p50 328 ms, p99 602 ms; 0.05 gave 249/492 and
     243/506 ms; 0.03 gave 195/476 and 204/537 ms (2026-12-02: 0.2 gave 509/759 ms, 0 fell
     behind)."""
-    FACTS_BATCH_SECONDS: float = 0.0
-    """The same for stage 2, whose input is already batched: one fact pack per partition and
-    stage-1 batch. 0 takes the packs there are as soon as the stage is free. `make bench`, end
-    to end, 2026-12-03 (session 10, busy runs of 120 probes): 0.05 gave p50 188-193 ms at 100
-    events/s and 210-331 ms (p99 749-1,045 ms) at 500 events/s; 0 gave 132-135 ms and 190-213
-    ms (p99 583, 723 ms)."""
+    FACTS_BATCH_SECONDS: float = 0.05
+    """The same for stage 2 (its input: a few fact packs per stage-1 batch). 0 was measured
+    (`make bench`, 2026-12-03, session 10, one worker, quick runs): end to end p50 132-135 ms at
+    100 events/s against 188-193 ms with 0.05, and 190-213 ms at 500 events/s against 210-331
+    ms, p99 within the runs' noise (583-723 against 749-1,045 ms); but a worker catching up
+    drained 2,982-3,021 events/s against 3,542 (0.40 against 0.48 of the Faust no-op): its
+    stage 2 took one stage-1 batch's packs at a time."""
     PRODUCER_BATCH_BYTES: int = 256 * 1024
     """Largest record batch the worker's producer builds (snapshots are ~2-3 KB each)."""
