@@ -207,10 +207,12 @@ def _log(rate: float, latencies: list[float], timeouts: int, achieved: float) ->
 
 
 Stages = tuple[float, float, float, float]
-"""One probe's latency in parts (s): ingest's answer to the POST; POST to the event's arrival in
-Kafka (by the broker's timestamp); the aggregator, arrival to snapshot (`lag_seconds`); the
+"""One probe's latency in parts (s): ingest's answer to the POST; POST to the event's record
+timestamp in Kafka; the aggregator, record timestamp to snapshot (`lag_seconds`); the
 snapshot's `as_of` to the GET that showed it (kpis topic, API, the 50-ms polling). Wall clocks
-of one machine."""
+of one machine. The second part comes out negative (-10 to -60 ms): ingest's records carry the
+time their producer batch was opened, often before the probe's POST, so the aggregator's part
+is that much too long."""
 
 
 async def _drive(
