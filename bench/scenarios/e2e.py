@@ -276,7 +276,8 @@ async def _visible(
     that response; None on timeout."""
     while time.monotonic() - since < PROBE_TIMEOUT:
         response = await client.get(f"/v1/reps/{rep_id}/kpis", params={"window": "today"})
-        if response.status_code == 200 and (response.json().get("dials") or 0) >= 1:
-            return time.monotonic() - since, response.json()
+        shown = response.json() if response.status_code == 200 else {}
+        if (shown.get("dials") or 0) >= 1:
+            return time.monotonic() - since, shown
         await asyncio.sleep(POLL_SECONDS)
     return None

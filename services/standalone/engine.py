@@ -124,7 +124,11 @@ class EmbeddedEngine:
             seconds=round(time.monotonic() - started, 3),
         )
         self._tasks = [
-            asyncio.create_task(self._flushing()),
+            # a batch applied wakes the flush at once (the ack never waits for its snapshots),
+            # as the Faust worker flushes after each stage-2 batch; the tick is the longest wait
+            asyncio.create_task(
+                self._every(self.cadence.snapshot_interval, self.flush, wake=self._changed)
+            ),
             asyncio.create_task(self._every(self.cadence.rolling_refresh, self.refresh)),
             asyncio.create_task(self._every(self.cadence.alert_evaluation, self.judge)),
             asyncio.create_task(self._every(self.cadence.stale_sweep, self.sweep)),
@@ -385,22 +389,20 @@ class EmbeddedEngine:
         for alert in out.alerts:
             self.on_alert(alert)
 
-    async def _flushing(self) -> None:
-        """Flush once a batch was applied, or at least every `snapshot_interval` (roster
-        changes, a flush the core's pacing put off), as the Faust worker does after each
-        stage-2 batch; the ack of a batch never waits for its snapshots."""
+    async def _every(
+        self,
+        seconds: float,
+        job: Callable[[], Awaitable[object]],
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        """Run `job` every `seconds`, or as soon as `wake` is set if sooner."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self.cadence.snapshot_interval)
-            self._changed.clear()
-            try:
-                await self.flush()
-            except Exception:  # a failing sink must not stop the engine's clock
-                log.exception("engine_job_failed", job="flush")
-
-    async def _every(self, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            await asyncio.sleep(seconds)
+            if wake is None:
+                await asyncio.sleep(seconds)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), seconds)
+                wake.clear()
             try:
                 await job()
             except Exception:  # a failing sink must not stop the engine's clock

@@ -60,11 +60,15 @@ DEFAULT_CONVERSATION_MIN_SECONDS = 300.0
 
 def _insert(session: AsyncSession, model: type[Base]) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite share the syntax)."""
-    dialect = session.get_bind().dialect.name
+    return _dialect_insert(session.get_bind().dialect.name, model)
+
+
+def _dialect_insert(dialect: str, target: type[Base] | Table) -> Any:
+    """`_insert` by the dialect's name."""
     if dialect == "postgresql":
-        return postgresql.insert(model)
+        return postgresql.insert(target)
     if dialect == "sqlite":
-        return sqlite.insert(model)
+        return sqlite.insert(target)
     raise NotImplementedError(f"unsupported database dialect {dialect!r}")
 
 
@@ -76,10 +80,7 @@ _CALLS = cast(Table, Call.__table__)
 def _call_upsert(dialect: str) -> Insert:
     """`INSERT INTO calls … ON CONFLICT (call_id) DO UPDATE … WHERE calls.version <
     excluded.version RETURNING call_id`, for executemany (one statement per dialect)."""
-    insert_ = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert_ is None:
-        raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-    stmt: Any = insert_(_CALLS)  # postgresql's or sqlite's Insert, with `excluded`
+    stmt = _dialect_insert(dialect, _CALLS)
     columns = (*_CALL_COLUMNS, "updated_at")
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=[_CALLS.c.call_id],
