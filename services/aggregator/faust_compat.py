@@ -657,10 +657,27 @@ class RocksStore(faust_rocksdb.Store):
         that gets one back replays it from the offset its database holds."""
         for tp in tps:
             if tp.topic in table.changelog_topic.topics:
-                self.pending.pop(tp.partition, None)
-                self.confirming.pop(tp.partition, None)
-                self.confirming_offsets.pop(tp.partition, None)
+                self._forget_held(tp.partition)
         super().revoke_partitions(table, tps)
+
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        """Also forget held writes of partitions kept only as standbys now. Faust revokes
+        nothing when an active partition becomes a standby (its changelog partition is still
+        assigned), but the new owner writes it from now on and the standby copy follows its
+        records: held writes of ours would be served over them if the partition came back
+        before the next checkpoint (and that checkpoint would write them to disk)."""
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        active = set(self._active_partitions())
+        for partition in set(self.pending) | set(self.confirming) | set(self.confirming_offsets):
+            if partition not in active:
+                self._forget_held(partition)
+
+    def _forget_held(self, partition: int) -> None:
+        self.pending.pop(partition, None)
+        self.confirming.pop(partition, None)
+        self.confirming_offsets.pop(partition, None)
 
     async def checkpoint(self, consumer: Any) -> None:
         """Write the writes held since the checkpoint before the last one (their records were

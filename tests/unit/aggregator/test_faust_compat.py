@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer
+from faust.types import TP
 
 from services.aggregator import faust_compat
 
@@ -255,7 +256,7 @@ def _rocks_store(on_disk: dict[int, dict[bytes, bytes]], actives: set[int]) -> A
     store.table = SimpleNamespace(
         partitions=4,
         is_global=False,
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic),
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic, topics={topic}),
     )
     assigned = {TP(topic, p) for p in actives}
     store.app = SimpleNamespace(
@@ -283,3 +284,36 @@ def test_a_rocksdb_partition_not_opened_yet_is_read_from_disk_not_taken_as_empty
     assert list(store._iterkeys()) == [key]  # noqa: SLF001
     assert store._get(other) is None  # noqa: SLF001  (partition 3 is not ours: never served)
     assert 3 not in store._dbs  # noqa: SLF001
+
+
+async def test_held_writes_of_a_partition_that_became_a_standby_are_not_served_later() -> None:
+    """An active partition that becomes a standby is not revoked (its changelog partition is
+    still assigned), so its held writes used to stay: had it come back before the next
+    checkpoint, they were served over the records the owner in between wrote (stale calls),
+    and that checkpoint wrote them to disk. Held writes of a partition that stays active are
+    kept: nobody else wrote it in between."""
+    from services.kit.partitioning import partition_for
+
+    def key_in(partition: int) -> bytes:
+        return next(
+            k for k in (f"c{n}".encode() for n in range(100)) if partition_for(k, 4) == partition
+        )
+
+    moved, kept = key_in(1), key_in(2)
+    store = _rocks_store({1: {moved: b"owner's newer state"}}, actives={1, 2})
+    store.db_lock = asyncio.Lock()
+    store.app.assignor.assigned_standbys = set
+    store._set(moved, b"ours, held")  # noqa: SLF001
+    store._set(kept, b"ours, held too")  # noqa: SLF001
+    store.confirming_offsets = {1: 7, 2: 9}
+
+    store.app.assignor.assigned_actives = lambda: {TP("app-reps-changelog", 2)}  # 1: a standby
+    await store.on_rebalance(set(), set(), set())
+    store.app.assignor.assigned_actives = lambda: {  # 1 comes back before any checkpoint
+        TP("app-reps-changelog", 1),
+        TP("app-reps-changelog", 2),
+    }
+
+    assert store._get(moved) == b"owner's newer state"  # noqa: SLF001
+    assert store._get(kept) == b"ours, held too"  # noqa: SLF001
+    assert store.confirming_offsets == {2: 9}
