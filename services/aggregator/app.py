@@ -23,6 +23,7 @@ from services.aggregator import faust_compat, testhooks
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.fence import heartbeat_interval
 from services.aggregator.worker import Worker
+from services.kit import collector
 from services.kit.kafka import faust_kwargs, internal_topics, refuse_start, topic_plan
 
 log = structlog.get_logger(__name__)
@@ -152,4 +153,6 @@ def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
     own = internal_topics(settings, settings.APP_ID)
     refuse_start("aggregator", settings, topic_plan(settings, "aggregator"), own=own)
     app = create_app(settings)
+    collector.tune()
+    collector.freeze()  # what start-up built stays out of every full collection
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -46,6 +46,7 @@ from services.api.keys import ensure_bootstrap_key
 from services.api.readmodel import ReadModel
 from services.ingest.config import IngestSettings
 from services.ingest.routes import install as install_ingest
+from services.kit import collector
 from services.kit import logging as kit_logging
 from services.standalone import datadir
 from services.standalone.banner import banner, ensure_webhook_secret
@@ -235,6 +236,8 @@ def serve(
             os.environ["CALLPULSE_WEBHOOK_SECRET"] = secret
         app = create_app(root, demo_url=base if demo else None, demo_minutes=demo_minutes)
         sys.stderr.write(banner(base, secret, source))
+        collector.tune()
+        collector.freeze()  # what start-up built stays out of every full collection
         config = uvicorn.Config(app, host=host, port=port, log_level="warning")
         uvicorn.Server(config).run(sockets=[sock])
 
