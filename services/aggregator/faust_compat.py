@@ -1,6 +1,6 @@
 """Every use of faust-streaming's and aiokafka's internals, in one place, checked at start.
 
-The Faust driver needs six things the libraries do not offer publicly: the worker's own
+The Faust driver needs seven things the libraries do not offer publicly: the worker's own
 aiokafka producer (the outbox appends record batches to it, and Faust's commit flushes it), a
 table's underlying dict (the outbox writes the changelog records itself), whether table
 recovery has completed, a hook before each commit of offsets (`before_commit`: the driver awaits
@@ -8,8 +8,9 @@ its own sends there, since Faust's flush does not raise on a failed one), when t
 coordinator last confirmed the worker's membership (`membership`, for the zombie fence in
 `fence.py`: aiokafka's heartbeat and join are wrapped to record it), a guard before each
 produce request leaves the producer (`guard_sends`: the fence for records handed to the
-producer before the worker froze), and two patches of Faust's consumer that restore
-at-least-once:
+producer before the worker froze), word of the failures Faust's table recovery logs and goes on
+after (`on_recovery_failure`: the worker stops instead of counting on unrecovered tables),
+and two patches of Faust's consumer that restore at-least-once:
 
 1. *Rewind partitions that have no committed offset.* Faust drops messages it has already
    fetched whenever its flow stops (rebalances, the end of table recovery) and relies on a
@@ -36,6 +37,7 @@ import asyncio
 import functools
 import importlib.metadata
 import inspect
+import logging
 import time
 import weakref
 from collections.abc import (
@@ -113,6 +115,10 @@ def problems() -> list[str]:
         found.append("aiokafka AIOKafkaProducer no longer sets _sender")
     if "self.completed" not in inspect.getsource(Recovery.__init__):
         found.append("faust Recovery no longer has `completed`")
+    reader = inspect.getsource(inspect.getmodule(Recovery))  # type: ignore[arg-type]
+    for message in SWALLOWED_IN_RECOVERY:
+        if f'f"{message} ' not in reader:
+            found.append(f"faust Recovery no longer logs {message!r}")
     found += _store_problems()
     return found
 
@@ -219,6 +225,29 @@ def table_data(table: Any) -> MutableMapping[bytes, bytes]:
     """A table's underlying dict (the outbox sends its changelog records itself)."""
     data: MutableMapping[bytes, bytes] = table.data
     return data
+
+
+RECOVERY_LOGGER = "faust.tables.recovery"
+SWALLOWED_IN_RECOVERY = ("Error in recovery", "recovery unknown topic")
+"""How Faust's changelog reader (`Recovery._slurp_changelogs`) reports the two failures it
+goes on after: any exception while applying changelog records (it then signals the end of
+recovery, so the agents start on tables that are not recovered), and a record of a changelog
+partition neither active nor standby (applied to the table of the record before it)."""
+
+
+def on_recovery_failure(stop: Callable[[str], object]) -> None:
+    """Call `stop` with Faust's message when its recovery swallows a failure (see
+    `SWALLOWED_IN_RECOVERY`): a table missing records would count calls again as new ones."""
+
+    def watch(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(SWALLOWED_IN_RECOVERY):
+            stop(message)
+        return True
+
+    recovery_log = logging.getLogger(RECOVERY_LOGGER)
+    recovery_log.setLevel(logging.WARNING)  # its warnings must reach the filter whatever the root
+    recovery_log.addFilter(watch)
 
 
 def tables_recovered(app: Any) -> bool:

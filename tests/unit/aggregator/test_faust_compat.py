@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-from collections.abc import Callable
+import inspect
+import logging
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -317,3 +319,46 @@ async def test_held_writes_of_a_partition_that_became_a_standby_are_not_served_l
     assert store._get(moved) == b"owner's newer state"  # noqa: SLF001
     assert store._get(kept) == b"ours, held too"  # noqa: SLF001
     assert store.confirming_offsets == {2: 9}
+
+
+@pytest.fixture
+def recovery_log() -> Iterator[logging.Logger]:
+    logger = logging.getLogger(faust_compat.RECOVERY_LOGGER)
+    filters, level = list(logger.filters), logger.level
+    root = logging.getLogger().level
+    try:
+        yield logger
+    finally:
+        logger.filters[:] = filters
+        logger.setLevel(level)
+        logging.getLogger().setLevel(root)
+
+
+def test_a_failure_faust_recovery_swallows_stops_the_worker(recovery_log: logging.Logger) -> None:
+    """Faust's changelog reader catches any exception, logs it and signals the end of recovery:
+    the agents would start on tables missing records and count calls again as new ones."""
+    stopped: list[str] = []
+    logging.getLogger().setLevel(logging.ERROR)  # a quiet worker still hears of it
+    faust_compat.on_recovery_failure(stopped.append)
+
+    recovery_log.info("Recovery complete")
+    recovery_log.warning("No event received for active tp in the last 30.0 seconds")
+    assert stopped == []
+    recovery_log.warning(f"Error in recovery {OSError('IO error: lock hold by current process')}")
+    recovery_log.warning("recovery unknown topic TP(topic='x', partition=1) offset 7")
+    assert stopped == [
+        "Error in recovery IO error: lock hold by current process",
+        "recovery unknown topic TP(topic='x', partition=1) offset 7",
+    ]
+
+
+def test_a_faust_that_no_longer_logs_those_failures_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = inspect.getsource
+    monkeypatch.setattr(
+        faust_compat.inspect,
+        "getsource",
+        lambda obj: source(obj).replace("Error in recovery", "Recovery failed"),
+    )
+    assert "faust Recovery no longer logs 'Error in recovery'" in faust_compat.problems()
