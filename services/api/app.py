@@ -248,7 +248,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 stack.push_async_callback(publisher.stop)
                 runtime.start_kafka(connection(settings), sessions, alert_service)
             stack.push_async_callback(runtime.stop)
-            collector.tune()
             collector.freeze()  # what start-up built stays out of every full collection
             log.info("api_started", kafka=bool(settings.KAFKA_BOOTSTRAP))
             yield ApiState(settings=settings, readmodel=readmodel, engine=engine, sessions=sessions)

@@ -51,7 +51,6 @@ def create_app(settings: IngestSettings, publisher: EventPublisher | None = None
     async def lifespan(_: FastAPI) -> AsyncIterator[IngestState]:
         if owned is not None:
             await owned.start()
-        collector.tune()
         collector.freeze()  # what start-up built stays out of every full collection
         try:
             yield {"publisher": active}

@@ -236,7 +236,6 @@ def serve(
             os.environ["CALLPULSE_WEBHOOK_SECRET"] = secret
         app = create_app(root, demo_url=base if demo else None, demo_minutes=demo_minutes)
         sys.stderr.write(banner(base, secret, source))
-        collector.tune()
         collector.freeze()  # what start-up built stays out of every full collection
         config = uvicorn.Config(app, host=host, port=port, log_level="warning")
         uvicorn.Server(config).run(sockets=[sock])
