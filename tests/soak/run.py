@@ -17,7 +17,8 @@ injects its variant's fault while the events arrive:
 Half the runs also widen the recovery race (`CALLPULSE_TEST_WIDEN_RECOVERY_RACE_MS`). Each run
 records lost offsets (coverage oracle), over-commits, double and missing counts against the
 reference fold, the longest held commit, and the time from the last event and fault to exact
-KPIs with complete coverage. `--disable-fixes` runs Faust as shipped
+KPIs with complete coverage; a failed run keeps its topics on the soak's broker (`topics_kept`
+in its record) and its workers' logs in the work folder. `--disable-fixes` runs Faust as shipped
 (`CALLPULSE_TEST_DISABLE_FIXES=1`) to show that the soak finds the failures.
 
     python -m tests.soak.run --runs 60                       # make soak
@@ -142,7 +143,10 @@ def one_run(
         record |= {"converged": False, "error": f"{type(error).__name__}: {error}"}
     finally:
         run.close()
-        drop_topics(broker.bootstrap, run.id)
+        if record.get("converged"):
+            drop_topics(broker.bootstrap, run.id)
+        else:  # kept for the post-mortem: the changelogs say which worker wrote what, when
+            record["topics_kept"] = run.id
     return record
 
 
