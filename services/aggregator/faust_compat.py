@@ -239,6 +239,8 @@ def on_recovery_failure(stop: Callable[[str], object]) -> None:
     """Call `stop` with Faust's message when its recovery swallows a failure (see
     `SWALLOWED_IN_RECOVERY`): a table missing records would count calls again as new ones."""
 
+    global _recovery_watch
+
     def watch(record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if message.startswith(SWALLOWED_IN_RECOVERY):
@@ -247,7 +249,13 @@ def on_recovery_failure(stop: Callable[[str], object]) -> None:
 
     recovery_log = logging.getLogger(RECOVERY_LOGGER)
     recovery_log.setLevel(logging.WARNING)  # its warnings must reach the filter whatever the root
+    if _recovery_watch is not None:  # one worker per process: the app built last watches
+        recovery_log.removeFilter(_recovery_watch)
     recovery_log.addFilter(watch)
+    _recovery_watch = watch
+
+
+_recovery_watch: Callable[[logging.LogRecord], bool] | None = None
 
 
 def tables_recovered(app: Any) -> bool:

@@ -8,10 +8,19 @@ changed the stage emits a `RepFact` carrying the call's whole credit to that rep
 keeps, per rep and call, the last version and what it credited, and applies only the difference
 of a newer version: facts may arrive in any order, twice, or late, and change nothing once seen.
 
-A call's *incarnation* is the arrival time (ms) of the event that created its state here: a late
-event for a call this stage has forgotten (an outcome from the CRM hours later) starts a new
-incarnation whose credit stage 2 keeps beside the old one's, instead of being taken for an old
-version of it. It is the same on a redelivery, since the same event creates the state again.
+A call first seen here is *incarnation* 0. A late event for a call this stage has forgotten (an
+outcome from the CRM hours later) starts a new incarnation, the arrival time (ms) of that event,
+whose credit stage 2 keeps beside the old one's instead of taking it for an old version of it.
+Until 2026-12-03 a first-seen call was also the arrival time of the event that created its
+state, which a redelivery in another order changed: a worker that died after its facts were
+durable but before its call states were, then a replay that read a later event of the call
+first (records fetched past the committed offset are delivered before the seek back), made the
+call a second incarnation and counted it twice (rocksdb soak, poison run, seed 57068990). With
+one key, stage 2 applies the replay's newest version as a difference against the credit it
+remembers, so the call counts once. Still open: versions count changes, and a replay in another
+order makes other ones, so after a transfer between reps or a corrected outcome the replay's
+last version can be one stage 2 already has, with another credit (tests/unit/aggregator/
+test_exactness.py covers the orders that are exact now).
 
 A duplicate event (seen `event_id`) changes nothing but re-emits the current version's facts: if a
 worker died after saving the call but before its facts were sent, the redelivered event repairs it.
@@ -385,7 +394,9 @@ def apply_event(
     if state is None or state.forgotten:
         current = CallState(
             call_id=event.call_id,
-            incarnation=round(arrived * 1000),
+            # a call first seen is incarnation 0 whichever of its events comes first: a replay
+            # reading them in another order must not make it a second call (module docstring)
+            incarnation=0 if state is None else round(arrived * 1000),
             partition=partition,
             history_only=backfill,
         )
