@@ -323,15 +323,13 @@ async def test_held_writes_of_a_partition_that_became_a_standby_are_not_served_l
 
 @pytest.fixture
 def recovery_log() -> Iterator[logging.Logger]:
+    """The recovery logger with no watch on it (conftest.py puts back what was there)."""
     logger = logging.getLogger(faust_compat.RECOVERY_LOGGER)
-    filters, level = list(logger.filters), logger.level
     root = logging.getLogger().level
     logger.filters.clear()  # a worker built by another test watches this logger too
     try:
         yield logger
     finally:
-        logger.filters[:] = filters
-        logger.setLevel(level)
         logging.getLogger().setLevel(root)
 
 
