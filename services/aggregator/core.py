@@ -223,8 +223,7 @@ class CallStage:
                 continue
             applied += 1
             loaded[event.call_id] = out.states[event.call_id] = step.state
-            if step.changed:
-                out.records.append(call_record(step.state))
+            out.records.append(call_record(step.state))
         self.metrics.events_applied.inc(applied)  # once a batch: a tenth of a lock per event
         self.metrics.events_duplicate.inc(duplicates)
         return out

@@ -2,11 +2,20 @@
 
 A call's *contribution* is the list of counter atoms it credits to its rep: a dial at its start, a
 connect at its answer, talk and conversation at its end, a conversion at its latest outcome, a
-survey at its time. Each change of the call makes a new *version*; for every rep whose share
-changed the stage emits a `RepFact` carrying the call's whole credit to that rep at that version
+survey at its time. Every new event of the call makes a new *version*; the stage emits a `RepFact`
+for every rep the call has named, carrying the call's whole credit to that rep at that version
 (absolute, not a difference: a rep it was transferred away from gets an empty credit). Stage 2
 keeps, per rep and call, the last version and what it credited, and applies only the difference
 of a newer version: facts may arrive in any order, twice, or late, and change nothing once seen.
+
+A version is numbered by what was merged, not by the order it came in: twice the number of
+distinct events merged, plus one while the call is closed stale (`close_if_stale`). Merging is
+order-insensitive, so a call's last version has one number and one credit whatever order its
+events were read in, and no earlier version of any order has a number as high. A replay in
+another order after lost call states (below) therefore ends on the credit of an in-order run.
+Until 2026-12-03 a version counted changes of credit, which a replay in another order made
+differently: after a transfer between reps or a corrected outcome, its last version could be
+one stage 2 already held with another credit, and stage 2 kept the stale one.
 
 A call first seen here is *incarnation* 0. A late event for a call this stage has forgotten (an
 outcome from the CRM hours later) starts a new incarnation, the arrival time (ms) of that event,
@@ -17,10 +26,7 @@ durable but before its call states were, then a replay that read a later event o
 first (records fetched past the committed offset are delivered before the seek back), made the
 call a second incarnation and counted it twice (rocksdb soak, poison run, seed 57068990). With
 one key, stage 2 applies the replay's newest version as a difference against the credit it
-remembers, so the call counts once. Still open: versions count changes, and a replay in another
-order makes other ones, so after a transfer between reps or a corrected outcome the replay's
-last version can be one stage 2 already has, with another credit (tests/unit/aggregator/
-test_exactness.py covers the orders that are exact now).
+remembers, so the call counts once (tests/unit/aggregator/test_exactness.py).
 
 A duplicate event (seen `event_id`) changes nothing but re-emits the current version's facts: if a
 worker died after saving the call but before its facts were sent, the redelivered event repairs it.
@@ -165,7 +171,10 @@ class CallState:
     version: int = 0
     credited_rep: str | None = None
     credited: tuple[Atom, ...] = ()
-    prev_rep: str | None = None
+    reps: list[str] = field(default_factory=list)
+    """Every rep an event of the call named or it credited: each version tells each of them
+    its credit (empty for all but `credited_rep`), so a replay in another order that never
+    credits a rep still takes back what an earlier run credited it."""
     status: RepStatus = "idle"
     status_at: datetime | None = None
 
@@ -203,6 +212,7 @@ class CallState:
         values["amount"] = None if d.get("amount") is None else Decimal(d["amount"])
         values["credited"] = _atoms_in(d.get("credited", ()))
         values["seen"] = list(d.get("seen", ()))
+        values["reps"] = list(d.get("reps", ()))
         return cls(**values)
 
 
@@ -246,6 +256,8 @@ def merge(state: CallState, event: CallEvent) -> None:
     """Fold one new event into the call; the result does not depend on arrival order."""
     at = event.occurred_at.astimezone(UTC)
     key: list[Any] = [at.timestamp(), event.event_id]
+    if event.rep_id is not None and event.rep_id not in state.reps:
+        state.reps.append(event.rep_id)
     if event.rep_id is not None and _wins(state.rep_key, key):
         # The latest event naming a rep wins: a transferred call belongs to who has it last.
         state.rep_id, state.rep_key = event.rep_id, key
@@ -358,9 +370,7 @@ def _facts(state: CallState) -> list[RepFact]:
             state.incarnation,
         )  # fmt: skip
 
-    facts: list[RepFact] = []
-    if state.prev_rep is not None and state.prev_rep != state.credited_rep:
-        facts.append(fact(state.prev_rep, (), None, None))
+    facts = [fact(rep, (), None, None) for rep in state.reps if rep != state.credited_rep]
     if state.credited_rep is not None:
         facts.append(fact(state.credited_rep, state.credited, state.team_id, status))
     return facts
@@ -368,13 +378,12 @@ def _facts(state: CallState) -> list[RepFact]:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What applying one event did: the new state and the facts to send (maybe re-sent)."""
+    """What applying one event did: the new state and the facts to send (maybe re-sent). Not a
+    duplicate: a new version of the call, whose record goes to history."""
 
     state: CallState
     facts: list[RepFact]
     duplicate: bool
-    changed: bool = False
-    """A new version of the call: its record for history changed."""
 
 
 def apply_event(
@@ -410,31 +419,10 @@ def apply_event(
     current.arrived_at = max(current.arrived_at, arrived)
     current.seen.append(event.event_id)
     del current.seen[:-SEEN_IDS_PER_CALL]
-    before = _fingerprint(current)
     merge(current, event)
-    changed = _fingerprint(current) != before
-    facts = _advance(current, rules, force=changed)
-    return Step(current, facts, duplicate=False, changed=changed or bool(facts))
-
-
-def _fingerprint(state: CallState) -> tuple[Any, ...]:
-    """What a call record shows: a change of any of it makes a new version for history."""
-    return (
-        state.rep_id,
-        state.team_id,
-        state.campaign_id,
-        state.direction,
-        state.started_at,
-        state.answered_at,
-        state.ended_at,
-        state.end_status,
-        state.talk_seconds,
-        state.outcome,
-        state.outcome_at,
-        state.amount,
-        state.csat,
-        state.stale_closed,
-    )
+    # every new event is a new version, numbered by the events merged (module docstring)
+    current.version = (current.version // 2 + 1) * 2
+    return Step(current, _advance(current, rules), duplicate=False)
 
 
 def close_if_stale(state: CallState, now: datetime, rules: Rules) -> Step | None:
@@ -446,7 +434,8 @@ def close_if_stale(state: CallState, now: datetime, rules: Rules) -> Step | None
         return None
     current = _copy(state)
     current.ended_at, current.end_status, current.stale_closed = deadline, "failed", True
-    return Step(current, _advance(current, rules, force=True), duplicate=False, changed=True)
+    current.version += 1  # odd: the events merged, closed stale (module docstring)
+    return Step(current, _advance(current, rules), duplicate=False)
 
 
 def stale_deadline(state: CallState, rules: Rules) -> datetime:
@@ -504,17 +493,12 @@ def too_late(event: CallEvent, arrived: float, rules: Rules) -> bool:
     return arrived - event.occurred_at.timestamp() > keep
 
 
-def _advance(state: CallState, rules: Rules, *, force: bool = False) -> list[RepFact]:
-    """Make a new version when the call changed; its facts carry the change of credit."""
-    new = contribution(state, rules)
-    status = status_of(state)
-    unchanged = state.rep_id == state.credited_rep and new == state.credited
-    if unchanged and status == (state.status, state.status_at) and not force:
-        return []
-    state.version += 1
-    state.prev_rep = state.credited_rep
-    state.credited_rep, state.credited = state.rep_id, new
-    state.status, state.status_at = status
+def _advance(state: CallState, rules: Rules) -> list[RepFact]:
+    """The facts of the call's new version (numbered by the caller): its credit to each rep."""
+    if state.credited_rep is not None and state.credited_rep not in state.reps:
+        state.reps.append(state.credited_rep)  # a state stored before `reps` was kept
+    state.credited_rep, state.credited = state.rep_id, contribution(state, rules)
+    state.status, state.status_at = status_of(state)
     return _facts(state)
 
 

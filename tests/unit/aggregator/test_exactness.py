@@ -239,18 +239,51 @@ def test_a_replay_in_another_order_after_lost_states_counts_each_call_once() -> 
     """A worker sends the facts of a call's first events, then dies before its call state is
     durable; the replay reads the call's events again in another order (records fetched past
     the committed offset come before the seek back). Rocksdb soak of 2026-12-03 (poison, seed
-    57068990): the replay made each such call a second incarnation, counted twice. Every
-    prefix sent first, every order of the replay; a call with a repeated event too.
-
-    Still open: a transfer between reps or a corrected outcome can leave a stale credit in
-    some orders (versions count changes, and a replay in another order makes other ones)."""
+    57068990): the replay made each such call a second incarnation, counted twice. Versions
+    that counted changes of credit left a stale credit after a transfer or a corrected outcome
+    (12 and 492 bad prefix-and-order pairs). Every prefix sent first, every order of the
+    replay: a call with a sale, one with a repeated event, an unanswered dial, a transfer, a
+    corrected outcome."""
     start = NOW - timedelta(hours=3)
     sale = full_call("c1", "r1", start, talk=400, outcome="sale", amount="10")
     repeated = full_call("c2", "r1", start, talk=100)
     repeated.insert(2, repeated[0].model_copy())
-    for events in (sale, repeated, full_call("c3", "r2", start)):
+    transfer = [
+        ev("call.started", "c4", start, rep_id="r1"),
+        ev("call.answered", "c4", start + timedelta(seconds=5), rep_id="r1"),
+        ev("call.ended", "c4", start + timedelta(seconds=65), rep_id="r2", end_status="completed"),
+        ev("call.outcome", "c4", start + timedelta(seconds=90), rep_id="r2", outcome="sale"),
+    ]
+    corrected = full_call("c5", "r1", start, talk=400, outcome="sale", amount="10")
+    corrected.append(
+        ev("call.outcome", "c5", start + timedelta(hours=1), rep_id="r1", outcome="no_sale")
+    )
+    cases = (sale, repeated, full_call("c3", "r2", start), transfer, corrected)
+    for events in cases:
         arrived = [(event, 1_000.0 + i) for i, event in enumerate(events)]  # record times
         want = _buckets(_facts_in_order([events]))
         for sent in range(1, len(arrived) + 1):
             for replay in itertools.permutations(arrived):
-                assert _buckets(_stage1(arrived[:sent]) + _stage1(list(replay))) == want
+                got = _buckets(_stage1(arrived[:sent]) + _stage1(list(replay)))
+                assert got == want, (events[0].call_id, sent, [e.event_id for e, _ in replay])
+
+
+def test_a_second_replay_after_a_partial_one_counts_each_call_once() -> None:
+    """Two lost states in a row: the first replay dies part-way through another order, the
+    second reads the events in yet another one. The last version still wins."""
+    start = NOW - timedelta(hours=3)
+    transfer = [
+        ev("call.started", "c6", start, rep_id="r1"),
+        ev("call.answered", "c6", start + timedelta(seconds=5), rep_id="r1"),
+        ev("call.ended", "c6", start + timedelta(seconds=65), rep_id="r2", end_status="completed"),
+        ev("call.outcome", "c6", start + timedelta(seconds=90), rep_id="r2", outcome="sale"),
+        ev("call.outcome", "c6", start + timedelta(hours=1), rep_id="r3", outcome="no_sale"),
+    ]
+    arrived = [(event, 1_000.0 + i) for i, event in enumerate(transfer)]
+    want = _buckets(_facts_in_order([transfer]))
+    rnd = random.Random(20261203)
+    for _ in range(400):
+        first, second = rnd.sample(arrived, len(arrived)), rnd.sample(arrived, len(arrived))
+        cut = rnd.randint(1, len(arrived))
+        facts = _stage1(arrived[: rnd.randint(1, len(arrived))]) + _stage1(first[:cut])
+        assert _buckets(facts + _stage1(second)) == want

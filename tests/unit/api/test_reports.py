@@ -71,7 +71,7 @@ def history_of(raw: Sequence[dict[str, Any]]) -> list[CallRecord]:
     for event in (parse_event(r) for r in raw):
         step = apply_event(states.get(event.call_id), event, Rules())
         states[event.call_id] = step.state
-        if step.changed:
+        if not step.duplicate:
             records.append(call_record(step.state))
     return records
 
