@@ -421,7 +421,7 @@ def apply_event(
     del current.seen[:-SEEN_IDS_PER_CALL]
     merge(current, event)
     # every new event is a new version, numbered by the events merged (module docstring)
-    current.version = (current.version // 2 + 1) * 2
+    current.version = (current.version // 2 + 1) * 2 + current.stale_closed
     return Step(current, _advance(current, rules), duplicate=False)
 
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from schemas.events import CallEvent, CallOutcome, SurveyCompleted
 from schemas.kpis import WINDOWS
-from services.aggregator.domain.calls import RepFact, Rules, apply_event
+from services.aggregator.domain.calls import RepFact, Rules, apply_event, close_if_stale
 from services.aggregator.domain.reference import fold
 from services.aggregator.domain.rep import RepState, apply_fact
 from tests.unit.aggregator.events import ev, full_call
@@ -287,3 +287,24 @@ def test_a_second_replay_after_a_partial_one_counts_each_call_once() -> None:
         cut = rnd.randint(1, len(arrived))
         facts = _stage1(arrived[: rnd.randint(1, len(arrived))]) + _stage1(first[:cut])
         assert _buckets(facts + _stage1(second)) == want
+
+
+def test_a_stale_close_before_or_after_a_late_outcome_ends_on_one_version() -> None:
+    """A call left open is closed stale by the clock, which a replay reads at another point: the
+    outcome before the close or after it gives one last version with one credit."""
+    start = NOW - timedelta(hours=8)
+    begun = full_call("c7", "r1", start, talk=400)[:2]  # started, answered: no end
+    outcome = ev("call.outcome", "c7", start + timedelta(minutes=9), rep_id="r1", outcome="sale")
+    last = []
+    for before_close, after_close in ((begun, [outcome]), ([*begun, outcome], [])):
+        state = None
+        for event in before_close:
+            state = apply_event(state, event, RULES, 1_000.0).state
+        step = close_if_stale(state, NOW, RULES)
+        assert step is not None
+        state = step.state
+        for event in after_close:
+            state = apply_event(state, event, RULES, 1_001.0).state
+        last.append((state.version, state.credited, state.stale_closed))
+    assert last[0] == last[1]
+    assert last[0][0] == 2 * 3 + 1  # three events merged, closed stale
