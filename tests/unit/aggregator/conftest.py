@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,10 @@ def no_recovery_watch_left() -> Iterator[None]:
     finally:
         logger.filters[:] = filters
         logger.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def data_dir_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app built with the default rocksdb store makes its tables' folders under DATA_DIR at
+    once: in the test's own folder, not in the checkout."""
+    monkeypatch.setenv("CALLPULSE_DATA_DIR", str(tmp_path))
