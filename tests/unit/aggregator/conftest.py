@@ -26,6 +26,6 @@ def no_recovery_watch_left() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def data_dir_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An app built with the default rocksdb store makes its tables' folders under DATA_DIR at
+    """An app built with the rocksdb store makes its tables' folders under DATA_DIR at
     once: in the test's own folder, not in the checkout."""
     monkeypatch.setenv("CALLPULSE_DATA_DIR", str(tmp_path))
