@@ -512,5 +512,5 @@ def _copy(state: CallState) -> CallState:
     new = object.__new__(CallState)
     for name in CallState.__slots__:
         object.__setattr__(new, name, getattr(state, name))
-    new.seen = list(state.seen)
+    new.seen, new.reps = list(state.seen), list(state.reps)
     return new

@@ -308,3 +308,12 @@ def test_a_stale_close_before_or_after_a_late_outcome_ends_on_one_version() -> N
         last.append((state.version, state.credited, state.stale_closed))
     assert last[0] == last[1]
     assert last[0][0] == 2 * 3 + 1  # three events merged, closed stale
+
+
+def test_applying_an_event_leaves_the_state_it_was_given_as_it_was() -> None:
+    """`apply_event` works on a copy: the reps a transfer adds land in the new state only."""
+    start = NOW - timedelta(hours=3)
+    first = apply_event(None, ev("call.started", "c8", start, rep_id="r1"), RULES, 1_000.0)
+    moved = ev("call.ended", "c8", start + timedelta(seconds=65), rep_id="r2", end_status="failed")
+    second = apply_event(first.state, moved, RULES, 1_001.0)
+    assert (first.state.reps, second.state.reps) == (["r1"], ["r1", "r2"])
