@@ -225,7 +225,8 @@ async def send_live(
         if wait > 0:
             await flush()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+                async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancel
+                    await stop.wait()
         if stop.is_set():
             break
         pending.append(item.event)

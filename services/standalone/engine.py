@@ -141,9 +141,9 @@ class EmbeddedEngine:
         self.ready = False
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # gather, not `suppress(CancelledError)` around each: a cancel of stop() itself (a
+        # shutdown's deadline) must reach its caller, not be taken for a timer's
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush()
         try:
             await self.checkpoint()
@@ -400,8 +400,11 @@ class EmbeddedEngine:
             if wake is None:
                 await asyncio.sleep(seconds)
             else:
+                # not `asyncio.wait_for`: on Python 3.11 it returns instead of raising when the
+                # cancel comes as `wake` fires, and stop() then waited for this loop forever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), seconds)
+                    async with asyncio.timeout(seconds):
+                        await wake.wait()
                 wake.clear()
             try:
                 await job()

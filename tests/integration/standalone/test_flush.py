@@ -73,3 +73,50 @@ async def _check(path: Path) -> None:
     finally:
         await engine.stop()
         await engine.log.close()
+
+
+def test_a_stop_right_after_a_batch_woke_the_flush_task_returns(tmp_path: Path) -> None:
+    """Python 3.11's `asyncio.wait_for` returns the awaited result instead of raising when the
+    cancel arrives as the awaited event fires: the flush task woken by a batch went on running,
+    and `stop()` waited for it forever (a make test run hung in `test_checkpoint.py`). Every
+    timer task is over when `stop()` returns."""
+    asyncio.run(_stop_after_wakes(tmp_path))
+
+
+async def _stop_after_wakes(tmp_path: Path) -> None:
+    cadence = Cadence(
+        snapshot_interval=HOUR, rolling_refresh=HOUR, alert_evaluation=HOUR, stale_sweep=HOUR
+    )
+    for steps in range(6):  # each spacing of the wake and the cancel the loop can make
+        core = Aggregator.build(
+            MemoryStore(),
+            MemoryStore(),
+            rules=Rules(),
+            roster=RosterView(default_timezone="UTC"),
+            metrics=Metrics(),
+            cadence=cadence,
+        )
+
+        async def no_history(records: object) -> None:
+            return None
+
+        engine = EmbeddedEngine(
+            SqliteEventLog(tmp_path / f"log-{steps}.db"),
+            core,
+            cadence,
+            on_snapshot=lambda snap: None,
+            on_records=no_history,
+            checkpoint_seconds=HOUR,
+        )
+        await engine.log.open()
+        await engine.start()
+        engine._changed.set()  # noqa: SLF001 - what an accepted batch does
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        try:
+            async with asyncio.timeout(10) as deadline:  # the old code never returned by itself
+                await engine.stop()
+        finally:
+            await engine.log.close()
+        assert not deadline.expired(), f"stop() hung ({steps} steps between wake and cancel)"
+        assert asyncio.all_tasks() == {asyncio.current_task()}
