@@ -5,8 +5,11 @@ Without them a test that needs them skips locally, and fails under CI=true (noth
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import socket
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -59,6 +62,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true: {report.longrepr}"
+
+
+HUNG_GRACE_SECONDS = 120
+"""How long past its own timeout a test may still run before the whole run is stopped."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """A backstop for pytest-timeout. Its SIGALRM fires once: in an asyncio test the failure it
+    raises can land in a background task and be swallowed, or the teardown can hang on the same
+    thing after it, and the run then waits forever (a CI run was killed after 90 minutes with
+    no trace). Past the test's timeout plus a grace, dump every thread's stack and exit."""
+    marker = item.get_closest_marker("timeout")
+    limit = marker.args[0] if marker and marker.args else item.config.getini("timeout")
+    watchdog = threading.Timer(float(limit) + HUNG_GRACE_SECONDS, _abort, args=(item,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+
+
+def _abort(item: pytest.Item) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:  # else the stacks would go to the test's captured output, lost
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n\n{item.nodeid} hung past its timeout; stacks of every thread:\n")
+    faulthandler.dump_traceback(all_threads=True)
+    sys.stderr.flush()
+    os._exit(70)
 
 
 @pytest.fixture(scope="session")

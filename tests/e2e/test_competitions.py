@@ -197,7 +197,8 @@ async def test_competitions_end_to_end(tmp_path: Path, monkeypatch: pytest.Monke
         sse: list[dict[str, Any]] = []
         ready = asyncio.Event()
         reader = asyncio.create_task(sse_competition_events(api, sse, ready))
-        await asyncio.wait_for(ready.wait(), 30)
+        async with asyncio.timeout(30):
+            await ready.wait()
 
         # Ann: 2 sales, both conversations (2 x 11 = 22); Bo: 1 sale + 1 conversation (11 + 1).
         t = now - timedelta(minutes=50)

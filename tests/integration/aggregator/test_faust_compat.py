@@ -123,7 +123,8 @@ async def _guarded_sends(bootstrap: str) -> None:
         assert not delivery.done()
         assert await _values(bootstrap, topic) == [b"before"]
         allowed.set()
-        await asyncio.wait_for(delivery, 10)
+        async with asyncio.timeout(10):
+            await delivery
         assert await _values(bootstrap, topic) == [b"before", b"held"]
     finally:
         allowed.set()

@@ -167,13 +167,15 @@ async def test_alert_transitions_are_stored_once_and_reach_subscribers(
     # At least once: the aggregator may publish the same transition again.
     await produce(kafka_bootstrap, topic, [(rep, firing), (rep, firing)])
 
-    event = await asyncio.wait_for(subscription.get(), 60)
+    async with asyncio.timeout(60):
+        event = await subscription.get()
     assert isinstance(event, AlertEvent)
     assert (event.alert, event.seq is not None) == (firing, True)
 
     resolved = resolve(firing)
     await produce(kafka_bootstrap, topic, [(rep, resolved), (rep, firing)])
-    event = await asyncio.wait_for(subscription.get(), 60)
+    async with asyncio.timeout(60):
+        event = await subscription.get()
     assert isinstance(event, AlertEvent)
     assert event.alert == resolved
 

@@ -79,7 +79,8 @@ async def test_an_embedding_app_submits_alerts_and_runs_alert_tasks(tmp_path: Pa
         async with alert_tasks(app):
             ctx.alerts.submit(firing)  # synchronous, as the embedded engine calls it
             ctx.alerts.submit(firing)
-            event = await asyncio.wait_for(subscription.get(), 30)
+            async with asyncio.timeout(30):
+                event = await subscription.get()
     finally:
         await engine.dispose()
     assert isinstance(event, AlertEvent)
