@@ -210,7 +210,8 @@ class CompetitionService:
         """Delete a competition, its results and announcements."""
         async with self.sessions.begin() as session:
             deleted = await repository.remove(session, competition_id)
-        self.boards.pop(competition_id, None)
+        async with self._lock:  # after a round that read the definitions before the delete
+            self.boards.pop(competition_id, None)
         return deleted
 
     async def get(self, competition_id: int) -> Competition | None:
@@ -572,13 +573,17 @@ class CompetitionService:
                 )
 
     async def _ensure_loaded(self, *, force: bool = False) -> None:
-        """Adopt competitions created, changed or deleted (by any replica)."""
+        """Adopt competitions created, changed or deleted (by any replica).
+
+        The definitions are read under the lock: a list read before a `create` committed and
+        applied after it adopted its board would delete that board (its lead changes then went
+        unannounced until the next round adopted it again, with no leaders to compare)."""
         if self._loaded and not force:
             return
-        async with self.sessions() as session:
-            rows = await repository.all_rows(session)
-        found = {row.id: competition_of(row) for row in rows}
         async with self._lock:
+            async with self.sessions() as session:
+                rows = await repository.all_rows(session)
+            found = {row.id: competition_of(row) for row in rows}
             for gone in set(self.boards) - set(found):
                 del self.boards[gone]
             for competition_id, competition in found.items():

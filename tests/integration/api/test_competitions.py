@@ -4,11 +4,17 @@ call, the drill-down, validation and roles."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from schemas.competitions import CompetitionIn
+from services.api.competitions import repository
+from services.api.competitions.service import CompetitionService
 from services.api.competitions.wiring import service_of
 from services.api.consumers import calls_store
 from services.api.keys import create_key
@@ -259,6 +265,51 @@ async def test_lead_changes_are_rate_limited_and_the_last_hour_announced(
         assert "最后一小时" in by_kind["last_hour"]["message_zh"]
     finally:
         assert (await api.client.delete(f"/v1/competitions/{cid}")).status_code == 204
+
+
+async def test_a_round_that_read_the_definitions_before_a_create_keeps_its_board(
+    api_factory: ApiFactory, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background round lists the competitions while one is created: the new board must
+    survive it (it was deleted, and its first lead changes went unannounced: a CI failure of
+    the test above)."""
+    api = await api_factory()
+    shared = service_of(api.app)
+    now = datetime(2026, 4, 7, 9, 30, tzinfo=ZONE)
+    service = CompetitionService(shared.sessions, shared.announcer, clock=lambda: now)
+    await service.tick()  # loaded, with no round running in the background
+    read, go = asyncio.Event(), asyncio.Event()
+    listed = repository.all_rows
+
+    async def held_after_reading(session: Any) -> Any:
+        rows = await listed(session)
+        if not read.is_set():
+            read.set()
+            await go.wait()
+        return rows
+
+    monkeypatch.setattr(repository, "all_rows", held_after_reading)
+    body = CompetitionIn.model_validate(
+        {
+            "name": "Race",
+            "timezone": "Asia/Shanghai",
+            "participants": {"team_ids": [f"t-{unique}"]},
+            "score": [{"kpi": "conversions"}],
+            "period": {"kind": "once", "start": "2026-04-07T09:00", "end": "2026-04-07T12:00"},
+        }
+    )
+    round_ = asyncio.create_task(service.tick())
+    await read.wait()  # the round has the list without the new competition
+    create = asyncio.create_task(service.create(body))
+    await asyncio.wait({create}, timeout=2)  # stored (and, unguarded, its board adopted)
+    go.set()
+    await round_
+    competition = await create
+    try:
+        assert competition.id in service.boards
+        assert service.boards[competition.id].standings is not None
+    finally:
+        await service.delete(competition.id)
 
 
 async def test_team_against_team_and_editing(api_factory: ApiFactory, unique: str) -> None:
