@@ -86,6 +86,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
         faust_compat.on_recovery_failure(
             lambda message: worker.fail_stop(f"table recovery failed: {message}")
         )
+        faust_compat.keep_changelog_reads_on_resume(app)
 
     for seconds, job in (
         (settings.SNAPSHOT_INTERVAL_SECONDS, worker.flush),

@@ -63,6 +63,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent
 
 from services.aggregator import testhooks
 from services.kit.partitioning import partition_for
@@ -119,6 +120,8 @@ def problems() -> list[str]:
     for message in SWALLOWED_IN_RECOVERY:
         if f'f"{message} ' not in reader:
             found.append(f"faust Recovery no longer logs {message!r}")
+    if "self._queues" not in inspect.getsource(FlowControlEvent.__init__):
+        found.append("mode FlowControlEvent no longer keeps _queues")
     found += _store_problems()
     return found
 
@@ -256,6 +259,33 @@ def on_recovery_failure(stop: Callable[[str], object]) -> None:
 
 
 _recovery_watch: Callable[[logging.LogRecord], bool] | None = None
+
+
+def keep_changelog_reads_on_resume(app: Any) -> None:
+    """Stop `flow_control.resume()` from dropping changelog records already fetched.
+
+    Faust's changelog queue is cleared on every resume, and Recovery resumes the flow at the
+    end of each table recovery, after standby partitions have started reading: the standby
+    records fetched but not yet applied are dropped, and reading goes on after them. A standby
+    copy then misses changelog records for good; promoted when its worker's partner dies, it
+    serves call states without them, and stage 1 counts those calls again as new ones (the
+    rocksdb test_race failures: 84 records of one calls partition missing on the survivor).
+    A memory-store survivor replays the whole changelog, so it never showed. The rebalance
+    path still clears the queue (`flow_control.clear()` when partitions are revoked): the
+    next recovery seeks the standbys back to what they applied."""
+    flow = app.flow_control
+    changelogs = app.tables.changelog_queue
+    managed = flow._queues  # noqa: SLF001
+    resume = flow.resume
+
+    def resume_keeping_changelog_records() -> None:
+        managed.discard(changelogs)
+        try:
+            resume()
+        finally:
+            managed.add(changelogs)
+
+    flow.resume = resume_keeping_changelog_records
 
 
 def tables_recovered(app: Any) -> bool:

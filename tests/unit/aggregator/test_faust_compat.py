@@ -361,3 +361,23 @@ def test_a_faust_that_no_longer_logs_those_failures_is_refused(
         lambda obj: source(obj).replace("Error in recovery", "Recovery failed"),
     )
     assert "faust Recovery no longer logs 'Error in recovery'" in faust_compat.problems()
+
+
+def test_a_resume_keeps_the_changelog_records_already_fetched() -> None:
+    """Recovery resumes the flow after standbys began reading: their fetched records must stay
+    queued (dropped, the standby copy missed them for good), while the agents' queues are
+    still cleared on resume and every queue on an explicit clear (the rebalance path)."""
+    import faust
+
+    app = faust.App("resume-test", store="memory://", value_serializer="raw")
+    faust_compat.keep_changelog_reads_on_resume(app)
+    changelogs = app.tables.changelog_queue
+    stream = app.FlowControlQueue(maxsize=10, clear_on_resume=True)
+    changelogs.put_nowait("changelog record")
+    stream.put_nowait("event")
+    app.flow_control.suspend()
+    app.flow_control.resume()
+    assert (changelogs.qsize(), stream.qsize()) == (1, 0)
+    assert app.flow_control.is_active()
+    app.flow_control.clear()
+    assert changelogs.qsize() == 0
