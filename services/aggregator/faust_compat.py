@@ -271,9 +271,9 @@ def keep_changelog_reads_on_resume(app: Any) -> None:
     serves call states without them, and stage 1 counts those calls again as new ones. The
     rocksdb test_race failures show such copies (84 records of one calls partition missing on
     the survivor), and still happen with this change: it closes one way to lose them, not
-    every one (docs/decisions/state-store.md, session 14). The rebalance
-    path still clears the queue (`flow_control.clear()` when partitions are revoked): the
-    next recovery seeks the standbys back to what they applied."""
+    every one (docs/decisions/state-store.md, session 14). The rebalance path still clears
+    the queue (`flow_control.clear()` when partitions are revoked): the next recovery seeks
+    the standbys back to what they applied."""
     flow = app.flow_control
     changelogs = app.tables.changelog_queue
     managed = flow._queues  # noqa: SLF001
