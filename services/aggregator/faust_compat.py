@@ -93,6 +93,9 @@ def problems() -> list[str]:
         (Consumer, "_commit_offsets"),
         (Consumer, "perform_seek"),
         (Consumer, "stop_flow"),
+        (Consumer, "_reset_state"),
+        (Consumer, "seek"),
+        (Consumer, "_is_changelog_tp"),
         (AIOKafkaConsumerThread, "seek_to_committed"),
         (AIOKafkaConsumerThread, "call_thread"),
         (AIOKafkaConsumerThread, "_ensure_consumer"),
@@ -108,6 +111,8 @@ def problems() -> list[str]:
     for name in _CONSUMER_STATE:
         if f"self.{name}" not in consumer_init:
             found.append(f"faust Consumer no longer sets {name}")
+    if "self._paused_partitions" not in inspect.getsource(Consumer._reset_state):  # noqa: SLF001
+        found.append("faust Consumer no longer sets _paused_partitions")
     coordinator_init = inspect.getsource(GroupCoordinator.__init__)
     for name in ("generation", "group_id"):
         if f"self.{name}" not in coordinator_init:
@@ -499,7 +504,27 @@ async def _perform_seek(self: Any) -> None:
     if self.flow_active and self.app.rebalancing:
         self.stop_flow()
         await parked(self)
+        await read_changelogs_again(self)
     await _faust_perform_seek(self)
+
+
+async def read_changelogs_again(consumer: Any) -> None:
+    """Seek every changelog partition still being read back to the last record delivered.
+
+    Stopping the flow makes Faust's delivery loop drop the rest of the batch it was going
+    through, and at the end of a recovery that batch can hold standby changelog records: Faust
+    resumes the standbys before it seeks the streams, and its seek covers only the streams. The
+    standby went on reading after the dropped records, its copy missed them for good, and the
+    worker that took the partition over when its owner died served those calls without them:
+    stage 1 credited their events again (issue 13, rocksdb's double counts; test_race logs of
+    2026-12-04 showed a standby fetch of offsets 418-691 delivered up to 480, and the next
+    fetch starting at 692). Faust's read offset is the last record delivered, or where a seek
+    put the partition (none: its beginning); the recovery skips a record it has already taken."""
+    read = consumer._read_offset  # noqa: SLF001
+    paused = consumer._paused_partitions  # noqa: SLF001
+    for tp in consumer.assignment():
+        if consumer._is_changelog_tp(tp) and tp not in paused:  # noqa: SLF001
+            await consumer.seek(tp, read.get(tp) or 0)
 
 
 async def parked(consumer: Any, limit: float = PARK_SECONDS) -> bool:

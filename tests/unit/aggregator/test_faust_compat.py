@@ -381,3 +381,32 @@ def test_a_resume_keeps_the_changelog_records_already_fetched() -> None:
     assert app.flow_control.is_active()
     app.flow_control.clear()
     assert changelogs.qsize() == 0
+
+
+async def test_stopping_the_flow_at_the_end_of_a_recovery_reads_standby_changelogs_again() -> None:
+    """The delivery loop drops the rest of its batch when the flow stops; a changelog partition
+    being read (a resumed standby) goes back to the last record delivered, or to its beginning
+    when none was delivered since a seek to it. Paused changelogs and streams are left alone."""
+    from collections import defaultdict
+
+    standby, fresh = TP("agg-calls-changelog", 1), TP("agg-calls-changelog", 3)
+    active, stream = TP("agg-calls-changelog", 0), TP("events", 0)
+    sought: dict[TP, int] = {}
+
+    class FakeConsumer:  # the state Faust's Consumer keeps
+        def __init__(self) -> None:
+            self._read_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
+            self._read_offset.update({standby: 480, active: 900, stream: 77})
+            self._paused_partitions = {active}
+
+        def assignment(self) -> set[TP]:
+            return {standby, fresh, active, stream}
+
+        def _is_changelog_tp(self, tp: TP) -> bool:
+            return tp.topic.endswith("-changelog")
+
+        async def seek(self, tp: TP, offset: int) -> None:
+            sought[tp] = offset
+
+    await faust_compat.read_changelogs_again(FakeConsumer())
+    assert sought == {standby: 480, fresh: 0}
