@@ -20,26 +20,24 @@ class AggregatorSettings(CommonSettings):
     # on one host need two directories (RocksDB locks each database), and a restart is fast
     # only when it finds its directory again (Kubernetes: the StatefulSet's volume).
     DATA_DIR: str = ".callpulse/aggregator"
-    AGGREGATOR_STORE: Literal["rocksdb", "memory"] = "memory"
-    """Where the worker keeps its tables: memory, replayed whole from the changelogs at every
-    start and failover; rocksdb (experimental), on disk under DATA_DIR (one database per
-    partition), so a restart replays only the changelog written since the worker's last commit
-    and the survivor of a worker's death takes over from its standby copy. With a month of a
-    10,000-rep floor and a session timeout of 8 s (make bench, session 7): failover 8.4 s
-    against memory's 171 s, restart ready 14.0 s, peak RSS 363 MiB; but its committed rate was
-    ~0.7x memory's and the fault soak is not clean on it yet (60 runs, 2026-12-03: 1 failed, a
-    broker restart after which three reps showed a third of their counts; memory: 0 in 60), so
-    memory stays the default (docs/decisions/state-store.md)."""
+    AGGREGATOR_STORE: Literal["rocksdb", "memory"] = "rocksdb"
+    """Where the worker keeps its tables: rocksdb (the default since 2026-12-04), on disk under
+    DATA_DIR (one database per partition), so a restart replays only the changelog written
+    since the worker's last commit and the survivor of a worker's death takes over from its
+    standby copy; memory, replayed whole from the changelogs at every start and failover. With
+    a month of a 10,000-rep floor and the 8-s session timeout (make bench, session 7): failover
+    8.4 s against memory's 171 s, restart ready 14.0 s against 216 s, peak RSS 363 MiB against
+    1,158 MiB (docs/decisions/state-store.md has the soaks that made it the default)."""
     STANDBY_REPLICAS: int = 1
     """Workers that keep a warm copy of each partition's tables (rocksdb store only; memory
     keeps none), so the survivor of a worker's death takes its partitions over without a
     replay. One is enough for two workers; each copy costs disk, and a share of the worker's
     one block cache, not its Python memory."""
-    SESSION_TIMEOUT_SECONDS: float = 30.0
-    """How soon the group notices a dead worker and moves its partitions. The floor of a
-    failover's time; 10 s was tried (docs/decisions/state-store.md): with a month of a
-    10,000-rep floor, workers whose loop a timer held longer than that during a rebalance were
-    dropped from the group again and again (65 s failover; a restart not ready in 6 min).
+    SESSION_TIMEOUT_SECONDS: float = 8.0
+    """How soon the group notices a dead worker and moves its partitions: the floor of a
+    failover's time (docs/decisions/state-store.md). 8 s since 2026-12-04 (30 s before): a
+    failover within 15 s needs it. A worker whose event loop is held longer is dropped from the
+    group; the brokers' `group.min.session.timeout.ms` (6 s by default) must allow it.
     Heartbeats go every third of it (3 s at most); a worker that has had none answered for it
     less 1.5 heartbeats writes nothing until one is, and stops if it was dropped (fence.py)."""
     PRODUCER_LINGER_MS: int = 10

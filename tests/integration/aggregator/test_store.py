@@ -35,7 +35,7 @@ def test_a_killed_worker_restarts_on_its_own_store_with_the_reference_kpis(
     now = datetime.now(UTC)
     tz = midday_timezone(now)
     deployment = Deployment(kafka_bootstrap, tmp_path, tz)
-    deployment.env["CALLPULSE_AGGREGATOR_STORE"] = "rocksdb"  # opt-in; memory is the default
+    deployment.env["CALLPULSE_AGGREGATOR_STORE"] = "rocksdb"  # the default, said in case it moves
     events = floor_log(seed=5, now=now, calls=400)
     rng = random.Random(3)
     stream = events + rng.sample(events, len(events) // 5)  # 20 % duplicates
