@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 STORES = {
-    "memory": {},
+    "memory": {"CALLPULSE_AGGREGATOR_STORE": "memory"},
     # the survivor takes b's partitions over from its standby copies, which must miss no record
     "rocksdb": {"CALLPULSE_AGGREGATOR_STORE": "rocksdb", "CALLPULSE_STANDBY_REPLICAS": "1"},
 }
