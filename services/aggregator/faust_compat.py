@@ -273,12 +273,12 @@ def keep_changelog_reads_on_resume(app: Any) -> None:
     end of each table recovery, after standby partitions have started reading: the standby
     records fetched but not yet applied are dropped, and reading goes on after them. A standby
     copy then misses changelog records for good; promoted when its worker's partner dies, it
-    serves call states without them, and stage 1 counts those calls again as new ones. The
-    rocksdb test_race failures show such copies (84 records of one calls partition missing on
-    the survivor), and still happen with this change: it closes one way to lose them, not
-    every one (docs/decisions/state-store.md, session 14). The rebalance path still clears
-    the queue (`flow_control.clear()` when partitions are revoked): the next recovery seeks
-    the standbys back to what they applied."""
+    serves call states without them, and stage 1 counts those calls again as new ones. Found by
+    reading Faust's code (docs/decisions/state-store.md, session 14); the loss the rocksdb
+    test_race failures showed was another one, the flow stop before the streams' seek
+    (`read_changelogs_again`, session 15). The rebalance path still clears the queue
+    (`flow_control.clear()` when partitions are revoked): the next recovery seeks the
+    standbys back to what they applied."""
     flow = app.flow_control
     changelogs = app.tables.changelog_queue
     managed = flow._queues  # noqa: SLF001
