@@ -45,6 +45,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Iterable,
     Iterator,
     Mapping,
     MutableMapping,
@@ -775,9 +776,15 @@ class RocksStore(faust_rocksdb.Store):
     async def checkpoint(self, consumer: Any) -> None:
         """Write the writes held since the checkpoint before the last one (their records were
         confirmed by the commit this runs in) to RocksDB, each partition's in one atomic batch
-        with the offset to replay from; then hold the writes since the last one. The offset is
-        read before they are taken: every record below it was sent after its write, so a
-        replay from there misses none of them (an offset too low only replays more). Only
+        with the offset to replay from; then hold the writes since the last one.
+
+        The offset is that of the last batch of the partition's changelog records Kafka has
+        confirmed to this worker (`delivered`), taken with the writes: every such record was
+        sent after its write, so a replay from there misses none of them, and it is at most
+        the partition's end (an offset too low only replays more; none known: the database
+        keeps the one it has). Until 2026-12-04 it was the partition's high watermark, asked
+        of the broker through Faust's consumer thread: 0.2-2.9 s a commit under load, while
+        stage 1 waited for records (`docs/decisions/faust-offsets.md`, session 16). Only
         partitions still active are written: one kept now as a standby gets the new owner's
         records from the changelog, which an older write of ours must not overwrite."""
         topic = self.table.changelog_topic.get_topic_name()
@@ -800,11 +807,27 @@ class RocksStore(faust_rocksdb.Store):
         self.pending = {p: w for p, w in self.pending.items() if TP(topic, p) in actives}
         if not self.pending:
             return
-        ends = await consumer.highwaters(*(TP(topic, p) for p in self.pending))
+        delivered = _delivered.get(self.app, {})
         self.confirming, self.pending = self.pending, {}
         self.confirming_offsets = {
-            tp.partition: end - 1 for tp, end in ends.items() if end and end > 0
+            p: delivered[topic, p] for p in self.confirming if (topic, p) in delivered
         }
+
+
+_delivered: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], int]] = weakref.WeakKeyDictionary()
+"""Per app: (topic, partition) -> the base offset of the last record batch Kafka confirmed."""
+
+
+def delivered(app: Any, results: Iterable[Any]) -> None:
+    """Note what Kafka confirmed to the app's producer (aiokafka `RecordMetadata`s of record
+    batches; anything else is skipped): `RocksStore.checkpoint` takes its changelogs' offsets
+    from here instead of asking the broker."""
+    known = _delivered.setdefault(app, {})
+    for result in results:
+        offset = getattr(result, "offset", None)
+        if isinstance(offset, int) and offset >= 0:
+            key = (result.topic, result.partition)
+            known[key] = max(offset, known.get(key, -1))
 
 
 def partitioned(table: Any) -> bool:

@@ -230,9 +230,11 @@ class Worker:
     async def confirm(self) -> None:
         """Before Faust commits offsets: everything sent is in Kafka, or the worker stops."""
         pending, self.unconfirmed = self.unconfirmed, []
-        for result in await asyncio.gather(*pending, return_exceptions=True):
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
             if isinstance(result, BaseException):
                 self.fail_stop("a record was not delivered to Kafka", result)
+        faust_compat.delivered(self.app, results)
 
     def observe_commits(self) -> None:
         """Held commits onto the gauge (partitions no longer held go back to 0)."""
