@@ -8,7 +8,7 @@ Everything else is decided here, once:
   version credits, the call records for history; close calls left open past
   `max_call_seconds`, forget ended ones past the retention;
 - stage 2 (`RepStage`, keyed by rep): apply facts to rep states, which reps to snapshot and
-  when (changed reps coalesced per flush and paced to a third of the worker's time; a rolling
+  when (changed reps coalesced per flush and paced to a share of the worker's time; a rolling
   refresh of reps whose numbers can move without events; reps a roster change touches, at
   once), and the alert rules, judged whenever a rep's snapshot is built and on every alert tick.
 
@@ -133,7 +133,7 @@ class Cadence:
     rolling_refresh: float = 15.0
     alert_evaluation: float = 10.0
     stale_sweep: float = 60.0
-    snapshot_share: float = 1 / 3
+    snapshot_share: float = 0.05
     """The most of a worker's time snapshot flushes may take when they run long."""
 
 
@@ -725,6 +725,7 @@ class CoreSettings(Protocol):
     CALL_RETENTION_SECONDS: float
     FORGOTTEN_CALL_RETENTION_SECONDS: float
     SNAPSHOT_INTERVAL_SECONDS: float
+    SNAPSHOT_SHARE: float
     ROLLING_REFRESH_SECONDS: float
     ALERT_EVALUATION_SECONDS: float
     STALE_SWEEP_SECONDS: float
@@ -747,4 +748,5 @@ def cadence_of(settings: CoreSettings) -> Cadence:
         rolling_refresh=settings.ROLLING_REFRESH_SECONDS,
         alert_evaluation=settings.ALERT_EVALUATION_SECONDS,
         stale_sweep=settings.STALE_SWEEP_SECONDS,
+        snapshot_share=settings.SNAPSHOT_SHARE,
     )
