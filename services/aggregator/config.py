@@ -45,13 +45,14 @@ class AggregatorSettings(CommonSettings):
     PRODUCER_LINGER_MS: int = 10
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     SNAPSHOT_SHARE: float = Field(default=0.05, gt=0, le=1)
-    """The most of the worker's time snapshot flushes may take when they run long: after a
-    flush that took t seconds, the next waits t x (1 / share - 1). A worker keeping up flushes
-    a few reps in a millisecond and is never held back; one catching up on a backlog coalesces
-    each rep's changes for longer and drains faster (a flush of 3,000 reps, ~90 ms, is followed
-    by ~1.7 s of work without one). `make bench`'s drain of 50,000 events of a 10,000-rep floor
-    (2026-12-04, session 16, rocksdb, two runs each): 3,554-3,667 events/s at 1/3 (the value
-    until then), 3,949-4,355 at 0.1, 4,774-4,886 at 0.05."""
+    """The most of the worker's time snapshot flushes may take while it is behind (the oldest
+    change a flush publishes arrived over a second ago): after a flush that spent t seconds
+    building snapshots, the next waits t x (1 / share - 1). A worker catching up on a backlog
+    so coalesces each rep's changes for longer and drains faster; one keeping up lets flushes
+    take up to a third of its time, as before (a flush of a few reps takes a millisecond).
+    `make bench`'s drain of 50,000 events of a 10,000-rep floor (2026-12-04, session 16,
+    rocksdb, two runs each, the share applied whatever the lag): 3,554-3,667 events/s at 1/3
+    (the only share until then), 3,949-4,355 at 0.1, 4,774-4,886 at 0.05."""
     ROLLING_REFRESH_SECONDS: float = 15.0
     ALERT_EVALUATION_SECONDS: float = 10.0
     STALE_SWEEP_SECONDS: float = 60.0

@@ -675,7 +675,10 @@ class RocksStore(faust_rocksdb.Store):
         """Per partition: the changelog offset below which every record's write is held."""
 
     def _partition(self, key: bytes) -> int:
-        return partition_for(key, self.table.partitions or self.app.conf.topic_partitions)
+        count = self.__dict__.get("_count")
+        if count is None:  # fixed for the worker's life (its topics are checked at start)
+            count = self._count = self.table.partitions or self.app.conf.topic_partitions
+        return partition_for(key, count)
 
     def _held(self, partition: int, key: bytes) -> tuple[bool, bytes | None]:
         for layer in (self.pending, self.confirming):

@@ -73,17 +73,46 @@ def test_a_roster_change_republishes_the_reps_it_touches_at_the_next_flush() -> 
     assert (snap.team_id, snap.rep_name, snap.timezone) == ("t1", "Bo", "Asia/Shanghai")
 
 
-def test_a_long_flush_waits_so_flushes_take_at_most_their_share_of_the_time() -> None:
+def test_a_long_flush_waits_so_flushes_take_a_third_of_the_time_while_keeping_up() -> None:
     floor = Floor()
-    assert floor.core.reps.cadence.snapshot_share == 0.05  # the default: 1 s of 20
-    ticks = iter([0.0, 1.0, 1.0, 2.0, 19.9, 20.5, 20.6, 20.6])  # monotonic seconds read
+    # monotonic seconds the core reads: at the start, around each slice, at the end
+    ticks = iter([0.0, 0.0, 1.0, 1.0, 2.0, 3.5, 3.5, 3.6, 3.6])
     floor.core.reps.clock = lambda: next(ticks)
     floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
     assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r1"]  # took 1 s
     floor.apply(ev("call.started", "c2", T0, rep_id="r2"), T0)
-    assert floor.core.reps.flush(T0).snapshots == []  # at 2.0: waits until 20.0
-    assert floor.core.reps.flush(T0).snapshots == []  # at 19.9
-    assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r2"]  # at 20.5
+    assert floor.core.reps.flush(T0).snapshots == []  # at 2.0: waits until 3.0
+    assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r2"]  # at 3.5
+
+
+def test_a_worker_behind_lets_flushes_take_only_the_snapshot_share_of_its_time() -> None:
+    """Catching up on a backlog (its changes arrived over a second before the flush), a worker
+    coalesces each rep's changes for longer: flushes take at most 5 % of its time."""
+    floor = Floor()
+    assert floor.core.reps.cadence.snapshot_share == 0.05
+    later = T0 + timedelta(seconds=5)  # what is published arrived 5 s before
+    ticks = iter([0.0, 0.0, 1.0, 1.0, 3.5, 19.9, 20.5, 20.5, 20.6, 20.6])
+    floor.core.reps.clock = lambda: next(ticks)
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
+    assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r1"]  # took 1 s
+    floor.apply(ev("call.started", "c2", T0, rep_id="r2"), T0)
+    assert floor.core.reps.flush(later).snapshots == []  # at 3.5: waits until 20.0
+    assert floor.core.reps.flush(later).snapshots == []  # at 19.9
+    assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r2"]  # at 20.5
+
+
+def test_only_the_time_a_flush_builds_slices_counts_not_the_drivers_in_between() -> None:
+    """The driver publishes each slice and lets the worker run before asking for the next:
+    counted, that time held back the snapshots of a worker that was merely busy."""
+    floor = Floor()
+    ticks = iter([0.0, 0.0, 0.01, 5.0, 5.2, 5.2, 5.21, 5.21])
+    floor.core.reps.clock = lambda: next(ticks)
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
+    parts = floor.core.reps.flush_slices(T0)
+    assert [s.rep_id for s in next(parts).snapshots] == ["r1"]  # built in 0.01 s
+    assert next(parts, None) is None  # the driver took until 5.0: the next may go at 5.19
+    floor.apply(ev("call.started", "c2", T0, rep_id="r2"), T0)
+    assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r2"]  # at 5.2
 
 
 def test_timers_keep_no_decoded_copy_of_the_reps_they_only_visit() -> None:
