@@ -231,9 +231,57 @@ _guarded: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def table_data(table: Any) -> MutableMapping[bytes, bytes]:
-    """A table's underlying dict (the outbox sends its changelog records itself)."""
+    """A table's underlying dict (the outbox sends its changelog records itself); of a table
+    in RocksDB, its store's bytes without Faust's serializer layers (`RawRocks`)."""
     data: MutableMapping[bytes, bytes] = table.data
+    if isinstance(data, RocksStore):
+        return RawRocks(data)
     return data
+
+
+class RawRocks(MutableMapping[bytes, bytes]):
+    """A `RocksStore` as a dict of bytes. The tables' keys and values are bytes already (raw
+    serializers): Faust's `SerializedStore` still ran both through its serializer registry on
+    every read and write, and turned every miss into a KeyError its `get` then caught, ~4 % of
+    a worker draining a backlog (py-spy, 2026-12-04)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: RocksStore) -> None:
+        self.store = store
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        """The value, or `default`."""
+        value = self.store._get(key)  # noqa: SLF001
+        return default if value is None else value
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self.store._get(key)  # noqa: SLF001
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.store._set(key, value)  # noqa: SLF001
+
+    def __delitem__(self, key: bytes) -> None:
+        self.store._del(key)  # noqa: SLF001
+
+    def pop(self, key: bytes, default: Any = None) -> Any:
+        """Delete the key; its value before, or `default`."""
+        value = self.get(key)
+        self.store._del(key)  # noqa: SLF001
+        return default if value is None else value
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.store._iterkeys()  # noqa: SLF001
+
+    def __len__(self) -> int:
+        return self.store._size()  # noqa: SLF001
+
+    def items(self) -> Any:
+        """Every key and value, read together (not a read per key)."""
+        return self.store._iteritems()  # noqa: SLF001
 
 
 RECOVERY_LOGGER = "faust.tables.recovery"

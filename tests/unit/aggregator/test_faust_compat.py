@@ -359,6 +359,28 @@ async def test_a_checkpoint_takes_the_changelog_offsets_kafka_confirmed_not_the_
     assert store.pending == {}
 
 
+def test_a_rocksdb_table_is_read_and_written_as_bytes_without_fausts_serializers() -> None:
+    """`table_data` gives the driver a RocksDB table's store as a dict of bytes: a miss is
+    None (no KeyError raised and caught), writes are held like Faust's own, deletes too."""
+    from services.kit.partitioning import partition_for
+
+    key = next(k for k in (f"c{n}".encode() for n in range(100)) if partition_for(k, 4) == 2)
+    other = next(k for k in (f"c{n}".encode() for n in range(100)) if partition_for(k, 4) == 1)
+    store = _rocks_store({2: {key: b"on disk"}}, actives={1, 2})
+    data = faust_compat.table_data(SimpleNamespace(data=store))
+    assert isinstance(data, faust_compat.RawRocks)
+    assert data.get(key) == b"on disk"
+    assert data.get(other) is None
+    data[other] = b"new"
+    assert store.pending == {1: {other: b"new"}}
+    assert sorted(data) == sorted([key, other])
+    assert dict(data.items()) == {key: b"on disk", other: b"new"}
+    assert data.pop(key, None) == b"on disk"
+    assert data.get(key) is None
+    assert data.pop(key, None) is None
+    assert list(data) == [other]
+
+
 @pytest.fixture
 def recovery_log() -> Iterator[logging.Logger]:
     """The recovery logger with no watch on it (conftest.py puts back what was there)."""
