@@ -134,7 +134,8 @@ class Cadence:
     alert_evaluation: float = 10.0
     stale_sweep: float = 60.0
     snapshot_share: float = 0.05
-    """The most of a worker's time snapshot flushes may take when they run long."""
+    """The most of a worker's time snapshot flushes may take while it is behind (a third while
+    it keeps up: `KEEPING_UP_SHARE`)."""
 
 
 Incoming = tuple[CallEvent | bytes, float, int]
