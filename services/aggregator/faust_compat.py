@@ -824,7 +824,7 @@ class RocksStore(faust_rocksdb.Store):
         self.confirming.pop(partition, None)
         self.confirming_offsets.pop(partition, None)
 
-    async def checkpoint(self, consumer: Any) -> None:
+    def checkpoint(self) -> None:
         """Write the writes held since the checkpoint before the last one (their records were
         confirmed by the commit this runs in) to RocksDB, each partition's in one atomic batch
         with the offset to replay from; then hold the writes since the last one.
@@ -893,7 +893,7 @@ async def checkpoint_stores(consumer: Any) -> None:
     for table in consumer.app.tables.values():
         store = table.data
         if isinstance(store, RocksStore):
-            await store.checkpoint(consumer)
+            store.checkpoint()
 
 
 def register_stores() -> None:
