@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from schemas import windows as w
 from schemas.roster import Rep, RosterRecord, Target, Targets, Team
 from schemas.windows import epoch_minute
@@ -155,3 +157,24 @@ def test_facts_applied_as_of_their_time_leave_a_rep_pruned_to_its_retention() ->
     assert min(state.minutes) >= epoch_minute(last - MINUTE_RETENTION)
     assert len(state.hours) <= HOUR_RETENTION_DAYS * 24
     assert state.days[w.local_day(last, ZoneInfo("UTC")).isoformat()][DIALS] == 20
+
+
+def test_stage_1_keeps_the_calls_saved_last_decoded_and_drops_them_when_invalidated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.aggregator import core
+
+    monkeypatch.setattr(core, "DECODED_CALLS", 2)
+    floor = Floor()
+    for call_id in ("a", "b", "c"):
+        floor.apply(ev("call.started", call_id, T0, rep_id="r1", direction="outbound"), T0)
+    stage = floor.core.calls
+    assert list(stage._decoded) == [b"b", b"c"]  # noqa: SLF001  the oldest saved went
+    floor.apply(ev("call.answered", "b", T0, rep_id="r1"), T0)
+    assert list(stage._decoded) == [b"c", b"b"]  # noqa: SLF001  saved again: now the newest
+    # a state written behind the core (recovery, a checkpoint loaded) is read from the store
+    stored = floor.calls["c"]
+    stored.rep_id = "r2"
+    floor.calls["c"] = stored  # invalidates
+    assert stage._decoded == {}  # noqa: SLF001
+    assert stage._load("c").rep_id == "r2"  # noqa: SLF001

@@ -120,3 +120,27 @@ def test_any_shuffle_with_duplicates_equals_the_reference_fold(
                 assert all(not v for v in got.values() if v is not None)
                 continue
             assert got == want, (rep, window)
+
+
+@settings(max_examples=100, deadline=None)
+@given(logs(), st.integers(0, 3))
+def test_a_call_stage_1_keeps_decoded_equals_its_stored_form(
+    log: tuple[list[CallEvent], list[CallEvent]], sweeps: int
+) -> None:
+    """Stage 1 reads the next event's call from its decoded copy, not the store: each copy must
+    be what decoding the store gives, through closing stale calls and forgetting ended ones."""
+    from services.aggregator.domain.calls import CallState
+    from services.aggregator.packing import loads
+
+    _events, shuffled = log
+    floor = Floor()
+    step = max(1, len(shuffled) // (sweeps + 1))
+    for i, event in enumerate(shuffled):
+        floor.apply(event, NOW)
+        if i % step == step - 1:  # sweeps in between: stale calls closed, ended ones forgotten
+            floor.close_stale(NOW + timedelta(days=i % 3))
+    stage = floor.core.calls
+    for key, state in stage._decoded.items():  # noqa: SLF001
+        raw = stage.store.get(key)
+        assert raw is not None, key
+        assert state == CallState.from_dict(loads(raw)), key
