@@ -158,5 +158,5 @@ def run_worker(settings: AggregatorSettings, loglevel: str = "info") -> None:
     own = internal_topics(settings, settings.APP_ID)
     refuse_start("aggregator", settings, topic_plan(settings, "aggregator"), own=own)
     app = create_app(settings)
-    collector.freeze()  # what start-up built stays out of every full collection
+    collector.freeze(collector.WORKER_THRESHOLDS)  # start-up's objects out of every collection
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()
