@@ -31,7 +31,6 @@ from pydantic import ValidationError
 
 from schemas import windows as w
 from schemas.alerts import Alert
-from schemas.calls import CallRecord
 from schemas.events import CallEvent, event_from_json
 from schemas.kpis import RepSnapshot
 from schemas.roster import RosterRecord
@@ -41,7 +40,6 @@ from services.aggregator.domain.calls import (
     RepFact,
     Rules,
     apply_event,
-    call_record,
     close_if_stale,
     forget,
     forgettable,
@@ -151,7 +149,9 @@ class CallBatch:
 
     facts: list[tuple[RepFact, float]] = field(default_factory=list)
     states: dict[str, CallState | None] = field(default_factory=dict)
-    records: list[CallRecord] = field(default_factory=list)
+    records: list[CallState] = field(default_factory=list)
+    """The call versions whose record goes to history (`call_record`; the Faust driver encodes
+    them straight to JSON, `packing.record_json`)."""
     invalid: list[tuple[bytes, str]] = field(default_factory=list)
     """Records that are not a valid event, and why: for the dead-letter topic."""
     too_late: list[CallEvent] = field(default_factory=list)
@@ -230,7 +230,7 @@ class CallStage:
                 continue
             applied += 1
             loaded[event.call_id] = out.states[event.call_id] = step.state
-            out.records.append(call_record(step.state))
+            out.records.append(step.state)
         self.metrics.events_applied.inc(applied)  # once a batch: a tenth of a lock per event
         self.metrics.events_duplicate.inc(duplicates)
         return out
@@ -295,7 +295,7 @@ class CallStage:
             if step is not None:
                 out.facts += [(fact, arrived) for fact in step.facts]
                 out.states[call_id] = step.state
-                out.records.append(call_record(step.state))
+                out.records.append(step.state)
         return out
 
     def _load(self, call_id: str) -> CallState | None:

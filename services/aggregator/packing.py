@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from services.aggregator.domain.calls import RepFact
+from services.aggregator.domain.calls import CallState, RepFact, record_fields
 from services.kit.partitioning import partition_for
 
 
@@ -36,6 +36,13 @@ def unpack(value: bytes) -> Iterator[tuple[RepFact, float | None]]:
     """The facts of one stage-2 message (an alert tick of an older worker holds none)."""
     for item in loads(value).get("facts", ()):
         yield RepFact.from_dict(item), item.get("arrived")
+
+
+def record_json(state: CallState) -> bytes:
+    """`call_record(state).model_dump_json()`, byte for byte, without building and validating
+    the models (that took ~15 µs of stage 1's ~80 per event; test_packing.py holds the two
+    equal)."""
+    return orjson.dumps(record_fields(state), default=_encode, option=orjson.OPT_UTC_Z)
 
 
 def dumps(value: Any) -> bytes:

@@ -30,11 +30,12 @@ from services.aggregator.core import (
     cadence_of,
     rules_of,
 )
+from services.aggregator.domain.calls import record_id
 from services.aggregator.domain.roster import RosterView
 from services.aggregator.fence import Fence, trust_limit
 from services.aggregator.metrics import Metrics
 from services.aggregator.outbox import Outbox
-from services.aggregator.packing import pack, unpack
+from services.aggregator.packing import pack, record_json, unpack
 from services.kit.follow import Follower
 from services.kit.kafka import connection
 from services.kit.partitioning import partition_for
@@ -178,9 +179,9 @@ class Worker:
             self.facts.add(self.settings.FACTS_TOPIC, None, value, partition)
         await asyncio.gather(*await self.facts.send())
         self.core.calls.save(batch)
-        for record in batch.records:
-            key, value = record.call_id.encode(), record.model_dump_json().encode()
-            self.sends.add(self.settings.CALLS_TOPIC, key, value)
+        for state in batch.records:
+            key = record_id(state).encode()
+            self.sends.add(self.settings.CALLS_TOPIC, key, record_json(state))
         await self.send()
 
     async def accumulate(self, packs: list[bytes]) -> None:

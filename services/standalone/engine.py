@@ -41,6 +41,7 @@ from services.aggregator.core import (
     Publication,
     Store,
 )
+from services.aggregator.domain.calls import CallState, call_record, record_id
 from services.standalone.eventlog import Changes, SqliteEventLog
 
 log = structlog.get_logger(__name__)
@@ -88,7 +89,7 @@ class EmbeddedEngine:
         self.checkpoint_seconds, self.log_retention = checkpoint_seconds, log_retention
         self._stores = {"calls": _memory(core.calls.store), "reps": _memory(core.reps.store)}
         self._rules = json.dumps(asdict(core.calls.rules), sort_keys=True)
-        self._records: dict[str, CallRecord] = {}
+        self._records: dict[str, CallState] = {}
         self._unrecorded: list[Alert] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
@@ -362,8 +363,8 @@ class EmbeddedEngine:
         """Stage 2 on the batch's facts, then stage 1's states: the order the Faust driver keeps."""
         self.core.reps.accumulate(batch.facts, now or self.clock())
         self.core.calls.save(batch)
-        for record in batch.records:
-            self._records[record.call_id] = record
+        for state in batch.records:
+            self._records[record_id(state)] = state  # the latest version of each call
 
     def _note(self, alerts: list[Alert]) -> None:
         """Keep alert transitions (under the lock) until a checkpoint has them stored."""
@@ -377,10 +378,10 @@ class EmbeddedEngine:
                 return
             records, self._records = self._records, {}
             try:
-                await self.on_records(list(records.values()))
+                await self.on_records([call_record(state) for state in records.values()])
             except BaseException:
-                for call_id, record in records.items():
-                    self._records.setdefault(call_id, record)  # a newer version stays
+                for call_id, state in records.items():
+                    self._records.setdefault(call_id, state)  # a newer version stays
                 raise
 
     async def _deliver(self, out: Publication) -> None:

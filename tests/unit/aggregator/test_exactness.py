@@ -22,7 +22,13 @@ from hypothesis import strategies as st
 
 from schemas.events import CallEvent, CallOutcome, SurveyCompleted
 from schemas.kpis import WINDOWS
-from services.aggregator.domain.calls import RepFact, Rules, apply_event, close_if_stale
+from services.aggregator.domain.calls import (
+    RepFact,
+    Rules,
+    apply_event,
+    call_record,
+    close_if_stale,
+)
 from services.aggregator.domain.reference import fold
 from services.aggregator.domain.rep import RepState, apply_fact
 from tests.unit.aggregator.events import ev, full_call
@@ -205,12 +211,14 @@ def test_a_late_sale_for_a_forgotten_call_reaches_history_beside_the_call() -> N
     start = NOW - timedelta(hours=3)
     records = {}
     for event in full_call("c1", "r1", start, talk=400):
-        for record in floor.apply(event, event.occurred_at, arrived=event.occurred_at).records:
+        for record in map(
+            call_record, floor.apply(event, event.occurred_at, arrived=event.occurred_at).records
+        ):
             records[record.call_id] = record
     floor.forget_ended(NOW - timedelta(hours=1))
     assert floor.calls["c1"].forgotten
     sale = ev("call.outcome", "c1", NOW, rep_id="r1", outcome="sale", amount="99.5")
-    for record in floor.apply(sale, NOW, arrived=NOW).records:
+    for record in map(call_record, floor.apply(sale, NOW, arrived=NOW).records):
         records[record.call_id] = record
     [late] = [r for r in records.values() if r.call_id != "c1"]
     assert late.call_id.startswith("c1~")

@@ -144,3 +144,23 @@ def test_a_call_stage_1_keeps_decoded_equals_its_stored_form(
         raw = stage.store.get(key)
         assert raw is not None, key
         assert state == CallState.from_dict(loads(raw)), key
+
+
+@settings(max_examples=100, deadline=None)
+@given(logs())
+def test_the_record_json_the_worker_sends_is_the_models_byte_for_byte(
+    log: tuple[list[CallEvent], list[CallEvent]],
+) -> None:
+    """The Faust driver encodes call records without building the models: every version a
+    log makes (CSAT, outcomes with amounts, transfers, stale closes) encodes as the model."""
+    from services.aggregator.domain.calls import call_record
+    from services.aggregator.packing import record_json
+
+    _events, shuffled = log
+    floor = Floor()
+    versions = []
+    for event in shuffled:
+        versions += floor.apply(event, NOW).records
+    versions += floor.close_stale(NOW + timedelta(days=1)).records
+    for state in versions:
+        assert record_json(state) == call_record(state).model_dump_json().encode()
