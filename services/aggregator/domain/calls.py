@@ -517,7 +517,7 @@ def _resend(state: CallState) -> list[RepFact]:
 
 def _copier() -> Callable[[CallState], CallState]:
     """`_copy`, written out field by field once (as dataclasses writes `__init__`): a loop of
-    getattr/setattr over the 41 slots took ~10 µs a call, a tenth of stage 1; this ~2 µs."""
+    getattr/setattr over the slots took ~7 µs a call (~10 in the drain), this ~0.75 µs."""
     body = "".join(f"    new.{name} = state.{name}\n" for name in CallState.__slots__)
     source = (
         "def _copy(state):\n    new = new_state(CallState)\n" + body +
