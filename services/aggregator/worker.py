@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -27,6 +28,7 @@ from services.aggregator.core import (
     CallBatch,
     MappingStore,
     Publication,
+    Slices,
     cadence_of,
     rules_of,
 )
@@ -276,7 +278,7 @@ class Worker:
         """The alert tick."""
         await self.publish_slices(self.core.reps.judge_slices(datetime.now(UTC)))
 
-    async def publish_slices(self, parts: Iterator[Publication]) -> None:
+    async def publish_slices(self, parts: Slices) -> None:
         """Publish slice by slice: a sweep over a big floor must not stall the streams. A sweep
         that a rebalance interrupts stops: its reps may belong to another worker now, whose
         snapshots a late one of ours would overwrite. The core then forgets what it published,
@@ -284,8 +286,9 @@ class Worker:
         off the dirty list)."""
         generation = self.generation
         current = functools.partial(self.holds, generation)
-        if not await publish_while(parts, current, self.publish):
-            self.core.reps.forget()
+        with closing(parts):  # a flush dropped halfway is over: the next may start
+            if not await publish_while(parts, current, self.publish):
+                self.core.reps.forget()
 
     def holds(self, generation: int) -> bool:
         """No revocation since `generation`, and settled: the reps held are still ours."""
@@ -317,7 +320,7 @@ class Worker:
 
 
 async def publish_while(
-    parts: Iterator[Publication],
+    parts: Slices,
     current: Callable[[], bool],
     publish: Callable[[Publication], Awaitable[None]],
 ) -> bool:

@@ -39,6 +39,7 @@ from services.aggregator.core import (
     Incoming,
     MemoryStore,
     Publication,
+    Slices,
     Store,
 )
 from services.aggregator.domain.calls import CallState, call_record, record_id
@@ -197,20 +198,21 @@ class EmbeddedEngine:
                     self._apply(self.core.calls.expire(due, now, time.time()))
             await asyncio.sleep(0)
 
-    async def _sweep(self, parts: Iterator[Publication]) -> None:
+    async def _sweep(self, parts: Slices) -> None:
         """Run a core sweep a slice at a time under the lock, delivering between slices, so
         accepting events never waits for a sweep over the whole floor."""
-        while True:
-            async with self._lock:
-                with self._step():
-                    out = next(parts, None)
-                if out is None:
-                    return
-                with self._step():
-                    self._note(out.alerts)  # stored with the checkpoint that holds this state
-                    self.core.reps.delivered(out.alerts)
-            await self._deliver(out)
-            await asyncio.sleep(0)
+        with contextlib.closing(parts):  # a flush dropped halfway is over: the next may start
+            while True:
+                async with self._lock:
+                    with self._step():
+                        out = next(parts, None)
+                    if out is None:
+                        return
+                    with self._step():
+                        self._note(out.alerts)  # stored with the checkpoint that holds this state
+                        self.core.reps.delivered(out.alerts)
+                await self._deliver(out)
+                await asyncio.sleep(0)
 
     async def maintain(self) -> None:
         """The checkpoint timer: checkpoint, then apply the log's retention."""

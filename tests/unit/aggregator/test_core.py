@@ -117,6 +117,19 @@ def test_only_the_time_a_flush_builds_slices_counts_not_the_drivers_in_between()
     assert [s.rep_id for s in floor.core.reps.flush(T0).snapshots] == ["r2"]  # at 5.2
 
 
+def test_a_flush_asked_for_while_one_is_under_way_publishes_nothing() -> None:
+    """A timer's flush while the flush after a batch publishes its slices: run side by side,
+    each took its own share of the worker's time (~20 % of a draining worker at 5 %)."""
+    floor = Floor()
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
+    parts = floor.core.reps.flush_slices(T0)
+    assert [s.rep_id for s in next(parts).snapshots] == ["r1"]
+    floor.apply(ev("call.started", "c2", T0, rep_id="r2"), T0)
+    assert published(floor, T0) == []  # the first flush is still under way
+    parts.close()  # the driver stops it halfway (a rebalance): it is over
+    assert published(floor, T0) == ["r2"]
+
+
 def test_timers_keep_no_decoded_copy_of_the_reps_they_only_visit() -> None:
     floor = Floor()
     for rep in ("r1", "r2"):
