@@ -352,8 +352,18 @@ class Publication:
         return out
 
 
-Slices = Generator[Publication, None, None]
-"""A sweep over the reps, a slice at a time; a driver that stops early closes it."""
+Slices = Generator[Publication, float | None, None]
+"""A sweep over the reps, a slice at a time. The driver sends back the seconds it took to
+deliver each slice (`send(seconds)`; `next()` counts none); one that stops early closes it."""
+
+
+def next_slice(parts: Slices, delivered: float | None = None) -> Publication | None:
+    """A sweep's next slice, or None once it is over; `delivered`: the seconds the driver took
+    to deliver the slice before (None for the first)."""
+    try:
+        return parts.send(delivered)
+    except StopIteration:
+        return None
 
 
 class RepStage:
@@ -449,8 +459,9 @@ class RepStage:
         the worker's time: a third while it keeps up, `snapshot_share` while it is behind (the
         oldest change it publishes arrived more than `BEHIND_SECONDS` ago: a worker catching up
         on a backlog, which coalesces each rep's changes for longer and drains faster). What
-        counts is the time spent building the slices, not the time between them, which the
-        driver spends publishing and the worker on its other work."""
+        counts is the time spent building the slices and the time the driver says it took to
+        deliver them, not the rest of the time between them, which the worker spends on its
+        other work."""
         if self.flushing or self.clock() < self.next_flush or not self.dirty:
             return
         batch, self.dirty = self.dirty, {}
@@ -465,7 +476,8 @@ class RepStage:
                 for rep_id, arrived in part:
                     self._publish(rep_id, now, arrived, out, force=True)
                 spent += self.clock() - began
-                yield out
+                delivered = yield out
+                spent += delivered or 0.0
         finally:  # also when the driver drops the rest (closing the generator)
             self.flushing = False
             self.next_flush = self.clock() + spent * (1 / share - 1)

@@ -30,6 +30,7 @@ from services.aggregator.core import (
     Publication,
     Slices,
     cadence_of,
+    next_slice,
     rules_of,
 )
 from services.aggregator.domain.calls import record_id
@@ -330,10 +331,13 @@ async def publish_while(
     published when it builds its snapshot, and a slice built and then dropped would leave
     reps whose last snapshot on the topic is older than the core believes (soak run 29 of
     2026-12-02: rolling windows shown high after a rebalance, never refreshed)."""
+    took = None
     while current():
-        part = next(parts, None)
+        part = next_slice(parts, took)  # with how long the one before took (flush pacing)
         if part is None:
             return True
+        began = time.monotonic()
         await publish(part)
+        took = time.monotonic() - began
         await asyncio.sleep(0)
     return False

@@ -9,10 +9,9 @@ refresh sent them, and the topic kept their older, higher snapshots.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 
-from services.aggregator.core import Publication
+from services.aggregator.core import Publication, Slices
 from services.aggregator.worker import publish_while
 from tests.unit.aggregator.events import ev
 from tests.unit.aggregator.floor import Floor
@@ -23,7 +22,7 @@ def test_no_slice_is_built_once_the_sweep_is_interrupted() -> None:
     built: list[int] = []
     sent: list[Publication] = []
 
-    def parts() -> Iterator[Publication]:
+    def parts() -> Slices:
         for n in range(3):
             built.append(n)
             yield Publication()
@@ -41,9 +40,15 @@ def test_an_uninterrupted_sweep_publishes_every_slice() -> None:
     async def publish(part: Publication) -> None:
         sent.append(part)
 
-    parts = iter([Publication(), Publication()])
-    assert asyncio.run(publish_while(parts, lambda: True, publish)) is True
+    told: list[float | None] = []
+
+    def parts() -> Slices:
+        for _ in range(2):
+            told.append((yield Publication()))
+
+    assert asyncio.run(publish_while(parts(), lambda: True, publish)) is True
     assert len(sent) == 2
+    assert all(t is not None and t >= 0 for t in told)  # how long each took to publish
 
 
 def test_after_an_interrupted_sweep_the_next_refresh_publishes_every_held_rep() -> None:
