@@ -38,7 +38,7 @@ from services.aggregator.domain.roster import RosterView
 from services.aggregator.fence import Fence, trust_limit
 from services.aggregator.metrics import Metrics
 from services.aggregator.outbox import Outbox
-from services.aggregator.packing import pack, record_json, unpack
+from services.aggregator.packing import SentPacks, encode, grouped, record_json
 from services.kit.follow import Follower
 from services.kit.kafka import connection
 from services.kit.partitioning import partition_for
@@ -117,6 +117,8 @@ class Worker:
         """events partition -> the last offset stage 1 assembled."""
         self.generation = 0
         """Counts revocations: a sweep started before one stops publishing."""
+        self.sent_packs = SentPacks()
+        """The facts stage 1 sent, for stage 2 to read back without decoding them."""
 
     def settled(self) -> bool:
         """The roster read, partitions assigned, and every table recovered from its changelog."""
@@ -178,8 +180,10 @@ class Worker:
 
     async def finish_calls(self, batch: CallBatch) -> None:
         count = self.app.consumer.topic_partitions(self.settings.FACTS_TOPIC)
-        for partition, value in pack(batch.facts, count or self.settings.PARTITIONS).items():
+        for partition, facts in grouped(batch.facts, count or self.settings.PARTITIONS).items():
+            value = encode(facts)
             self.facts.add(self.settings.FACTS_TOPIC, None, value, partition)
+            self.sent_packs.keep(value, facts)
         await asyncio.gather(*await self.facts.send())
         self.core.calls.save(batch)
         for state in batch.records:
@@ -194,7 +198,7 @@ class Worker:
         facts = []
         for value in packs:
             try:
-                facts += list(unpack(value))
+                facts += self.sent_packs.unpack(value)
             except Exception as error:  # any undecodable pack is poison
                 self.dead_letter(self.settings.FACTS_TOPIC, value, f"invalid facts pack: {error}")
         self.core.reps.accumulate(facts, datetime.now(UTC))

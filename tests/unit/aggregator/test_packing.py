@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.aggregator.domain.calls import CallState, apply_event
-from services.aggregator.packing import dumps, loads, pack, unpack
+from services.aggregator.packing import SentPacks, dumps, encode, grouped, loads, unpack
 from services.kit.partitioning import partition_for
 from tests.unit.aggregator.events import full_call
 from tests.unit.aggregator.floor import Floor
@@ -28,7 +28,7 @@ def _floor_facts() -> list:
 
 def test_pack_routes_each_fact_to_its_reps_partition_in_order() -> None:
     facts = _floor_facts()
-    packed = pack(facts, 4)
+    packed = {p: encode(group) for p, group in grouped(facts, 4).items()}
     seen = []
     for partition, message in packed.items():
         for fact, arrived in unpack(message):
@@ -53,3 +53,17 @@ def test_a_call_state_survives_its_compact_encoding() -> None:
         floor.apply(event, T0)
     state = floor.calls["c1"]
     assert CallState.from_dict(loads(dumps(state.fields()))) == state
+
+
+def test_stage_2_takes_the_packs_its_worker_sent_from_memory_and_decodes_the_rest() -> None:
+    facts = _floor_facts()
+    packs = {p: (encode(group), group) for p, group in grouped(facts, 4).items()}
+    sent = SentPacks(limit=len(facts) - len(packs[0][1]))  # room for all but one pack
+    for value, group in packs.values():
+        sent.keep(value, group)
+    first, *rest = packs.values()  # the oldest kept went out first
+    for value, group in rest:
+        taken = sent.unpack(value)
+        assert taken is group  # the objects stage 1 made: no decoding
+        assert sent.unpack(value) == list(unpack(value))  # read again: decoded
+    assert sent.unpack(first[0]) == list(unpack(first[0])) == first[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,3 +164,31 @@ def test_the_record_json_the_worker_sends_is_the_models_byte_for_byte(
     versions += floor.close_stale(NOW + timedelta(days=1)).records
     for state in versions:
         assert record_json(state) == call_record(state).model_dump_json().encode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(logs())
+def test_the_facts_stage_2_takes_from_memory_are_the_ones_it_would_decode(
+    log: tuple[list[CallEvent], list[CallEvent]],
+) -> None:
+    """The Faust worker's stage 2 reads its own packs back from memory (`SentPacks`): every
+    fact a log makes (offsets other than UTC, transfers, stale closes) must equal, and encode
+    as, the one decoding the pack gives."""
+    from services.aggregator.packing import encode, grouped, unpack
+
+    _events, shuffled = log
+    floor = Floor()
+    facts = []
+    shanghai = timezone(timedelta(hours=8))
+    for i, event in enumerate(shuffled):
+        if i % 2:  # the same instant, sent with another offset
+            event = event.model_copy(update={"occurred_at": event.occurred_at.astimezone(shanghai)})
+        facts += floor.apply(event, NOW + timedelta(seconds=i)).facts
+    facts += floor.close_stale(NOW + timedelta(days=1)).facts
+    for group in grouped(facts, 3).values():
+        decoded = list(unpack(encode(group)))
+        assert decoded == group
+        assert encode(decoded) == encode(group)
+        for (mine, _), (theirs, _) in zip(group, decoded, strict=True):
+            for a, b in ((mine.status_at, theirs.status_at), (mine.event_at, theirs.event_at)):
+                assert a.utcoffset() == b.utcoffset()
