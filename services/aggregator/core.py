@@ -58,7 +58,7 @@ from services.aggregator.domain.rep import (
 from services.aggregator.domain.roster import RosterView
 from services.aggregator.due import DueAt, DueIndex, due_at
 from services.aggregator.metrics import Metrics
-from services.aggregator.packing import dumps, loads
+from services.aggregator.packing import dumps, loads, state_json
 
 
 class Store(Protocol):
@@ -240,7 +240,7 @@ class CallStage:
         decoded = self._decoded
         for call_id, state in batch.states.items():
             key = call_id.encode()
-            self.store.put(key, None if state is None else dumps(state.stored()))
+            self.store.put(key, None if state is None else state_json(state))
             self._due.note(key, None if state is None else due_at(state, self.rules))
             decoded.pop(key, None)  # re-inserted last: the oldest saved go first
             if state is not None:

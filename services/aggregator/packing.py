@@ -84,6 +84,13 @@ def record_json(state: CallState) -> bytes:
     return orjson.dumps(record_fields(state), default=_encode, option=orjson.OPT_UTC_Z)
 
 
+def state_json(state: CallState) -> bytes:
+    """`dumps(state.stored())`, byte for byte: orjson encodes the dataclass itself, without the
+    dict (~20 % less per call; a property test in tests/unit/aggregator/test_properties.py
+    holds the two equal)."""
+    return dumps(state.stored() if state.forgotten else state)
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes (tables, changelogs and internal topics); datetimes as ISO 8601 like
     datetime.isoformat(), Decimals as strings, tuples as arrays: what the domain's to_dict gives."""

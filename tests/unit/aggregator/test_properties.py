@@ -192,3 +192,24 @@ def test_the_facts_stage_2_takes_from_memory_are_the_ones_it_would_decode(
         for (mine, _), (theirs, _) in zip(group, decoded, strict=True):
             for a, b in ((mine.status_at, theirs.status_at), (mine.event_at, theirs.event_at)):
                 assert a.utcoffset() == b.utcoffset()
+
+
+@settings(max_examples=100, deadline=None)
+@given(logs())
+def test_a_call_state_is_stored_as_its_fields_byte_for_byte(
+    log: tuple[list[CallEvent], list[CallEvent]],
+) -> None:
+    """Stage 1 stores a call by encoding the dataclass itself (`state_json`): every state a
+    log makes, forgotten ones included, must store as `dumps(state.stored())` does."""
+    from services.aggregator.domain.calls import forget
+    from services.aggregator.packing import dumps, state_json
+
+    _events, shuffled = log
+    floor = Floor()
+    states = []
+    for event in shuffled:
+        states += floor.apply(event, NOW).records
+    states += floor.close_stale(NOW + timedelta(days=1)).records
+    states += [forget(state) for state in states if not state.is_open]
+    for state in states:
+        assert state_json(state) == dumps(state.stored())
