@@ -45,9 +45,9 @@ class AggregatorSettings(CommonSettings):
     PRODUCER_LINGER_MS: int = 10
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     SNAPSHOT_SHARE: float = Field(default=0.05, gt=0, le=1)
-    """The most of the worker's time snapshot flushes may take while it is behind (the oldest
-    change a flush publishes arrived over a second ago): after a flush that spent t seconds
-    building snapshots, the next waits t x (1 / share - 1). A worker catching up on a backlog
+    """The most of the worker's time snapshot flushes may take while it is behind (the newest
+    change it applied arrived over a second ago): after a flush that spent t seconds building
+    and publishing snapshots, the next waits t x (1 / share - 1). A worker catching up on a backlog
     so coalesces each rep's changes for longer and drains faster; one keeping up lets flushes
     take up to a third of its time, as before (a flush of a few reps takes a millisecond).
     `make bench`'s drain of 50,000 events of a 10,000-rep floor (2026-12-04, session 16,

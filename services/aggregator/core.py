@@ -400,6 +400,12 @@ class RepStage:
         self.pruned: dict[str, int] = {}
         """rep -> the epoch minute its buckets were last pruned."""
         self.next_flush = 0.0
+        """When the next flush may start while the worker keeps up (monotonic, `clock`)."""
+        self.next_flush_behind = 0.0
+        """When the next flush may start while the worker is behind."""
+        self.newest = 0.0
+        """The latest arrival (epoch seconds) of a change made dirty: a worker whose newest
+        change arrived over `BEHIND_SECONDS` ago is reading a backlog."""
         self.flushing = False
         """Whether a flush is under way: a driver that asks for another meanwhile (a timer while
         the flush after a batch publishes its slices) gets nothing, or the two would each take
@@ -425,7 +431,9 @@ class RepStage:
                 continue
             applied += 1
             touched.add(fact.rep_id)
-            self.dirty.setdefault(fact.rep_id, arrived if arrived is not None else time.time())
+            arrived = arrived if arrived is not None else time.time()
+            self.dirty.setdefault(fact.rep_id, arrived)
+            self.newest = max(self.newest, arrived)
         for rep_id in touched:
             self._prune(rep_id, now)
             self.save(rep_id)
@@ -444,6 +452,8 @@ class RepStage:
         arrived = time.time()
         for rep_id in touched:
             self.dirty.setdefault(rep_id, arrived)
+        if touched:
+            self.newest = max(self.newest, arrived)
         return touched
 
     # -- snapshots and alerts -----------------------------------------------------------------
@@ -457,16 +467,20 @@ class RepStage:
 
         When a flush takes long, the next one waits so that flushes take at most a share of
         the worker's time: a third while it keeps up, `snapshot_share` while it is behind (the
-        oldest change it publishes arrived more than `BEHIND_SECONDS` ago: a worker catching up
-        on a backlog, which coalesces each rep's changes for longer and drains faster). What
+        newest change it applied arrived more than `BEHIND_SECONDS` ago: a worker reading a
+        backlog, which coalesces each rep's changes for longer and drains faster). Which share
+        applies is decided when the next flush is asked for, not when the last one ended: a
+        worker that was behind for a moment (a pause, a rebalance) flushes its fresh changes
+        at the keeping-up pace at once, instead of waiting 19 times its last flush. What
         counts is the time spent building the slices and the time the driver says it took to
         deliver them, not the rest of the time between them, which the worker spends on its
         other work."""
-        if self.flushing or self.clock() < self.next_flush or not self.dirty:
+        if self.flushing or not self.dirty:
+            return
+        behind = now.timestamp() - self.newest > BEHIND_SECONDS
+        if self.clock() < (self.next_flush_behind if behind else self.next_flush):
             return
         batch, self.dirty = self.dirty, {}
-        behind = now.timestamp() - min(batch.values()) > BEHIND_SECONDS
-        share = self.cadence.snapshot_share if behind else KEEPING_UP_SHARE
         spent = 0.0
         self.flushing = True
         try:
@@ -480,7 +494,9 @@ class RepStage:
                 spent += delivered or 0.0
         finally:  # also when the driver drops the rest (closing the generator)
             self.flushing = False
-            self.next_flush = self.clock() + spent * (1 / share - 1)
+            ended = self.clock()
+            self.next_flush = ended + spent * (1 / KEEPING_UP_SHARE - 1)
+            self.next_flush_behind = ended + spent * (1 / self.cadence.snapshot_share - 1)
 
     def refresh(self, now: datetime) -> Publication:
         """Republish reps whose numbers moved with time alone (rolling windows, a new hour or
@@ -701,7 +717,7 @@ with the cost of the flush before, so a small share would turn a garbage collect
 into a second without snapshots (`make bench`, 2026-12-04: end to end p99 1.9 s at 500 events/s
 with 0.05 whatever the lag, 0.39 s with a third)."""
 BEHIND_SECONDS = 1.0
-"""A flush whose oldest change arrived longer ago than this is a worker catching up."""
+"""A worker whose newest change arrived longer ago than this is catching up on a backlog."""
 
 SLICE = 500
 """Reps or calls per slice of a sweep: a few ms of work between two turns of the event loop."""

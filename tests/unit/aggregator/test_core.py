@@ -27,7 +27,7 @@ T0 = datetime(2026, 3, 10, 9, 20, 30, tzinfo=UTC)  # a Tuesday
 
 def published(floor: Floor, now: datetime, *, refresh: bool = False) -> list[str]:
     reps = floor.core.reps
-    reps.next_flush = 0.0  # flushes are paced by their own duration; not what these test
+    reps.next_flush = reps.next_flush_behind = 0.0  # paced by their own duration: not tested here
     out = reps.refresh(now) if refresh else reps.flush(now)
     return sorted(snap.rep_id for snap in out.snapshots)
 
@@ -102,6 +102,19 @@ def test_a_worker_behind_lets_flushes_take_only_the_snapshot_share_of_its_time()
     assert floor.core.reps.flush(later).snapshots == []  # at 3.5: waits until 20.0
     assert floor.core.reps.flush(later).snapshots == []  # at 19.9
     assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r2"]  # at 20.5
+
+
+def test_a_worker_that_has_caught_up_flushes_fresh_changes_at_the_keeping_up_pace() -> None:
+    """Behind for a moment (a pause, a rebalance), then fresh events again: the wait after the
+    flush made while behind is the keeping-up one, not 19 times the flush."""
+    floor = Floor()
+    later = T0 + timedelta(seconds=5)
+    ticks = iter([0.0, 0.0, 1.0, 1.0, 3.5, 3.5, 3.6, 3.6])
+    floor.core.reps.clock = lambda: next(ticks)
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), later, arrived=T0)  # 5 s late
+    assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r1"]  # took 1 s
+    floor.apply(ev("call.started", "c2", later, rep_id="r2"), later, arrived=later)  # fresh
+    assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r2"]  # at 3.5
 
 
 def test_only_the_time_a_flush_builds_slices_counts_not_the_drivers_in_between() -> None:
