@@ -164,10 +164,7 @@ class CallStage:
 
     A batch reads each call once and saves it once. A driver must make the facts durable
     before it saves the states (`save`): a crash in between redoes the batch from the old
-    states and makes the same versions, which stage 2 applies once. Saved states reach the
-    store when the driver calls `persist` (before it commits what it read: a call changed by
-    several batches between two commits is encoded and written once), or when more than
-    `UNSAVED_LIMIT` wait.
+    states and makes the same versions, which stage 2 applies once.
 
     An ended call is forgotten by the clock of its input partition: the latest arrival read
     from it (`read`), or the time the driver says the partition was read to its end
@@ -189,8 +186,6 @@ class CallStage:
         """Whether `_due` holds every stored call (not before a sweep read them all)."""
         self._generation = 0
         """Counts `invalidate()`s: an index build started before one is abandoned."""
-        self._unsaved: dict[bytes, CallState | None] = {}
-        """States saved since the last `persist` (None: deleted): newer than the store's."""
         self._decoded: dict[bytes, CallState] = {}
         """The calls saved last, decoded (at most `DECODED_CALLS`, oldest saved out first):
         the next event of a call skips the store read and the decode. A state is never
@@ -241,32 +236,17 @@ class CallStage:
         return out
 
     def save(self, batch: CallBatch) -> None:
-        """Save the batch's call states (after its facts are durable), for `persist`."""
-        decoded, unsaved = self._decoded, self._unsaved
+        """Write the batch's call states (after its facts are durable)."""
+        decoded = self._decoded
         for call_id, state in batch.states.items():
             key = call_id.encode()
-            unsaved[key] = state
+            self.store.put(key, None if state is None else state_json(state))
             self._due.note(key, None if state is None else due_at(state, self.rules))
             decoded.pop(key, None)  # re-inserted last: the oldest saved go first
             if state is not None:
                 decoded[key] = state
         while len(decoded) > DECODED_CALLS:
             del decoded[next(iter(decoded))]
-        if len(unsaved) > UNSAVED_LIMIT:
-            self.persist()
-
-    def persist(self) -> int:
-        """Write the states saved since the last call to the store; how many."""
-        unsaved, self._unsaved = self._unsaved, {}
-        for key, state in unsaved.items():
-            self.store.put(key, None if state is None else state_json(state))
-        return len(unsaved)
-
-    def discard(self) -> None:
-        """Drop the states saved since the last `persist` (the driver's partitions were
-        revoked after its last commit: what it did since is redone by their next owner)."""
-        self._unsaved.clear()
-        self.invalidate()
 
     def due(self, now: datetime) -> list[str]:
         """Calls open past `max_call_seconds`, or ended past the retention (by the index)."""
@@ -281,7 +261,7 @@ class CallStage:
         again meanwhile. Calls saved meanwhile are indexed by `save`."""
         generation = self._generation
         if not self._indexed:
-            for part in slices(self.held_keys()):
+            for part in slices(self.store.stored_keys()):
                 for key in part:
                     self._due.note(key, self._due_at(key))
                 yield []
@@ -290,16 +270,6 @@ class CallStage:
             self._indexed = True
         due = self._due.candidates(now.timestamp(), self.read, self._due_at)
         yield from slices(key.decode() for key in due)
-
-    def held_keys(self) -> list[bytes]:
-        """Every call held: the store's and those saved since the last `persist`."""
-        keys = dict.fromkeys(self.store.stored_keys())
-        for key, state in self._unsaved.items():
-            if state is None:
-                keys.pop(key, None)
-            else:
-                keys[key] = None
-        return list(keys)
 
     def _due_at(self, key: bytes) -> DueAt | None:
         state = self._read(key)
@@ -332,8 +302,6 @@ class CallStage:
         return self._read(call_id.encode())
 
     def _read(self, key: bytes) -> CallState | None:
-        if key in self._unsaved:
-            return self._unsaved[key]
         state = self._decoded.get(key)
         if state is not None:
             return state
@@ -418,13 +386,7 @@ class RepStage:
         self.store, self.roster, self.metrics = store, roster, metrics
         self.cadence, self.clock = cadence, clock
         self.live: dict[str, RepState] = {}
-        """Decoded states of the reps this worker holds; the store is the truth, but for the
-        reps in `unsaved`."""
-        self.unsaved: set[str] = set()
-        """Reps saved since the last `persist`: their decoded state (kept in `live`) is newer
-        than the store's. Written when the driver calls `persist` (before it commits what it
-        read: a rep changed by several batches between two commits is encoded once), or when
-        more than `UNSAVED_LIMIT` wait."""
+        """Decoded states of the reps this worker holds; the store is the truth."""
         self.dirty: dict[str, float] = {}
         """rep -> arrival time of its oldest change not yet in a published snapshot."""
         self.published: dict[str, tuple[int, datetime, int]] = {}
@@ -586,10 +548,8 @@ class RepStage:
     # -- state --------------------------------------------------------------------------------
 
     def held(self) -> list[str]:
-        """Every rep in the store, and those saved since the last `persist`."""
-        held = dict.fromkeys(key.decode() for key in self.store.stored_keys())
-        held.update(dict.fromkeys(self.unsaved))
-        return list(held)
+        """Every rep in the store."""
+        return [key.decode() for key in self.store.stored_keys()]
 
     def state(self, rep_id: str) -> RepState:
         """The rep's decoded state (a new one if the store has none)."""
@@ -610,39 +570,21 @@ class RepStage:
         """Decode the reps a timer visits only for the visit: a month of a rep decoded is ~44 KB
         of Python objects, so keeping every held rep decoded after a refresh or an alert tick
         took ~440 MB for 10,000 reps. A rep already decoded (it had facts) stays; one decoded
-        for the visit goes again, with its prune mark (its stored state is not pruned), unless
-        the visit saved it (`_judge`): a saved rep stays decoded until it is persisted. A rep
-        not saved since the last `persist` has a decoded copy equal to its stored state but for
-        that pruning."""
+        for the visit goes again, with its prune mark (its stored state is not pruned). Its
+        decoded copy always equals its stored state but for that pruning: every change is
+        saved at once (`accumulate`, `_judge`, `delivered`)."""
         visiting = {rep_id for rep_id in rep_ids if rep_id not in self.live}
         try:
             yield
         finally:
             for rep_id in visiting:
-                if rep_id not in self.dirty and rep_id not in self.unsaved:
+                if rep_id not in self.dirty:
                     self.live.pop(rep_id, None)
                     self.pruned.pop(rep_id, None)
 
     def save(self, rep_id: str) -> None:
-        """Save the rep's state (decoded, in `live`) for `persist`."""
-        self.state(rep_id)
-        self.unsaved.add(rep_id)
-        if len(self.unsaved) > UNSAVED_LIMIT:
-            self.persist()
-
-    def persist(self) -> int:
-        """Write the reps saved since the last call to the store; how many."""
-        unsaved, self.unsaved = self.unsaved, set()
-        for rep_id in unsaved:
-            self.store.put(rep_id.encode(), dumps(self.live[rep_id].to_dict()))
-        return len(unsaved)
-
-    def discard(self) -> None:
-        """Drop the reps saved since the last `persist` (the driver's partitions were revoked
-        after its last commit: what it did since is redone by their next owner), and every
-        decoded copy."""
-        self.unsaved.clear()
-        self.forget()
+        """Write the rep's state to the store."""
+        self.store.put(rep_id.encode(), dumps(self.state(rep_id).to_dict()))
 
     def context(self, rep_id: str, state: RepState) -> Context:
         """What the roster says about the rep now."""
@@ -652,15 +594,14 @@ class RepStage:
         """Drop decoded copies and publication memory (all, or of reps that moved away)."""
         self.unsent = None  # found again in the store: reps may have moved
         if rep_ids is None:
-            self.live = {rep_id: self.live[rep_id] for rep_id in self.unsaved}  # newer than stored
+            self.live.clear()
             self.published.clear()
             self.teams.clear()
             self.shapes.clear()
             self.pruned.clear()
             return
-        for rep_id in rep_ids:  # moved away: their next owner has them
+        for rep_id in rep_ids:
             self.live.pop(rep_id, None)
-            self.unsaved.discard(rep_id)
             self.published.pop(rep_id, None)
             self.teams.pop(rep_id, None)
             self.shapes.pop(rep_id, None)
@@ -739,7 +680,6 @@ class RepStage:
     def _find_unsent(self, found: set[str]) -> Iterator[None]:
         """Add to `found` the reps whose stored state holds undelivered alert transitions, a
         slice of keys at a time (alerts fired meanwhile are added to it as usual)."""
-        found |= {rep_id for rep_id in self.unsaved if self.live[rep_id].outbox}
         for keys in slices(self.store.stored_keys()):
             found |= {key.decode() for key in keys if _queued(self.store.get(key))}
             yield
@@ -766,10 +706,6 @@ def _queued(raw: bytes | None) -> bool:
     """Whether a stored rep state has alert transitions in its outbox (without decoding it)."""
     return raw is not None and b'"outbox":{"' in raw
 
-
-UNSAVED_LIMIT = 20_000
-"""Calls, and reps, saved and not yet written to their store (`persist`) at most: a long replay
-between two commits (or checkpoints) keeps its memory bounded."""
 
 DECODED_CALLS = 20_000
 """Decoded call states stage 1 keeps (`CallStage._decoded`): a floor's open calls, one per
@@ -858,17 +794,6 @@ class Aggregator:
     def roster_changed(self, record: RosterRecord) -> set[str]:
         """A roster record for both stages (stage 1 resolves agent ids through it)."""
         return self.reps.roster_changed(record)
-
-    def persist(self) -> int:
-        """Write what both stages saved since the last call to their stores (a driver does it
-        before it commits, or checkpoints, what it read); how many states."""
-        return self.calls.persist() + self.reps.persist()
-
-    def discard(self) -> None:
-        """Drop what both stages saved since the last `persist` (partitions revoked after the
-        driver's last commit)."""
-        self.calls.discard()
-        self.reps.discard()
 
 
 class CoreSettings(Protocol):

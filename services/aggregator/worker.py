@@ -33,7 +33,7 @@ from services.aggregator.core import (
     next_slice,
     rules_of,
 )
-from services.aggregator.domain.calls import CallState, record_id
+from services.aggregator.domain.calls import record_id
 from services.aggregator.domain.roster import RosterView
 from services.aggregator.fence import Fence, trust_limit
 from services.aggregator.metrics import Metrics
@@ -44,10 +44,6 @@ from services.kit.kafka import connection
 from services.kit.partitioning import partition_for
 
 log = structlog.get_logger(__name__)
-
-
-UNSENT_RECORDS = 20_000
-"""Call records kept for the next commit at most (`Worker.records`): beyond, they go at once."""
 
 
 class TableStore(MappingStore):
@@ -123,12 +119,6 @@ class Worker:
         """Counts revocations: a sweep started before one stops publishing."""
         self.sent_packs = SentPacks()
         """The facts stage 1 sent, for stage 2 to read back without decoding them."""
-        self.records: dict[bytes, CallState] = {}
-        """record id -> the latest version of each call changed since the last commit: its
-        record goes to history then (`confirm`), once however many events it had."""
-        self.write_behind = not testhooks.fixes_disabled()
-        """States and records are written before each commit (`confirm`); the soak's control
-        runs (Faust as shipped, no hook before commits) write them after every batch."""
 
     def settled(self) -> bool:
         """The roster read, partitions assigned, and every table recovered from its changelog."""
@@ -177,8 +167,6 @@ class Worker:
                 async with self.stage1:
                     await self.finish_calls(self.core.calls.expire(due, now, time.time()))
             await asyncio.sleep(0)
-        self.write()  # a quiet floor may commit nothing for long: closed calls go out now
-        await self.send()
 
     def read_to_end(self, now: float) -> None:
         """Tell stage 1 which event partitions it has assembled to their end (their clock
@@ -199,9 +187,8 @@ class Worker:
         await asyncio.gather(*await self.facts.send())
         self.core.calls.save(batch)
         for state in batch.records:
-            self.records[record_id(state).encode()] = state
-        if not self.write_behind or len(self.records) > UNSENT_RECORDS:
-            self.write()
+            key = record_id(state).encode()
+            self.sends.add(self.settings.CALLS_TOPIC, key, record_json(state))
         await self.send()
 
     async def accumulate(self, packs: list[bytes]) -> None:
@@ -215,8 +202,6 @@ class Worker:
             except Exception as error:  # any undecodable pack is poison
                 self.dead_letter(self.settings.FACTS_TOPIC, value, f"invalid facts pack: {error}")
         self.core.reps.accumulate(facts, datetime.now(UTC))
-        if not self.write_behind:
-            self.write()
         await self.send()
         if self.settled():  # the changes go out now, not at the next tick (paced by the core)
             await self.flush()
@@ -244,14 +229,6 @@ class Worker:
         if stale is not None:
             self.fail_stop(f"zombie fence: {stale}")
 
-    def write(self) -> None:
-        """The states the core saved, to their tables and changelogs, and the call records
-        waiting, to their topic (sent by the next `send`)."""
-        self.core.persist()
-        records, self.records = self.records, {}
-        for key, state in records.items():
-            self.sends.add(self.settings.CALLS_TOPIC, key, record_json(state))
-
     async def send(self) -> None:
         """Hand the changelog records, then the other records, to the producer; their delivery
         is confirmed before the next commit of offsets (`confirm`)."""
@@ -259,10 +236,7 @@ class Worker:
         self.unconfirmed += await self.sends.send()
 
     async def confirm(self) -> None:
-        """Before Faust commits offsets: what the core saved is written and sent, and
-        everything sent is in Kafka, or the worker stops."""
-        self.write()
-        await self.send()
+        """Before Faust commits offsets: everything sent is in Kafka, or the worker stops."""
         pending, self.unconfirmed = self.unconfirmed, []
         results = await asyncio.gather(*pending, return_exceptions=True)
         for result in results:
@@ -291,9 +265,7 @@ class Worker:
         for alert in out.alerts:
             key, value = alert.rep_id.encode(), alert.model_dump_json().encode()
             self.sends.add(self.settings.ALERTS_TOPIC, key, value)
-        if out.alerts:  # the changelog first: alert states live in the reps
-            self.write()
-        await self.send()
+        await self.send()  # the changelog first: alert states live in the reps
         if out.alerts:  # rare: wait for them, then take them out of the reps' outboxes
             await self.confirm()
             self.core.reps.delivered(out.alerts)
@@ -328,12 +300,10 @@ class Worker:
         return self.generation == generation and self.settled()
 
     def revoked(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
-        """Partitions may move: the tables are the truth, not decoded copies. Faust committed
-        before this signal (`wait_empty`), which wrote what the core saved until then: states
-        saved since (a timer's) are dropped, as a crash would, not written to partitions that
-        may be another worker's now."""
+        """Partitions may move: the tables are the truth, not decoded copies."""
         self.generation += 1
-        self.core.discard()
+        self.core.reps.forget()
+        self.core.calls.invalidate()
 
     def assigned(self, sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         """Forget the keys of partitions that moved to another worker: Faust's store keeps every

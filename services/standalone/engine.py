@@ -240,7 +240,6 @@ class EmbeddedEngine:
             if self._unrecorded and self.record_alerts is not None:
                 await self.record_alerts(self._unrecorded)
                 self._unrecorded = []
-            self.core.persist()  # the states the core saved since, encoded once each
             taken = {name: store.take_changed() for name, store in self._stores.items()}
             writes = self._writes(taken)
             if not self._replace and self._seq == self._checkpointed and not any(writes.values()):

@@ -173,7 +173,6 @@ async def _replayed_everything(make: Factory, batches: Sequence[Batch], **settin
 
 
 def _calls(driver: Driver) -> dict[bytes, dict[str, Any]]:
-    driver.core.persist()  # what the core saved since the last checkpoint, into its stores
     arrival = {"incarnation", "arrived_at"}
     return {
         key: {k: v for k, v in json.loads(value).items() if k not in arrival}

@@ -1,8 +1,7 @@
 """A whole floor on the aggregator core in memory, one event at a time: the unit tests' driver.
 
 It feeds the same `services.aggregator.core.Aggregator` both real drivers feed; only the batch
-size (one event), the clock (passed in) and the commits (after every step: the core's saved
-states are written to its stores at once) are the test's.
+size (one event) and the clock (passed in) are the test's.
 """
 
 from __future__ import annotations
@@ -90,7 +89,6 @@ class Floor:
         batch = self.core.calls.assemble([(event, arrival.timestamp(), 0)])
         self.core.reps.accumulate(batch.facts, now)
         self.core.calls.save(batch)
-        self.core.persist()  # as a driver does before it commits the batch
         return batch
 
     def close_stale(self, now: datetime) -> CallBatch:
@@ -99,7 +97,6 @@ class Floor:
         batch = self.core.calls.expire(self.core.calls.due(now), now, now.timestamp())
         self.core.reps.accumulate(batch.facts, now)
         self.core.calls.save(batch)
-        self.core.persist()  # as a driver does before it commits the batch
         return batch
 
     def forget_ended(self, now: datetime) -> int:
@@ -122,7 +119,6 @@ class Floor:
         """Judge the rep's rules at `now`: the transitions to notify (delivered at once)."""
         judged = self.core.reps.judge(now)
         self.core.reps.delivered(judged)
-        self.core.persist()
         return [a for a in judged if a.rep_id == snap.rep_id]
 
     def _tz(self, rep_id: str, state: RepState):  # type: ignore[no-untyped-def]

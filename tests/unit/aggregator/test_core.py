@@ -8,11 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from schemas import windows as w
-from schemas.events import CallEvent
 from schemas.roster import Rep, RosterRecord, Target, Targets, Team
 from schemas.windows import epoch_minute
-from services.aggregator.core import Aggregator, MemoryStore, next_slice
-from services.aggregator.domain.calls import Rules
+from services.aggregator.core import next_slice
 from services.aggregator.domain.counters import DIALS
 from services.aggregator.domain.rep import (
     APPLIED_HORIZON,
@@ -20,8 +18,6 @@ from services.aggregator.domain.rep import (
     MINUTE_RETENTION,
     RepState,
 )
-from services.aggregator.domain.roster import RosterView
-from services.aggregator.metrics import Metrics
 from services.aggregator.packing import loads
 from tests.unit.aggregator.events import ev
 from tests.unit.aggregator.floor import Floor
@@ -224,64 +220,3 @@ def test_stage_1_keeps_the_calls_saved_last_decoded_and_drops_them_when_invalida
     floor.calls["c"] = stored  # invalidates
     assert stage._decoded == {}  # noqa: SLF001
     assert stage._load("c").rep_id == "r2"  # noqa: SLF001
-
-
-def _unpersisted() -> Aggregator:
-    return Aggregator.build(
-        MemoryStore(), MemoryStore(), rules=Rules(), roster=RosterView(), metrics=Metrics()
-    )
-
-
-def _step(core: Aggregator, event: CallEvent) -> None:
-    """One batch as a driver runs it, without the commit (`persist`) after it."""
-    batch = core.calls.assemble([(event, T0.timestamp(), 0)])
-    core.reps.accumulate(batch.facts, T0)
-    core.calls.save(batch)
-
-
-def test_saved_states_reach_the_stores_once_per_persist_and_are_served_until_then() -> None:
-    core = _unpersisted()
-    _step(core, ev("call.started", "c1", T0, rep_id="r1", direction="outbound"))
-    _step(core, ev("call.answered", "c1", T0 + timedelta(seconds=5), rep_id="r1"))
-    calls, reps = core.calls.store, core.reps.store
-    assert calls.data == {}
-    assert reps.data == {}
-    # the core serves what it saved: the call, the rep, and the rep among those held
-    assert core.calls.held_keys() == [b"c1"]
-    assert core.reps.held() == ["r1"]
-    core.reps.forget()  # a sweep interrupted by a rebalance: decoded copies go, saved ones stay
-    assert core.reps.snapshot("r1", T0 + timedelta(seconds=6)).windows["today"].connects == 1  # type: ignore[index]
-    assert core.persist() == 2  # the call and the rep, each encoded once for both batches
-    assert calls.take_changed().keys() == {b"c1"}  # type: ignore[attr-defined]
-    assert reps.take_changed().keys() == {b"r1"}  # type: ignore[attr-defined]
-    assert loads(calls.get(b"c1"))["answered_at"] is not None  # type: ignore[arg-type]
-    assert core.persist() == 0
-
-
-def test_states_saved_after_the_last_persist_are_dropped_when_partitions_are_revoked() -> None:
-    core = _unpersisted()
-    _step(core, ev("call.started", "c1", T0, rep_id="r1", direction="outbound"))
-    core.persist()  # the commit before the revocation
-    answered = ev("call.answered", "c1", T0 + timedelta(seconds=5), rep_id="r1")
-    _step(core, answered)
-    core.discard()  # revoked: the next owner reads the events after that commit again
-    assert core.persist() == 0
-    assert core.calls.held_keys() == [b"c1"]
-    assert core.reps.held() == ["r1"]
-    assert core.reps.snapshot("r1", T0 + timedelta(seconds=6)).windows["today"].connects == 0  # type: ignore[index]
-    again = core.calls.assemble([(answered, T0.timestamp(), 0)])  # read again: not a duplicate
-    assert again.states["c1"].answered_at is not None  # type: ignore[union-attr]
-
-
-def test_at_most_the_unsaved_limit_of_states_wait_for_a_persist(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from services.aggregator import core as module
-
-    monkeypatch.setattr(module, "UNSAVED_LIMIT", 2)
-    core = _unpersisted()
-    for n in range(3):
-        _step(core, ev("call.started", f"c{n}", T0, rep_id=f"r{n}", direction="outbound"))
-    assert len(core.calls.store.stored_keys()) == 3  # the third save wrote all three
-    assert len(core.reps.store.stored_keys()) == 3
-    assert core.persist() == 0
