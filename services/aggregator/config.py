@@ -46,7 +46,7 @@ class AggregatorSettings(CommonSettings):
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     SNAPSHOT_SHARE: float = Field(default=0.05, gt=0, le=1)
     """The most of the worker's time snapshot flushes may take while it is behind (the newest
-    change it applied arrived over a second ago): after a flush that spent t seconds building
+    change it applied arrived over 5 s ago): after a flush that spent t seconds building
     and publishing snapshots, the next waits t x (1 / share - 1). A worker catching up on a backlog
     so coalesces each rep's changes for longer and drains faster; one keeping up lets flushes
     take up to a third of its time, as before (a flush of a few reps takes a millisecond).

@@ -89,11 +89,11 @@ def test_a_long_flush_waits_so_flushes_take_a_third_of_the_time_while_keeping_up
 
 
 def test_a_worker_behind_lets_flushes_take_only_the_snapshot_share_of_its_time() -> None:
-    """Catching up on a backlog (its changes arrived over a second before the flush), a worker
+    """Catching up on a backlog (its changes arrived over 5 s before the flush), a worker
     coalesces each rep's changes for longer: flushes take at most 5 % of its time."""
     floor = Floor()
     assert floor.core.reps.cadence.snapshot_share == 0.05
-    later = T0 + timedelta(seconds=5)  # what is published arrived 5 s before
+    later = T0 + timedelta(seconds=10)  # what is published arrived 10 s before
     ticks = iter([0.0, 0.0, 1.0, 1.0, 3.5, 19.9, 20.5, 20.5, 20.6, 20.6])
     floor.core.reps.clock = lambda: next(ticks)
     floor.apply(ev("call.started", "c1", T0, rep_id="r1"), T0)
@@ -108,12 +108,25 @@ def test_a_worker_that_has_caught_up_flushes_fresh_changes_at_the_keeping_up_pac
     """Behind for a moment (a pause, a rebalance), then fresh events again: the wait after the
     flush made while behind is the keeping-up one, not 19 times the flush."""
     floor = Floor()
-    later = T0 + timedelta(seconds=5)
+    later = T0 + timedelta(seconds=10)
     ticks = iter([0.0, 0.0, 1.0, 1.0, 3.5, 3.5, 3.6, 3.6])
     floor.core.reps.clock = lambda: next(ticks)
-    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), later, arrived=T0)  # 5 s late
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), later, arrived=T0)  # 10 s late
     assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r1"]  # took 1 s
     floor.apply(ev("call.started", "c2", later, rep_id="r2"), later, arrived=later)  # fresh
+    assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r2"]  # at 3.5
+
+
+def test_a_worker_a_few_seconds_late_without_a_backlog_keeps_the_keeping_up_pace() -> None:
+    """On a busy machine events reach stage 2 2-3 s after ingest with nothing to catch up on:
+    such a worker is not behind, and its next flush waits twice the last, not 19 times."""
+    floor = Floor()
+    later = T0 + timedelta(seconds=3)
+    ticks = iter([0.0, 0.0, 1.0, 1.0, 3.5, 3.5, 3.6, 3.6])
+    floor.core.reps.clock = lambda: next(ticks)
+    floor.apply(ev("call.started", "c1", T0, rep_id="r1"), later, arrived=T0)  # 3 s late
+    assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r1"]  # took 1 s
+    floor.apply(ev("call.started", "c2", T0, rep_id="r2"), later, arrived=T0)  # 3 s late too
     assert [s.rep_id for s in floor.core.reps.flush(later).snapshots] == ["r2"]  # at 3.5
 
 
