@@ -92,3 +92,4 @@ _._iterkeys
 _._itervalues
 _._size
 _.rocksdb_options  # faust_compat.RocksStore: what Faust's RocksDB store opens databases with
+_._fetch_max_wait_ms  # faust_compat: aiokafka's consumer start hands it to its fetcher

@@ -82,6 +82,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
                 worker.fail_stop("stage 2 could not process a batch", error)
 
     faust_compat.before_commit(app, worker.confirm)
+    faust_compat.fetch_max_wait(app, settings.FETCH_MAX_WAIT_MS)
     if not testhooks.fixes_disabled():  # the soak's control runs: Faust as shipped
         faust_compat.on_recovery_failure(
             lambda message: worker.fail_stop(f"table recovery failed: {message}")

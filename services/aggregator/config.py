@@ -43,6 +43,15 @@ class AggregatorSettings(CommonSettings):
     Heartbeats go every third of it (3 s at most); a worker that has had none answered for it
     less 1.5 heartbeats writes nothing until one is, and stops if it was dropped (fence.py)."""
     PRODUCER_LINGER_MS: int = 10
+    FETCH_MAX_WAIT_MS: int = Field(default=100, ge=1, le=1500)
+    """The longest the broker may hold one of the worker's fetches waiting for new records
+    (Faust fixes 1,500 ms). aiokafka keeps one fetch in flight per broker, and leaves out of it
+    the partitions whose records are still being processed: when those are done, their next
+    records (stage 2's facts, sent a moment later) wait until the fetch in flight returns. At
+    1,500 ms that parked stage 2 idle for ~1 s in about half of `make bench`'s drains (traced
+    2026-12-06, session 21): 100 ms, alternated with 1,500 over seven drains each, gave
+    5,806-6,895 events/s (0.83-0.99 of the Faust no-op) against 5,088-6,208 (0.73-0.89). An idle
+    worker sends a fetch this often (10 a second at 100 ms)."""
     SNAPSHOT_INTERVAL_SECONDS: float = 0.1
     SNAPSHOT_SHARE: float = Field(default=0.05, gt=0, le=1)
     """The most of the worker's time snapshot flushes may take while it is behind (the newest

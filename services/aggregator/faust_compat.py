@@ -1,6 +1,6 @@
 """Every use of faust-streaming's and aiokafka's internals, in one place, checked at start.
 
-The Faust driver needs seven things the libraries do not offer publicly: the worker's own
+The Faust driver needs eight things the libraries do not offer publicly: the worker's own
 aiokafka producer (the outbox appends record batches to it, and Faust's commit flushes it), a
 table's underlying dict (the outbox writes the changelog records itself), whether table
 recovery has completed, a hook before each commit of offsets (`before_commit`: the driver awaits
@@ -10,6 +10,7 @@ coordinator last confirmed the worker's membership (`membership`, for the zombie
 produce request leaves the producer (`guard_sends`: the fence for records handed to the
 producer before the worker froze), word of the failures Faust's table recovery logs and goes on
 after (`on_recovery_failure`: the worker stops instead of counting on unrecovered tables),
+how long the broker may hold the consumer's fetches (`fetch_max_wait`: Faust fixes 1.5 s),
 and two patches of Faust's consumer that restore at-least-once:
 
 1. *Rewind partitions that have no committed offset.* Faust drops messages it has already
@@ -100,6 +101,7 @@ def problems() -> list[str]:
         (AIOKafkaConsumerThread, "seek_to_committed"),
         (AIOKafkaConsumerThread, "call_thread"),
         (AIOKafkaConsumerThread, "_ensure_consumer"),
+        (AIOKafkaConsumerThread, "_create_worker_consumer"),
         (Producer, "_ensure_producer"),
         (GroupCoordinator, "_do_heartbeat"),
         (GroupCoordinator, "ensure_active_group"),
@@ -118,10 +120,11 @@ def problems() -> list[str]:
     for name in ("generation", "group_id"):
         if f"self.{name}" not in coordinator_init:
             found.append(f"aiokafka GroupCoordinator no longer sets {name}")
-    if "self._sender = Sender(" not in inspect.getsource(AIOKafkaProducer.__init__):
-        found.append("aiokafka AIOKafkaProducer no longer sets _sender")
-    if "self.completed" not in inspect.getsource(Recovery.__init__):
-        found.append("faust Recovery no longer has `completed`")
+    found += [
+        problem
+        for owner, name, text, problem in _SOURCE_CHECKS
+        if text not in inspect.getsource(getattr(owner, name))
+    ]
     reader = inspect.getsource(inspect.getmodule(Recovery))  # type: ignore[arg-type]
     for message in SWALLOWED_IN_RECOVERY:
         if f'f"{message} ' not in reader:
@@ -130,6 +133,30 @@ def problems() -> list[str]:
         found.append("mode FlowControlEvent no longer keeps _queues")
     found += _store_problems()
     return found
+
+
+_SOURCE_CHECKS: tuple[tuple[type, str, str, str], ...] = (
+    (
+        AIOKafkaConsumer,
+        "__init__",
+        "self._fetch_max_wait_ms = fetch_max_wait_ms",
+        "aiokafka AIOKafkaConsumer no longer keeps _fetch_max_wait_ms",
+    ),
+    (
+        AIOKafkaConsumer,
+        "start",
+        "fetch_max_wait_ms=self._fetch_max_wait_ms",
+        "aiokafka AIOKafkaConsumer no longer hands _fetch_max_wait_ms to its fetcher",
+    ),
+    (
+        AIOKafkaProducer,
+        "__init__",
+        "self._sender = Sender(",
+        "aiokafka AIOKafkaProducer no longer sets _sender",
+    ),
+    (Recovery, "__init__", "self.completed", "faust Recovery no longer has `completed`"),
+)
+"""(class, method, text the method's source must hold, what is wrong when it does not)."""
 
 
 def _store_problems() -> list[str]:
@@ -161,6 +188,7 @@ _faust_commit_offsets = Consumer._commit_offsets  # noqa: SLF001
 _faust_perform_seek = Consumer.perform_seek
 _aiokafka_do_heartbeat = GroupCoordinator._do_heartbeat  # noqa: SLF001
 _aiokafka_ensure_active_group = GroupCoordinator.ensure_active_group
+_faust_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer  # noqa: SLF001
 
 
 def install() -> None:
@@ -173,6 +201,7 @@ def install() -> None:
         Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
         GroupCoordinator._do_heartbeat = _do_heartbeat  # noqa: SLF001
         GroupCoordinator.ensure_active_group = _ensure_active_group
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]  # noqa: SLF001
     testhooks.install(Consumer)
 
 
@@ -197,6 +226,23 @@ async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool =
         for tp in offsets:
             _starts.pop((tp.topic, tp.partition), None)
     return done
+
+
+_fetch_waits: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def fetch_max_wait(app: Any, ms: int) -> None:
+    """Let the broker hold the app's fetches at most `ms` (Faust fixes 1,500 ms; the setting
+    `FETCH_MAX_WAIT_MS` tells why that is too long for a worker reading its own facts)."""
+    _fetch_waits[app] = ms
+
+
+def _create_worker_consumer(self: Any, transport: Any) -> Any:
+    consumer = _faust_create_worker_consumer(self, transport)
+    ms = _fetch_waits.get(self.app)
+    if ms is not None:  # read by the consumer's start, which builds its fetcher
+        consumer._fetch_max_wait_ms = ms  # noqa: SLF001
+    return consumer
 
 
 # -- accessors the driver uses ---------------------------------------------------------------

@@ -470,3 +470,34 @@ async def test_stopping_the_flow_at_the_end_of_a_recovery_reads_standby_changelo
 
     await faust_compat.read_changelogs_again(FakeConsumer())
     assert sought == {standby: 480, fresh: 0}
+
+
+async def test_the_worker_consumer_lets_the_broker_hold_a_fetch_only_as_long_as_configured(
+    tmp_path: Any,
+) -> None:
+    """Faust builds its consumer with fetch_max_wait_ms=1500: a fetch in flight for partitions
+    with nothing new kept stage 2's next facts waiting up to that long (session 21's trace)."""
+    from services.aggregator.app import create_app
+    from services.aggregator.config import AggregatorSettings
+
+    settings = AggregatorSettings(
+        APP_ID="test-fetch-wait", DATA_DIR=str(tmp_path), FETCH_MAX_WAIT_MS=120
+    )
+    app = create_app(settings)
+    thread = app.consumer._thread  # noqa: SLF001
+    consumer = thread._create_worker_consumer(app.transport)  # noqa: SLF001
+    assert consumer._fetch_max_wait_ms == 120  # noqa: SLF001
+    assert AggregatorSettings().FETCH_MAX_WAIT_MS == 100
+
+
+def test_an_aiokafka_that_no_longer_hands_the_fetch_wait_to_its_fetcher_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    async def start(self: Any) -> None:  # a start that builds its fetcher some other way
+        return None
+
+    monkeypatch.setattr(AIOKafkaConsumer, "start", start)
+    with pytest.raises(faust_compat.IncompatibleFaust, match="_fetch_max_wait_ms"):
+        faust_compat.check()
